@@ -1,0 +1,1 @@
+//! autopara buildcell (under construction).

@@ -1,0 +1,1 @@
+//! autopara calculators (under construction).

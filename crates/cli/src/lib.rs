@@ -1,0 +1,58 @@
+//! The `autopara` command line. The binary lives in the facade package (so it
+//! links every enabled op crate); this crate holds the commands.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Apply operations to many atomic configurations in parallel.
+#[derive(Debug, Parser)]
+#[command(name = "autopara", version, about)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List registered ops: name, version, default chunk size, summary.
+    Ops,
+    /// List registered calculators and their spec fields.
+    Calculators,
+}
+
+/// Runs the CLI with the process arguments; errors go to stderr with exit status 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("autopara: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Executes a parsed command line.
+pub fn run(cli: Cli) -> autopara_core::Result<()> {
+    match cli.command {
+        Command::Ops => {
+            println!("{:<14} {:>7} {:>6}  summary", "op", "version", "chunk");
+            for r in autopara_core::registered_ops() {
+                let i = r.info;
+                println!("{:<14} {:>7} {:>6}  {}", i.name, i.version, i.default_chunk_size, i.summary);
+            }
+            Ok(())
+        }
+        Command::Calculators => {
+            for c in autopara_core::calculator::registered_calculators() {
+                println!("{}: {}", c.name, c.summary);
+                for (f, help) in c.fields {
+                    println!("    {f}: {help}");
+                }
+            }
+            Ok(())
+        }
+    }
+}

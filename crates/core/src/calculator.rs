@@ -1,0 +1,174 @@
+//! The calculator seam: the [`Calculator`] trait, serializable constructor
+//! specs ([`CalculatorSpec`], tagged by `"type"`), and a listable registry.
+//!
+//! A spec is plain data (`{"type": "lennard_jones", "sigma": 3.4}`), so it
+//! travels in op arguments, pipeline files, MPI messages and queued job files,
+//! and hashes into cache keys. Workers build the calculator from the spec once
+//! and reuse it ([`crate::WorkerContext::calculator`]).
+//!
+//! Implementations live in op-side crates (`autopara-calculators`); a crate adds
+//! one by implementing [`CalculatorSpec`] with `#[typetag::serde(name = "...")]`
+//! and submitting a [`CalculatorInfo`] to the registry.
+
+use crate::atoms::Atoms;
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+
+/// Which properties a caller wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Properties {
+    /// Total energy (eV).
+    pub energy: bool,
+    /// Forces (eV/Å).
+    pub forces: bool,
+    /// Stress, Voigt order xx yy zz yz xz xy (eV/Å³), as ASE.
+    pub stress: bool,
+    /// Per-atom energies (eV).
+    pub energies: bool,
+}
+
+impl Properties {
+    /// Energy and forces.
+    pub const ENERGY_FORCES: Properties = Properties { energy: true, forces: true, stress: false, energies: false };
+    /// Energy, forces and stress.
+    pub const ALL_BUT_ENERGIES: Properties = Properties { energy: true, forces: true, stress: true, energies: false };
+    /// Everything.
+    pub const ALL: Properties = Properties { energy: true, forces: true, stress: true, energies: true };
+}
+
+/// Results of one calculation. Buffers are reused between calls so hot loops
+/// (md, minim) do not allocate per step; `computed` says which fields are valid.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CalcResults {
+    /// Which of the fields below hold results of the last call.
+    pub computed: Properties,
+    /// Total energy (eV).
+    pub energy: f64,
+    /// Forces (eV/Å), one per atom.
+    pub forces: Vec<[f64; 3]>,
+    /// Stress in Voigt order xx yy zz yz xz xy (eV/Å³), ASE's sign convention.
+    pub stress: [f64; 6],
+    /// Per-atom energies (eV).
+    pub energies: Vec<f64>,
+}
+
+/// Why a calculation failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CalcError {
+    /// The calculator has no parameters for an element.
+    #[error("{calculator} has no parameters for element {symbol} (Z={z})")]
+    UnsupportedElement {
+        /// Calculator name.
+        calculator: String,
+        /// Atomic number.
+        z: u8,
+        /// Its symbol.
+        symbol: String,
+    },
+    /// Two atoms at the same position (r = 0).
+    #[error("atoms {i} and {j} overlap (distance {distance:.3e} A)")]
+    Overlap {
+        /// First atom.
+        i: usize,
+        /// Second atom.
+        j: usize,
+        /// Their distance.
+        distance: f64,
+    },
+    /// A result that is NaN or infinite.
+    #[error("{calculator} produced a non-finite {property}")]
+    NonFinite {
+        /// Calculator name.
+        calculator: String,
+        /// Which property.
+        property: &'static str,
+    },
+    /// A property the calculator cannot compute for this configuration.
+    #[error("{calculator} cannot compute {property}: {reason}")]
+    Unsupported {
+        /// Calculator name.
+        calculator: String,
+        /// Which property.
+        property: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Invalid spec values (reported before any work when possible).
+    #[error("invalid calculator spec: {field}: {message}")]
+    InvalidSpec {
+        /// Offending field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Anything else (external programs, I/O).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A calculator: energy, forces, stress and per-atom energies of an [`Atoms`].
+///
+/// `&mut self` lets implementations keep neighbour lists and buffers between calls.
+pub trait Calculator: Send {
+    /// ASE-style class name used for the `_auto_` output prefix (`EMT`, `LennardJones`).
+    fn name(&self) -> &str;
+
+    /// Computes the requested properties into `out` (reusing its buffers) and sets
+    /// `out.computed`. A calculator may compute more than requested.
+    fn calculate(&mut self, atoms: &Atoms, request: Properties, out: &mut CalcResults) -> Result<(), CalcError>;
+}
+
+/// A serializable calculator constructor, tagged by `"type"` in JSON/TOML.
+#[typetag::serde(tag = "type")]
+pub trait CalculatorSpec: Debug + Send + Sync {
+    /// Checks the spec's values (cutoffs positive, ...), naming the field on error.
+    fn validate(&self) -> Result<(), CalcError> {
+        Ok(())
+    }
+
+    /// Builds the calculator. Called once per worker and spec.
+    fn build(&self) -> Result<Box<dyn Calculator>, CalcError>;
+}
+
+/// Canonical JSON of a spec (keys sorted, defaults filled): the calculator's
+/// identity for caches and per-worker reuse.
+pub fn spec_to_json(spec: &dyn CalculatorSpec) -> serde_json::Value {
+    // Serializing a typetag trait object into serde_json::Value cannot fail for
+    // plain-data specs; fall back to the Debug text so identity is never lost.
+    serde_json::to_value(spec).unwrap_or_else(|e| serde_json::Value::String(format!("{spec:?} ({e})")))
+}
+
+/// Parses a spec from JSON, naming the offending field on error.
+pub fn spec_from_json(value: serde_json::Value) -> crate::Result<Box<dyn CalculatorSpec>> {
+    let spec: Box<dyn CalculatorSpec> = crate::registry::parse_args("calculator", value)?;
+    spec.validate().map_err(|e| crate::Error::Args {
+        context: "calculator".into(),
+        field: match &e {
+            CalcError::InvalidSpec { field, .. } => field.clone(),
+            _ => "-".into(),
+        },
+        message: e.to_string(),
+    })?;
+    Ok(spec)
+}
+
+/// A registered calculator type, for `autopara calculators` and error messages
+/// (typetag itself cannot list its tags).
+#[derive(Debug)]
+pub struct CalculatorInfo {
+    /// The `"type"` tag.
+    pub name: &'static str,
+    /// One line on what it is.
+    pub summary: &'static str,
+    /// Its fields: `(name, "type, default: meaning")`.
+    pub fields: &'static [(&'static str, &'static str)],
+}
+
+inventory::collect!(CalculatorInfo);
+
+/// All registered calculator types, sorted by name.
+pub fn registered_calculators() -> Vec<&'static CalculatorInfo> {
+    let mut v: Vec<_> = inventory::iter::<CalculatorInfo>.into_iter().collect();
+    v.sort_by_key(|c| c.name);
+    v
+}

@@ -1,0 +1,26 @@
+//! autopara core: the data model ([`Atoms`]), extxyz I/O, inputs
+//! ([`ConfigSet`]) and outputs ([`OutputSpec`]), the [`Operation`] trait and
+//! its registry, the calculator seam, reproducible per-item randomness and the
+//! executor.
+//!
+//! See `docs/` in the repository for the user guide.
+
+pub mod atoms;
+pub mod calculator;
+pub mod elements;
+pub mod error;
+pub mod operation;
+pub mod registry;
+pub mod results;
+pub mod rng;
+pub mod units;
+
+pub use atoms::{ArrayData, Atoms, Column, Value};
+pub use calculator::{CalcError, CalcResults, Calculator, CalculatorInfo, CalculatorSpec, Properties};
+pub use error::{Error, Result};
+pub use operation::{InputKind, Item, ItemFailure, ItemResult, Location, OpInfo, Operation, Payload, WorkerContext};
+pub use registry::{OpRegistration, build_op, find_op, parse_args, registered_ops};
+
+// Re-exported so op crates register without naming these crates themselves.
+pub use inventory;
+pub use typetag;

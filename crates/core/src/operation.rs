@@ -1,0 +1,181 @@
+//! The [`Operation`] trait: what every op crate implements, and the items and
+//! per-worker context it works with.
+
+use crate::atoms::Atoms;
+use crate::calculator::{CalcError, Calculator, CalculatorSpec, spec_to_json};
+use crate::rng::{ItemRng, item_rng};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+
+/// What kind of inputs an op consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputKind {
+    /// Atomic configurations from a ConfigSet.
+    Configs,
+    /// Counters 0..N (`--count N`), for generators such as buildcell.
+    Counters,
+}
+
+/// Static facts about an op, shared by its registration and its instances.
+#[derive(Debug)]
+pub struct OpInfo {
+    /// Stable name (`md`, `calculate`).
+    pub name: &'static str,
+    /// Bumped whenever results change for the same arguments; part of the cache key.
+    pub version: u32,
+    /// Items per chunk when the user does not say.
+    pub default_chunk_size: usize,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// Configs or counters.
+    pub input_kind: InputKind,
+}
+
+/// Where an item came from: input file index (if from files) and the position
+/// path inside it (frame index, or nested list indices for in-memory inputs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Location {
+    /// Index of the input file in the ConfigSet, `None` for in-memory inputs and counters.
+    pub file: Option<usize>,
+    /// Indices: `[frame]` for files, `[i, j, ...]` for nested lists, `[n]` for counters.
+    pub path: Vec<usize>,
+}
+
+impl fmt::Display for Location {
+    /// wfl's `_ConfigSet_loc` style: ` / 0 / 3` (file index first when from files).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = self.file {
+            write!(f, " / {file}")?;
+        }
+        for p in &self.path {
+            write!(f, " / {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The payload of an item.
+#[allow(clippy::large_enum_variant)] // items are moved, rarely copied; boxing would cost an allocation per item
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Payload {
+    /// A configuration.
+    Atoms(Atoms),
+    /// A counter (generator ops).
+    Counter(u64),
+}
+
+/// One unit of work: a configuration or counter with its global index and location.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// 0-based index over the whole input, independent of chunking and workers.
+    pub index: u64,
+    /// Where it came from.
+    pub location: Location,
+    /// The configuration or counter.
+    pub payload: Payload,
+}
+
+impl Item {
+    /// The configuration, or an error for counter items.
+    pub fn atoms(&self) -> Result<&Atoms, ItemFailure> {
+        match &self.payload {
+            Payload::Atoms(a) => Ok(a),
+            Payload::Counter(_) => Err(ItemFailure::new("this op needs configurations, got a counter")),
+        }
+    }
+
+    /// The counter value (for counters) or the global index (for configs).
+    pub fn counter(&self) -> u64 {
+        match &self.payload {
+            Payload::Counter(n) => *n,
+            Payload::Atoms(_) => self.index,
+        }
+    }
+}
+
+/// Why one item failed. Becomes a failure record; other items go on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ItemFailure {
+    /// What went wrong.
+    pub message: String,
+}
+
+impl ItemFailure {
+    /// A failure with a message.
+    pub fn new(message: impl Into<String>) -> ItemFailure {
+        ItemFailure { message: message.into() }
+    }
+}
+
+impl From<CalcError> for ItemFailure {
+    fn from(e: CalcError) -> ItemFailure {
+        ItemFailure::new(e.to_string())
+    }
+}
+
+/// The result for one item: zero, one or many configurations (a trajectory), or a failure.
+pub type ItemResult = Result<Vec<Atoms>, ItemFailure>;
+
+/// An operation applied to chunks of items.
+///
+/// Implementations are built from their arguments by the registry
+/// ([`crate::registry::OpRegistration`]) and shared by all workers (`Sync`);
+/// per-worker state such as calculators lives in the [`WorkerContext`].
+pub trait Operation: Send + Sync {
+    /// Name, version, default chunk size, input kind.
+    fn info(&self) -> &'static OpInfo;
+
+    /// The canonical arguments (defaults filled in) as JSON: part of the cache key.
+    fn args(&self) -> serde_json::Value;
+
+    /// Processes one chunk; returns exactly one result per item, in order.
+    fn run_chunk(&self, items: &[Item], ctx: &mut WorkerContext) -> Vec<ItemResult>;
+}
+
+/// Per-worker state handed to [`Operation::run_chunk`]: the worker's id, the
+/// run's seed, and calculators built once per worker and reused across chunks.
+pub struct WorkerContext {
+    worker: usize,
+    seed: u64,
+    label: String,
+    calculators: HashMap<String, Box<dyn Calculator>>,
+}
+
+impl WorkerContext {
+    /// A context for worker `worker` of a run with `seed`; `label` (usually the op
+    /// name) separates the random streams of different ops with the same seed.
+    pub fn new(worker: usize, seed: u64, label: impl Into<String>) -> WorkerContext {
+        WorkerContext { worker, seed, label: label.into(), calculators: HashMap::new() }
+    }
+
+    /// This worker's index.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The item's random generator: a function of (seed, label, item index) only,
+    /// so results do not depend on workers or chunking.
+    pub fn rng(&self, item: &Item) -> ItemRng {
+        item_rng(self.seed, &self.label, item.index)
+    }
+
+    /// The calculator for `spec`, built on first use in this worker and reused after.
+    pub fn calculator(&mut self, spec: &dyn CalculatorSpec) -> Result<&mut dyn Calculator, CalcError> {
+        let key = spec_to_json(spec).to_string();
+        if !self.calculators.contains_key(&key) {
+            let calc = spec.build()?;
+            self.calculators.insert(key.clone(), calc);
+        }
+        match self.calculators.get_mut(&key) {
+            Some(c) => Ok(c.as_mut()),
+            None => Err(CalcError::Other("calculator cache lost an entry".into())),
+        }
+    }
+}

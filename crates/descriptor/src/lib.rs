@@ -1,0 +1,1 @@
+//! autopara descriptor (under construction).

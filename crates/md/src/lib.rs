@@ -1,0 +1,1 @@
+//! autopara md (under construction).

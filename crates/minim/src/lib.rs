@@ -1,0 +1,1 @@
+//! autopara minim (under construction).

@@ -1,0 +1,1 @@
+//! autopara MPI backend (under construction).

@@ -1,0 +1,1 @@
+//! autopara queue (under construction).
