@@ -1,17 +1,53 @@
 //! `cargo xtask`: developer automation for autopara.
+//!
+//! ```text
+//! cargo xtask deps [--peers]   reference environment (apt packages, .venv with ASE, dscribe, extxyz)
+//! cargo xtask test             deps, fmt check, clippy, the whole test suite with references required
+//! cargo xtask bench [NAME]...  benchmarks against their peers (io, executor, calculate, md, minim, descriptor, buildcell)
+//! ```
+
+mod bench;
+mod deps;
+mod util;
 
 use std::process::ExitCode;
 
+const USAGE: &str = "usage: cargo xtask <command>
+  deps [--peers]        install the reference environment (idempotent)
+  test                  deps + fmt + clippy + all tests (references required)
+  bench [NAME...]       benchmarks side by side with peers; names: {BENCHES}";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some(other) => {
-            eprintln!("xtask: unknown command {other}");
-            ExitCode::FAILURE
-        }
-        None => {
-            eprintln!("usage: cargo xtask <test|bench|deps|demo|run|new-op|ci>");
+    let result = match args.first().map(String::as_str) {
+        Some("deps") => deps::run(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
+        Some(other) => Err(format!("unknown command '{other}'\n{}", usage())),
+        None => Err(usage()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn usage() -> String {
+    USAGE.replace("{BENCHES}", &bench::names().join(", "))
+}
+
+/// The README's test command: everything a fresh machine needs, then every check.
+fn test(args: &[String]) -> Result<(), String> {
+    deps::run(&[])?;
+    let root = util::root();
+    util::cargo(&root, &["fmt", "--all", "--check"])?;
+    util::cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    let mut test_args = vec!["test", "--workspace"];
+    test_args.extend(args.iter().map(String::as_str));
+    util::cargo_env(&root, &test_args, &[("AUTOPARA_REQUIRE_REFERENCES", "1")])?;
+    println!("xtask test: all checks passed");
+    Ok(())
 }

@@ -1,0 +1,37 @@
+//! `cargo xtask bench [NAME...]`: each benchmark times autopara and its peer
+//! (ASE/wfl, dscribe, LAMMPS) side by side in the same run and prints
+//! throughput and ratios. Peers come from `cargo xtask deps --peers`; a missing
+//! peer is reported, not faked.
+//!
+//! Add a benchmark: a module with `pub fn run() -> Result<(), String>` and a line in [`BENCHES`].
+
+/// Registered benchmarks: name and entry point.
+type Bench = (&'static str, fn() -> Result<(), String>);
+
+const BENCHES: &[Bench] = &[];
+
+/// Benchmark names, for usage text.
+pub fn names() -> Vec<&'static str> {
+    BENCHES.iter().map(|(n, _)| *n).collect()
+}
+
+/// Runs the named benchmarks (all when none is named).
+pub fn run(args: &[String]) -> Result<(), String> {
+    let selected: Vec<&Bench> = if args.is_empty() {
+        BENCHES.iter().collect()
+    } else {
+        args.iter()
+            .map(|a| {
+                BENCHES
+                    .iter()
+                    .find(|(n, _)| n == a)
+                    .ok_or_else(|| format!("unknown benchmark '{a}'; known: {}", names().join(", ")))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    for (name, f) in selected {
+        println!("== bench {name} ==");
+        f()?;
+    }
+    Ok(())
+}
