@@ -1,0 +1,865 @@
+//! Neighbour lists: every pair of atoms closer than a cutoff, with explicit
+//! periodic images, for any triclinic cell, any cutoff relative to the cell
+//! and any mix of periodic and open directions.
+//!
+//! Two types:
+//! - [`NeighbourList`]: the pairs `(i, j, shift)` with `r_ij = r_j + shift·cell − r_i`
+//!   and `|r_ij| < cutoff`, as flat arrays sorted by centre atom (so the
+//!   neighbours of one atom are a contiguous range), built in O(N) with linked
+//!   cells. Full lists hold both `(i, j, S)` and `(j, i, −S)`; half lists one of them.
+//! - [`VerletList`]: a [`NeighbourList`] built at `cutoff + skin` and kept
+//!   between calls, rebuilt only when an atom has moved more than `skin/2`
+//!   (or the cell, periodicity or atom count changed). Its pairs are filtered
+//!   to the cutoff at every use, so results do not depend on the skin.
+//!
+//! Explicit images matter: in a 108-atom box the cutoff plus skin exceeds half
+//! the box, where minimum image misses pairs, and a cutoff longer than the cell
+//! sees several images of the same neighbour (and of the atom itself).
+//!
+//! Pairs are always in a canonical order (centre, then neighbour index, then
+//! shift), so sums over them are bit-for-bit the same whenever and from
+//! whichever positions the list was built.
+//!
+//! ```
+//! use autopara_calculators::neighbours::{ListKind, NeighbourList};
+//! // Simple cubic, a = 2 Å, cutoff 2.1 Å: each atom sees its 6 images.
+//! let cell = [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]];
+//! let mut nl = NeighbourList::new(2.1, ListKind::Full).unwrap();
+//! nl.build(&[[0.0; 3]], &cell, [true; 3]).unwrap();
+//! assert_eq!(nl.len(), 6);
+//! assert!(nl.distances().iter().all(|&d| (d - 2.0).abs() < 1e-12));
+//! ```
+
+use std::ops::Range;
+
+/// Which pairs a list holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// Both `(i, j, S)` and `(j, i, −S)`: every atom sees all its neighbours.
+    Full,
+    /// One of each pair: `j > i`, or `j == i` (a periodic image of itself) with
+    /// the shift lexicographically positive.
+    Half,
+}
+
+/// Why a neighbour list cannot be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NeighbourError {
+    /// The cutoff is zero, negative or not finite.
+    #[error("neighbour list cutoff must be positive and finite, got {cutoff}")]
+    InvalidCutoff {
+        /// The rejected cutoff (Å).
+        cutoff: f64,
+    },
+    /// An atom with a NaN or infinite coordinate.
+    #[error("atom {atom} has a non-finite position {position:?}")]
+    NonFinitePosition {
+        /// The atom's index.
+        atom: usize,
+        /// Its position.
+        position: [f64; 3],
+    },
+    /// The periodic lattice vectors are zero, parallel or coplanar.
+    #[error("degenerate cell for periodic directions {pbc:?}: {reason}")]
+    DegenerateCell {
+        /// The periodicity.
+        pbc: [bool; 3],
+        /// What is wrong.
+        reason: String,
+    },
+    /// The list would hold more pairs than is sensible to store (the cutoff is
+    /// far larger than the cell).
+    #[error("more than {limit} neighbour pairs within {cutoff} Å; is the cutoff much larger than the cell?")]
+    TooManyPairs {
+        /// The cutoff (Å).
+        cutoff: f64,
+        /// The limit on the number of pairs.
+        limit: usize,
+    },
+}
+
+/// Upper limit on stored pairs (about 1.5 GB of list).
+const MAX_PAIRS: usize = 25_000_000;
+
+/// Relative safety margin on bin reach, against rounding at bin edges.
+const MARGIN: f64 = 1e-9;
+
+/// The pairs within a cutoff, as flat arrays sorted by centre atom.
+#[derive(Debug, Clone)]
+pub struct NeighbourList {
+    cutoff: f64,
+    kind: ListKind,
+    /// `first[i]..first[i + 1]` are atom i's pairs.
+    first: Vec<usize>,
+    i: Vec<usize>,
+    j: Vec<usize>,
+    shifts: Vec<[i32; 3]>,
+    vectors: Vec<[f64; 3]>,
+    distances: Vec<f64>,
+    bins: Bins,
+    /// One centre's pairs before sorting: (j, shift, vector, distance).
+    scratch: Vec<(usize, [i32; 3], [f64; 3], f64)>,
+    /// Candidate pairs whose distance the last build evaluated.
+    examined: u64,
+}
+
+impl NeighbourList {
+    /// An empty list for `cutoff` (Å), rejecting non-positive or non-finite cutoffs.
+    pub fn new(cutoff: f64, kind: ListKind) -> Result<NeighbourList, NeighbourError> {
+        if !(cutoff.is_finite() && cutoff > 0.0) {
+            return Err(NeighbourError::InvalidCutoff { cutoff });
+        }
+        Ok(NeighbourList {
+            cutoff,
+            kind,
+            first: vec![0],
+            i: Vec::new(),
+            j: Vec::new(),
+            shifts: Vec::new(),
+            vectors: Vec::new(),
+            distances: Vec::new(),
+            bins: Bins::default(),
+            scratch: Vec::new(),
+            examined: 0,
+        })
+    }
+
+    /// The cutoff (Å).
+    pub fn cutoff(&self) -> f64 {
+        self.cutoff
+    }
+
+    /// How many candidate distances the last build evaluated: grows linearly
+    /// with the number of atoms at fixed density (the linked cells' point).
+    pub fn candidates_examined(&self) -> u64 {
+        self.examined
+    }
+
+    /// Full or half.
+    pub fn kind(&self) -> ListKind {
+        self.kind
+    }
+
+    /// Builds the list for these positions (Å), cell (rows are lattice
+    /// vectors; only periodic rows are used) and periodicity, reusing buffers.
+    /// On error the list is left empty.
+    pub fn build(
+        &mut self,
+        positions: &[[f64; 3]],
+        cell: &[[f64; 3]; 3],
+        pbc: [bool; 3],
+    ) -> Result<(), NeighbourError> {
+        self.clear(positions.len());
+        let result = self.build_inner(positions, cell, pbc);
+        if result.is_err() {
+            self.clear(positions.len());
+        }
+        result
+    }
+
+    fn clear(&mut self, n: usize) {
+        self.first.clear();
+        self.first.resize(n + 1, 0);
+        self.i.clear();
+        self.j.clear();
+        self.shifts.clear();
+        self.vectors.clear();
+        self.distances.clear();
+        self.examined = 0;
+    }
+
+    fn build_inner(
+        &mut self,
+        positions: &[[f64; 3]],
+        cell: &[[f64; 3]; 3],
+        pbc: [bool; 3],
+    ) -> Result<(), NeighbourError> {
+        let n = positions.len();
+        // Search slightly beyond the cutoff; the exact test is on the final vectors.
+        self.bins.assign(positions, cell, pbc, self.cutoff * (1.0 + MARGIN))?;
+        let cut2 = self.cutoff * self.cutoff;
+        let bins = &self.bins;
+        let [nbx, nby, nbz] = bins.count;
+        let [rx, ry, rz] = bins.reach;
+        // Refuse before looping when the candidates alone would be far too many.
+        let visits: f64 = bins.reach.iter().map(|&r| (2 * r + 1) as f64).product();
+        let total = (nbx * nby * nbz) as f64;
+        if n as f64 * visits * (n as f64 / total).max(1.0) > 8.0 * MAX_PAIRS as f64 {
+            return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
+        }
+        for i in 0..n {
+            self.scratch.clear();
+            let bi = bins.atom_bin[i];
+            let ki = bins.wraps[i];
+            let pi = positions[i];
+            for ox in -rx..=rx {
+                let Some((wx, sx)) = bins.neighbour_bin(0, bi[0], ox, nbx) else { continue };
+                for oy in -ry..=ry {
+                    let Some((wy, sy)) = bins.neighbour_bin(1, bi[1], oy, nby) else { continue };
+                    for oz in -rz..=rz {
+                        let Some((wz, sz)) = bins.neighbour_bin(2, bi[2], oz, nbz) else { continue };
+                        let b = (wx * nby + wy) * nbz + wz;
+                        for &j in &bins.atoms[bins.start[b]..bins.start[b + 1]] {
+                            let kj = bins.wraps[j];
+                            let s = [sx - kj[0] + ki[0], sy - kj[1] + ki[1], sz - kj[2] + ki[2]];
+                            if !keep(self.kind, i, j, s) {
+                                continue;
+                            }
+                            let d = pair_vector(&pi, &positions[j], &shift_vector(s, cell));
+                            let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                            self.examined += 1;
+                            if r2 < cut2 {
+                                self.scratch.push((j, s, d, r2.sqrt()));
+                            }
+                        }
+                    }
+                }
+            }
+            if self.j.len() + self.scratch.len() > MAX_PAIRS {
+                return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
+            }
+            self.scratch.sort_unstable_by_key(|&(j, s, _, _)| (j, s));
+            for &(j, s, d, r) in &self.scratch {
+                self.i.push(i);
+                self.j.push(j);
+                self.shifts.push(s);
+                self.vectors.push(d);
+                self.distances.push(r);
+            }
+            self.first[i + 1] = self.j.len();
+        }
+        Ok(())
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.j.len()
+    }
+
+    /// True when there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.j.is_empty()
+    }
+
+    /// Number of atoms the list was built for.
+    pub fn n_atoms(&self) -> usize {
+        self.first.len() - 1
+    }
+
+    /// Indices (into the flat arrays) of atom `i`'s pairs; empty when out of range.
+    pub fn range(&self, i: usize) -> Range<usize> {
+        match (self.first.get(i), self.first.get(i + 1)) {
+            (Some(&a), Some(&b)) => a..b,
+            _ => 0..0,
+        }
+    }
+
+    /// Centre atom of each pair.
+    pub fn i(&self) -> &[usize] {
+        &self.i
+    }
+
+    /// Neighbour atom of each pair.
+    pub fn j(&self) -> &[usize] {
+        &self.j
+    }
+
+    /// Integer lattice shift `S` of each pair (zero along open directions).
+    pub fn shifts(&self) -> &[[i32; 3]] {
+        &self.shifts
+    }
+
+    /// `r_ij = r_j + S·cell − r_i` of each pair (Å).
+    pub fn vectors(&self) -> &[[f64; 3]] {
+        &self.vectors
+    }
+
+    /// `|r_ij|` of each pair (Å).
+    pub fn distances(&self) -> &[f64] {
+        &self.distances
+    }
+}
+
+/// Whether pair `(i, j, s)` belongs in a list of this kind (never an atom with
+/// itself at zero shift).
+#[inline]
+fn keep(kind: ListKind, i: usize, j: usize, s: [i32; 3]) -> bool {
+    match kind {
+        ListKind::Full => i != j || s != [0, 0, 0],
+        ListKind::Half => j > i || (j == i && s > [0, 0, 0]),
+    }
+}
+
+/// `S·cell` for an integer shift.
+#[inline]
+fn shift_vector(s: [i32; 3], cell: &[[f64; 3]; 3]) -> [f64; 3] {
+    let mut v = [0.0; 3];
+    for (k, row) in cell.iter().enumerate() {
+        if s[k] != 0 {
+            let f = f64::from(s[k]);
+            v[0] += f * row[0];
+            v[1] += f * row[1];
+            v[2] += f * row[2];
+        }
+    }
+    v
+}
+
+/// `r_j + shift − r_i`, evaluated as `(r_j − r_i) + shift` everywhere so that
+/// builds and Verlet filtering agree to the bit.
+#[inline]
+fn pair_vector(ri: &[f64; 3], rj: &[f64; 3], shift: &[f64; 3]) -> [f64; 3] {
+    [(rj[0] - ri[0]) + shift[0], (rj[1] - ri[1]) + shift[1], (rj[2] - ri[2]) + shift[2]]
+}
+
+/// Linked cells: atoms sorted into bins of a (possibly skewed) grid.
+///
+/// The grid axes are the periodic lattice vectors, completed by unit vectors
+/// normal to them for open directions (where the cell may be zero). Along
+/// periodic axes the grid spans the cell and wraps; along open axes it spans
+/// the atoms' extent. Bins are about half the search radius wide, and a pair
+/// within the radius lies at most `reach` bins apart along each axis
+/// (`reach` > 1 bin of the cell when the radius exceeds the cell: several images).
+#[derive(Debug, Clone, Default)]
+struct Bins {
+    count: [usize; 3],
+    reach: [i64; 3],
+    periodic: [bool; 3],
+    /// Each atom's bin coordinates.
+    atom_bin: Vec<[usize; 3]>,
+    /// Lattice vectors subtracted to bring each atom into the cell (periodic axes).
+    wraps: Vec<[i32; 3]>,
+    /// Atoms sorted by bin; bin b holds `atoms[start[b]..start[b + 1]]`.
+    start: Vec<usize>,
+    atoms: Vec<usize>,
+}
+
+impl Bins {
+    fn assign(
+        &mut self,
+        positions: &[[f64; 3]],
+        cell: &[[f64; 3]; 3],
+        pbc: [bool; 3],
+        radius: f64,
+    ) -> Result<(), NeighbourError> {
+        let n = positions.len();
+        if let Some(atom) = positions.iter().position(|p| !p.iter().all(|x| x.is_finite())) {
+            return Err(NeighbourError::NonFinitePosition { atom, position: positions[atom] });
+        }
+        let basis = grid_basis(cell, pbc)?;
+        let inv = inverse(&basis).ok_or_else(|| NeighbourError::DegenerateCell {
+            pbc,
+            reason: "the lattice vectors are linearly dependent".into(),
+        })?;
+        // Fractional coordinate along axis k is p · inv[.][k]; a pair within
+        // `radius` differs by at most radius·|inv[.][k]| along it.
+        let extent: [f64; 3] = std::array::from_fn(|k| {
+            radius * (inv[0][k] * inv[0][k] + inv[1][k] * inv[1][k] + inv[2][k] * inv[2][k]).sqrt()
+        });
+        let frac = |p: &[f64; 3], k: usize| p[0] * inv[0][k] + p[1] * inv[1][k] + p[2] * inv[2][k];
+
+        let mut lo = [0.0f64; 3];
+        let mut span = [1.0f64; 3];
+        for k in 0..3 {
+            if !pbc[k] {
+                let (mn, mx) = positions
+                    .iter()
+                    .map(|p| frac(p, k))
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+                (lo[k], span[k]) = if n == 0 { (0.0, 0.0) } else { (mn, mx - mn) };
+            }
+        }
+        // Bins about half the radius wide, at most a few per atom.
+        let mut count: [usize; 3] = std::array::from_fn(|k| bins_along(span[k], extent[k] / 2.0));
+        let cap = 4 * n.max(1);
+        while count.iter().product::<usize>() > cap {
+            let k = (0..3).max_by_key(|&k| count[k]).unwrap_or(0);
+            count[k] = count[k].div_ceil(2);
+        }
+        let width: [f64; 3] = std::array::from_fn(|k| span[k] / count[k] as f64);
+        self.reach = std::array::from_fn(|k| {
+            if width[k] > 0.0 {
+                // Bounded: extent/width is at most a few thousand unless the
+                // cutoff is absurd, and then the pair limit stops the build.
+                (extent[k] / width[k] * (1.0 + MARGIN)).ceil().min(1e6) as i64
+            } else {
+                0
+            }
+        });
+        self.count = count;
+        self.periodic = pbc;
+
+        self.atom_bin.clear();
+        self.wraps.clear();
+        for p in positions {
+            let mut b = [0usize; 3];
+            let mut w = [0i32; 3];
+            for k in 0..3 {
+                let f = frac(p, k);
+                let x = if pbc[k] {
+                    let fl = f.floor();
+                    w[k] = fl.clamp(i32::MIN as f64, i32::MAX as f64) as i32;
+                    f - fl
+                } else {
+                    f - lo[k]
+                };
+                let idx = if width[k] > 0.0 { (x / width[k]).floor() } else { 0.0 };
+                // Rounding can put an atom at exactly 1.0 (or a hair below 0): clamp to the edge bin.
+                b[k] = idx.clamp(0.0, (count[k] - 1) as f64) as usize;
+            }
+            self.atom_bin.push(b);
+            self.wraps.push(w);
+        }
+        // Counting sort by bin, stable so atoms stay in index order within a bin.
+        let total: usize = count.iter().product();
+        self.start.clear();
+        self.start.resize(total + 1, 0);
+        for b in &self.atom_bin {
+            self.start[(b[0] * count[1] + b[1]) * count[2] + b[2] + 1] += 1;
+        }
+        for k in 0..total {
+            self.start[k + 1] += self.start[k];
+        }
+        self.atoms.clear();
+        self.atoms.resize(n, 0);
+        let mut fill = self.start.clone();
+        for (a, b) in self.atom_bin.iter().enumerate() {
+            let flat = (b[0] * count[1] + b[1]) * count[2] + b[2];
+            self.atoms[fill[flat]] = a;
+            fill[flat] += 1;
+        }
+        Ok(())
+    }
+
+    /// The bin `offset` away from bin `b` along `axis` (with `nb` bins), and the
+    /// lattice shift of that image; `None` past the edge of an open axis.
+    #[inline]
+    fn neighbour_bin(&self, axis: usize, b: usize, offset: i64, nb: usize) -> Option<(usize, i32)> {
+        let t = b as i64 + offset;
+        let nb = nb as i64;
+        if self.periodic[axis] {
+            Some((t.rem_euclid(nb) as usize, t.div_euclid(nb) as i32))
+        } else if (0..nb).contains(&t) {
+            Some((t as usize, 0))
+        } else {
+            None
+        }
+    }
+}
+
+/// Number of bins of at least `width` across `span` (at least 1).
+fn bins_along(span: f64, width: f64) -> usize {
+    if width > 0.0 && span > 0.0 { ((span / width).floor() as usize).clamp(1, 1 << 20) } else { 1 }
+}
+
+/// Grid axes: periodic lattice vectors, plus unit vectors normal to them for
+/// open directions.
+fn grid_basis(cell: &[[f64; 3]; 3], pbc: [bool; 3]) -> Result<[[f64; 3]; 3], NeighbourError> {
+    let degenerate = |reason: &str| NeighbourError::DegenerateCell { pbc, reason: reason.into() };
+    let periodic: Vec<usize> = (0..3).filter(|&k| pbc[k]).collect();
+    let open: Vec<usize> = (0..3).filter(|&k| !pbc[k]).collect();
+    for &k in &periodic {
+        if norm(cell[k]) == 0.0 || !cell[k].iter().all(|x| x.is_finite()) {
+            return Err(degenerate(&format!("lattice vector {k} is zero or not finite")));
+        }
+    }
+    let mut basis = *cell;
+    match periodic.as_slice() {
+        [] => basis = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        &[k] => {
+            let a = unit(cell[k]);
+            // Any vector not parallel to a, made orthogonal to it.
+            let trial = if a[0].abs() < 0.9 { [1.0, 0.0, 0.0] } else { [0.0, 1.0, 0.0] };
+            let u = unit(cross(a, trial));
+            let v = cross(a, u);
+            basis[open[0]] = u;
+            basis[open[1]] = v;
+        }
+        &[k1, k2] => {
+            let c = cross(cell[k1], cell[k2]);
+            if norm(c) <= 1e-12 * norm(cell[k1]) * norm(cell[k2]) {
+                return Err(degenerate("the periodic lattice vectors are parallel"));
+            }
+            basis[open[0]] = unit(c);
+        }
+        _ => {
+            let vol = dot(cell[0], cross(cell[1], cell[2])).abs();
+            if vol <= 1e-12 * norm(cell[0]) * norm(cell[1]) * norm(cell[2]) {
+                return Err(degenerate("the lattice vectors are coplanar"));
+            }
+        }
+    }
+    Ok(basis)
+}
+
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+}
+
+fn norm(a: [f64; 3]) -> f64 {
+    dot(a, a).sqrt()
+}
+
+fn unit(a: [f64; 3]) -> [f64; 3] {
+    let n = norm(a);
+    [a[0] / n, a[1] / n, a[2] / n]
+}
+
+/// Inverse of a 3x3 matrix, `None` when singular.
+fn inverse(m: &[[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
+    let c0 = cross(m[1], m[2]);
+    let det = dot(m[0], c0);
+    if det == 0.0 || !det.is_finite() {
+        return None;
+    }
+    let c1 = cross(m[2], m[0]);
+    let c2 = cross(m[0], m[1]);
+    // Columns of the inverse are the rows' reciprocal vectors.
+    Some(std::array::from_fn(|r| [c0[r] / det, c1[r] / det, c2[r] / det]))
+}
+
+/// The determinant-based rank test ASE uses for "has a volume": true when
+/// the three cell vectors span space. Calculators give stress only then.
+pub fn cell_volume(cell: &[[f64; 3]; 3]) -> Option<f64> {
+    let v = dot(cell[0], cross(cell[1], cell[2])).abs();
+    let scale = norm(cell[0]) * norm(cell[1]) * norm(cell[2]);
+    (v > 1e-10 * scale && v.is_finite()).then_some(v)
+}
+
+/// A [`NeighbourList`] with a skin, kept between calls: rebuilt only when an
+/// atom moved more than half the skin since the last build, or the cell,
+/// periodicity or number of atoms changed. Pairs are filtered to the cutoff
+/// at every use, in the list's canonical order, so results are exactly those
+/// of a fresh list for any skin.
+///
+/// ```
+/// use autopara_calculators::neighbours::{ListKind, VerletList};
+/// let cell = [[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]];
+/// let mut vl = VerletList::new(2.0, 0.5, ListKind::Half).unwrap();
+/// let mut pos = vec![[0.0; 3], [1.5, 0.0, 0.0]];
+/// assert!(vl.update(&pos, &cell, [true; 3]).unwrap()); // first build
+/// pos[1][0] += 0.1;
+/// assert!(!vl.update(&pos, &cell, [true; 3]).unwrap()); // moved less than skin/2
+/// let mut n = 0;
+/// vl.for_each_pair(&pos, |_i, _j, _d, r2| { assert!(r2 < 4.0); n += 1 });
+/// assert_eq!(n, 2); // the neighbour at 1.6 Å and its image at 1.4 Å
+/// ```
+#[derive(Debug, Clone)]
+pub struct VerletList {
+    cutoff: f64,
+    skin: f64,
+    list: NeighbourList,
+    /// Cartesian shift of each stored pair for the cell of the last build.
+    shift_vectors: Vec<[f64; 3]>,
+    reference: Vec<[f64; 3]>,
+    cell: [[f64; 3]; 3],
+    pbc: [bool; 3],
+    built: bool,
+    builds: u64,
+}
+
+impl VerletList {
+    /// A list for pairs within `cutoff`, stored to `cutoff + skin` (Å).
+    pub fn new(cutoff: f64, skin: f64, kind: ListKind) -> Result<VerletList, NeighbourError> {
+        if !(cutoff.is_finite() && cutoff > 0.0) {
+            return Err(NeighbourError::InvalidCutoff { cutoff });
+        }
+        let skin = if skin.is_finite() && skin > 0.0 { skin } else { 0.0 };
+        Ok(VerletList {
+            cutoff,
+            skin,
+            list: NeighbourList::new(cutoff + skin, kind)?,
+            shift_vectors: Vec::new(),
+            reference: Vec::new(),
+            cell: [[0.0; 3]; 3],
+            pbc: [false; 3],
+            built: false,
+            builds: 0,
+        })
+    }
+
+    /// The cutoff (Å).
+    pub fn cutoff(&self) -> f64 {
+        self.cutoff
+    }
+
+    /// Number of builds so far (for tests and diagnostics).
+    pub fn builds(&self) -> u64 {
+        self.builds
+    }
+
+    /// Brings the list up to date for these positions; returns whether it was rebuilt.
+    pub fn update(
+        &mut self,
+        positions: &[[f64; 3]],
+        cell: &[[f64; 3]; 3],
+        pbc: [bool; 3],
+    ) -> Result<bool, NeighbourError> {
+        if self.built && !self.needs_rebuild(positions, cell, pbc) {
+            return Ok(false);
+        }
+        self.built = false;
+        self.list.build(positions, cell, pbc)?;
+        self.shift_vectors.clear();
+        self.shift_vectors.extend(self.list.shifts().iter().map(|&s| shift_vector(s, cell)));
+        self.reference.clear();
+        self.reference.extend_from_slice(positions);
+        self.cell = *cell;
+        self.pbc = pbc;
+        self.built = true;
+        self.builds += 1;
+        Ok(true)
+    }
+
+    fn needs_rebuild(&self, positions: &[[f64; 3]], cell: &[[f64; 3]; 3], pbc: [bool; 3]) -> bool {
+        if positions.len() != self.reference.len() || pbc != self.pbc || *cell != self.cell {
+            return true;
+        }
+        // Slightly under skin/2, so rounding never lets a pair slip past.
+        let limit = 0.5 * self.skin * (1.0 - 1e-6);
+        let limit2 = limit * limit;
+        positions.iter().zip(&self.reference).any(|(p, q)| {
+            let d = [p[0] - q[0], p[1] - q[1], p[2] - q[2]];
+            // NaN compares false: treat it as "moved" so the build reports it.
+            let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+            r2 > limit2 || r2.is_nan()
+        })
+    }
+
+    /// Calls `f(i, j, r_ij, r²)` for every stored pair within the cutoff at
+    /// `positions` (which must be those of the last [`VerletList::update`]), in
+    /// canonical order.
+    #[inline]
+    pub fn for_each_pair(&self, positions: &[[f64; 3]], mut f: impl FnMut(usize, usize, [f64; 3], f64)) {
+        let cut2 = self.cutoff * self.cutoff;
+        let (is, js) = (self.list.i(), self.list.j());
+        for ((&i, &j), s) in is.iter().zip(js).zip(&self.shift_vectors) {
+            let (Some(pi), Some(pj)) = (positions.get(i), positions.get(j)) else { continue };
+            let d = pair_vector(pi, pj, s);
+            let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+            if r2 < cut2 {
+                f(i, j, d, r2);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeMap;
+
+    type PairSet = BTreeMap<(usize, usize, [i32; 3]), f64>;
+
+    /// All images within range, by brute force.
+    fn brute(positions: &[[f64; 3]], cell: &[[f64; 3]; 3], pbc: [bool; 3], cutoff: f64, kind: ListKind) -> PairSet {
+        let inv = inverse(&grid_basis(cell, pbc).unwrap()).unwrap();
+        let m: [i32; 3] = std::array::from_fn(|k| {
+            if pbc[k] {
+                // Positions may lie outside the cell by up to a few cells.
+                let e = cutoff * (inv[0][k].powi(2) + inv[1][k].powi(2) + inv[2][k].powi(2)).sqrt();
+                e.ceil() as i32 + 4
+            } else {
+                0
+            }
+        });
+        let mut out = PairSet::new();
+        for i in 0..positions.len() {
+            for j in 0..positions.len() {
+                for a in -m[0]..=m[0] {
+                    for b in -m[1]..=m[1] {
+                        for c in -m[2]..=m[2] {
+                            let s = [a, b, c];
+                            if !keep(kind, i, j, s) {
+                                continue;
+                            }
+                            let d = pair_vector(&positions[i], &positions[j], &shift_vector(s, cell));
+                            let r = norm(d);
+                            if r < cutoff {
+                                out.insert((i, j, s), r);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn listed(nl: &NeighbourList) -> PairSet {
+        let mut out = PairSet::new();
+        for p in 0..nl.len() {
+            let key = (nl.i()[p], nl.j()[p], nl.shifts()[p]);
+            assert!(out.insert(key, nl.distances()[p]).is_none(), "duplicate pair {key:?}");
+        }
+        out
+    }
+
+    fn random_cell(rng: &mut StdRng, scale: f64) -> [[f64; 3]; 3] {
+        // A skewed cell: diagonal plus off-diagonal tilts up to half a vector.
+        let mut c = [[0.0; 3]; 3];
+        for (k, row) in c.iter_mut().enumerate() {
+            for (l, x) in row.iter_mut().enumerate() {
+                *x = if k == l { scale * rng.random_range(0.6..1.4) } else { scale * rng.random_range(-0.5..0.5) };
+            }
+        }
+        c
+    }
+
+    fn random_positions(rng: &mut StdRng, n: usize, cell: &[[f64; 3]; 3], spread: f64) -> Vec<[f64; 3]> {
+        (0..n)
+            .map(|_| {
+                let f: [f64; 3] = std::array::from_fn(|_| rng.random_range(-spread..1.0 + spread));
+                std::array::from_fn(|x| f[0] * cell[0][x] + f[1] * cell[1][x] + f[2] * cell[2][x])
+            })
+            .collect()
+    }
+
+    fn check(positions: &[[f64; 3]], cell: &[[f64; 3]; 3], pbc: [bool; 3], cutoff: f64) {
+        for kind in [ListKind::Full, ListKind::Half] {
+            let mut nl = NeighbourList::new(cutoff, kind).unwrap();
+            nl.build(positions, cell, pbc).unwrap();
+            let got = listed(&nl);
+            let want = brute(positions, cell, pbc, cutoff, kind);
+            assert_eq!(got.len(), want.len(), "pbc {pbc:?} cutoff {cutoff} kind {kind:?}");
+            for (k, r) in &want {
+                let g = got.get(k).unwrap_or_else(|| panic!("missing pair {k:?}"));
+                assert!((g - r).abs() < 1e-12);
+            }
+            // Vectors are r_j + S·cell − r_i, and ranges match centres.
+            for i in 0..positions.len() {
+                for p in nl.range(i) {
+                    assert_eq!(nl.i()[p], i);
+                    let d = nl.vectors()[p];
+                    assert!((norm(d) - nl.distances()[p]).abs() < 1e-12);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_triclinic_cells_match_brute_force() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for trial in 0..40 {
+            let cell = random_cell(&mut rng, 4.0);
+            let n = rng.random_range(1..30);
+            let pos = random_positions(&mut rng, n, &cell, 0.3);
+            // From a fraction of the cell to several cells.
+            let cutoff = [0.7, 1.5, 2.9, 4.5, 9.0][trial % 5];
+            let pbc =
+                [[true; 3], [true, true, false], [false, true, false], [false; 3], [true, false, true]][trial % 5];
+            check(&pos, &cell, pbc, cutoff);
+        }
+    }
+
+    #[test]
+    fn cutoff_larger_than_cell_sees_self_images() {
+        // One atom in a 1 Å cubic cell, cutoff 2.5: all lattice points within 2.5.
+        let cell = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+        let mut nl = NeighbourList::new(2.5, ListKind::Full).unwrap();
+        nl.build(&[[0.3, 0.2, 0.1]], &cell, [true; 3]).unwrap();
+        let expected = (-3i32..=3)
+            .flat_map(|a| (-3i32..=3).flat_map(move |b| (-3i32..=3).map(move |c| a * a + b * b + c * c)))
+            .filter(|&r2| r2 > 0 && (r2 as f64) < 6.25)
+            .count();
+        assert_eq!(nl.len(), expected);
+        check(&[[0.3, 0.2, 0.1]], &cell, [true; 3], 2.5);
+    }
+
+    #[test]
+    fn no_cell_and_open_directions_with_zero_vectors() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let pos: Vec<[f64; 3]> = (0..60).map(|_| std::array::from_fn(|_| rng.random_range(-5.0..5.0))).collect();
+        check(&pos, &[[0.0; 3]; 3], [false; 3], 2.0);
+        // A slab: periodic in x, y, zero c vector.
+        let cell = [[4.0, 0.0, 0.0], [1.0, 3.5, 0.0], [0.0, 0.0, 0.0]];
+        check(&pos, &cell, [true, true, false], 3.0);
+        // A wire along a skewed vector.
+        let cell = [[2.0, 1.0, 0.5], [0.0; 3], [0.0; 3]];
+        check(&pos, &cell, [true, false, false], 3.0);
+    }
+
+    #[test]
+    fn large_random_system_matches_brute_force() {
+        // Enough atoms that the grid has many bins along each axis.
+        let mut rng = StdRng::seed_from_u64(11);
+        let cell = random_cell(&mut rng, 12.0);
+        let pos = random_positions(&mut rng, 300, &cell, 0.0);
+        check(&pos, &cell, [true; 3], 3.0);
+    }
+
+    #[test]
+    fn build_work_is_linear_in_atom_count() {
+        // Same density, 8x the atoms: about 8x the distance evaluations (not 64x).
+        let mut rng = StdRng::seed_from_u64(2);
+        let mut work = Vec::new();
+        for scale in [10.0, 20.0] {
+            let cell = [[scale, 0.0, 0.0], [0.0, scale, 0.0], [0.0, 0.0, scale]];
+            let n = (scale * scale * scale * 0.08) as usize;
+            let pos = random_positions(&mut rng, n, &cell, 0.0);
+            let mut nl = NeighbourList::new(3.0, ListKind::Full).unwrap();
+            nl.build(&pos, &cell, [true; 3]).unwrap();
+            work.push(nl.candidates_examined() as f64);
+        }
+        let ratio = work[1] / work[0];
+        assert!(ratio > 6.0 && ratio < 11.0, "work ratio {ratio}");
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        assert!(matches!(NeighbourList::new(0.0, ListKind::Full), Err(NeighbourError::InvalidCutoff { .. })));
+        assert!(matches!(NeighbourList::new(-1.0, ListKind::Full), Err(NeighbourError::InvalidCutoff { .. })));
+        assert!(matches!(NeighbourList::new(f64::NAN, ListKind::Half), Err(NeighbourError::InvalidCutoff { .. })));
+        let mut nl = NeighbourList::new(2.0, ListKind::Full).unwrap();
+        let flat = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]];
+        assert!(matches!(nl.build(&[[0.0; 3]], &flat, [true; 3]), Err(NeighbourError::DegenerateCell { .. })));
+        assert!(matches!(nl.build(&[[0.0; 3]], &[[0.0; 3]; 3], [true; 3]), Err(NeighbourError::DegenerateCell { .. })));
+        let cell = [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]];
+        assert!(matches!(
+            nl.build(&[[0.0, f64::NAN, 0.0]], &cell, [true; 3]),
+            Err(NeighbourError::NonFinitePosition { atom: 0, .. })
+        ));
+        let mut huge = NeighbourList::new(1e4, ListKind::Full).unwrap();
+        assert!(matches!(huge.build(&[[0.0; 3]], &cell, [true; 3]), Err(NeighbourError::TooManyPairs { .. })));
+        assert!(huge.is_empty());
+    }
+
+    #[test]
+    fn verlet_list_equals_fresh_lists_along_a_random_walk() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let cell = random_cell(&mut rng, 5.0);
+        let mut pos = random_positions(&mut rng, 40, &cell, 0.0);
+        let cutoff = 3.2; // above half the cell width: explicit images needed
+        let mut vl = VerletList::new(cutoff, 0.6, ListKind::Half).unwrap();
+        let mut fresh = NeighbourList::new(cutoff, ListKind::Half).unwrap();
+        for _step in 0..60 {
+            for p in pos.iter_mut() {
+                for x in p.iter_mut() {
+                    *x += rng.random_range(-0.05..0.05);
+                }
+            }
+            vl.update(&pos, &cell, [true; 3]).unwrap();
+            fresh.build(&pos, &cell, [true; 3]).unwrap();
+            let mut got = Vec::new();
+            vl.for_each_pair(&pos, |i, j, d, r2| got.push((i, j, d, r2)));
+            assert_eq!(got.len(), fresh.len());
+            for (p, &(i, j, d, r2)) in got.iter().enumerate() {
+                assert_eq!((i, j), (fresh.i()[p], fresh.j()[p]));
+                // Same arithmetic: bit-identical vectors.
+                assert_eq!(d, fresh.vectors()[p]);
+                assert_eq!(r2.sqrt(), fresh.distances()[p]);
+            }
+        }
+        assert!(vl.builds() > 1 && vl.builds() < 60, "builds: {}", vl.builds());
+        // A changed cell forces a rebuild.
+        let mut cell2 = cell;
+        cell2[0][0] += 0.01;
+        assert!(vl.update(&pos, &cell2, [true; 3]).unwrap());
+    }
+}
