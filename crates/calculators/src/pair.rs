@@ -1,0 +1,94 @@
+//! The shared engine of pair potentials (Lennard-Jones, Morse): sums over a
+//! half [`VerletList`], with ASE's conventions for per-atom energies (half of
+//! each pair energy to each atom) and stress (`Σ f_ij ⊗ r_ij / V`, Voigt order
+//! xx yy zz yz xz xy).
+
+use crate::check_finite;
+use crate::neighbours::{ListKind, VerletList, cell_volume};
+use autopara_core::{Atoms, CalcError, CalcResults, Calculator, Properties};
+
+/// Verlet skin as a fraction of the cutoff (0.3 σ for LJ at 2.5 σ, as LAMMPS).
+pub(crate) const SKIN_FRACTION: f64 = 0.12;
+
+/// A pair energy `u(r)` inside its cutoff.
+pub(crate) trait PairPotential: Send + 'static {
+    /// `(u, (du/dr)/r)` at squared distance `r2` (below the cutoff, above zero).
+    fn eval(&self, r2: f64) -> (f64, f64);
+}
+
+/// A calculator summing a [`PairPotential`] over pairs within `cutoff`.
+pub(crate) struct PairCalculator<P> {
+    name: &'static str,
+    potential: P,
+    list: VerletList,
+}
+
+impl<P: PairPotential> PairCalculator<P> {
+    /// A calculator named `name` (ASE's class name) with pairs within `cutoff`.
+    pub(crate) fn new(name: &'static str, potential: P, cutoff: f64) -> Result<PairCalculator<P>, CalcError> {
+        let list = VerletList::new(cutoff, SKIN_FRACTION * cutoff, ListKind::Half)?;
+        Ok(PairCalculator { name, potential, list })
+    }
+}
+
+impl<P: PairPotential> Calculator for PairCalculator<P> {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn calculate(&mut self, atoms: &Atoms, request: Properties, out: &mut CalcResults) -> Result<(), CalcError> {
+        self.list.update(&atoms.positions, &atoms.cell, atoms.pbc)?;
+        let n = atoms.len();
+        // Like ASE: no stress without a cell that has a volume.
+        let volume = cell_volume(&atoms.cell);
+        let want_stress = request.stress && volume.is_some();
+        let want_energies = request.energies;
+        out.forces.clear();
+        out.forces.resize(n, [0.0; 3]);
+        out.energies.clear();
+        if want_energies {
+            out.energies.resize(n, 0.0);
+        }
+        let mut energy = 0.0;
+        let mut virial = [0.0; 6];
+        let mut overlap = None;
+        let forces = &mut out.forces;
+        let energies = &mut out.energies;
+        let potential = &self.potential;
+        self.list.for_each_pair(&atoms.positions, |i, j, d, r2| {
+            if r2 == 0.0 {
+                overlap.get_or_insert((i, j));
+                return;
+            }
+            let (u, g) = potential.eval(r2);
+            energy += u;
+            let f = [g * d[0], g * d[1], g * d[2]];
+            for k in 0..3 {
+                forces[i][k] += f[k];
+                forces[j][k] -= f[k];
+            }
+            if want_energies {
+                energies[i] += 0.5 * u;
+                energies[j] += 0.5 * u;
+            }
+            if want_stress {
+                virial[0] += f[0] * d[0];
+                virial[1] += f[1] * d[1];
+                virial[2] += f[2] * d[2];
+                virial[3] += f[1] * d[2];
+                virial[4] += f[0] * d[2];
+                virial[5] += f[0] * d[1];
+            }
+        });
+        if let Some((i, j)) = overlap {
+            return Err(CalcError::Overlap { i, j, distance: 0.0 });
+        }
+        out.energy = energy;
+        out.stress = match volume {
+            Some(v) if want_stress => virial.map(|x| x / v),
+            _ => [0.0; 6],
+        };
+        out.computed = Properties { energy: true, forces: true, stress: want_stress, energies: want_energies };
+        check_finite(self.name, out)
+    }
+}
