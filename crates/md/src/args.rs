@@ -1,0 +1,509 @@
+//! The `md` op's arguments, named and defaulted as wfl's `md()`, and their
+//! validation (every error names its field, before any work starts).
+
+use crate::error::MdError;
+use autopara_core::calculator::{CalcError, CalculatorSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+
+/// Arguments of the `md` op (wfl's `md()` keyword arguments).
+///
+/// ```
+/// use autopara_md::MdArgs;
+/// let args = MdArgs::from_json(serde_json::json!({
+///     "calculator": {"type": "test_harmonic"},
+///     "steps": 100, "dt": 1.0, "temperature": 300.0, "temperature_tau": 100.0
+/// }));
+/// // Without a registered "test_harmonic" calculator this fails, naming the field.
+/// assert!(args.unwrap_err().to_string().contains("calculator"));
+/// ```
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdArgs {
+    /// The calculator spec (`{"type": "emt"}`).
+    pub calculator: Box<dyn CalculatorSpec>,
+    /// Number of MD steps (at least 1).
+    pub steps: u64,
+    /// Time step in fs.
+    pub dt: f64,
+    /// `Berendsen` (default), `Langevin` or `LangevinBAOAB`.
+    #[serde(default)]
+    pub integrator: Integrator,
+    /// Temperature profile in K; sets the initial velocities (Maxwell-Boltzmann)
+    /// and, with `temperature_tau`, the thermostat's target.
+    #[serde(default)]
+    pub temperature: Option<Temperature>,
+    /// Thermostat time scale in fs (Berendsen `taut`, 1/friction for Langevin,
+    /// `T_tau` for LangevinBAOAB). Absent: no thermostat (NVE).
+    #[serde(default)]
+    pub temperature_tau: Option<f64>,
+    /// Pressure in GPa (Berendsen NPT): a number or one of wfl's sampled forms.
+    #[serde(default)]
+    pub pressure: Option<Pressure>,
+    /// Only hydrostatic (isotropic) cell changes; must be true with Berendsen.
+    #[serde(default = "default_true")]
+    pub hydrostatic: bool,
+    /// Barostat time scale in fs; defaults to 3 × `temperature_tau`.
+    #[serde(default)]
+    pub pressure_tau: Option<f64>,
+    /// Compressibility in Å³/eV for Berendsen NPT; estimated by finite
+    /// differences of the energy when absent.
+    #[serde(default)]
+    pub compressibility_au: Option<f64>,
+    /// Strain of the finite-difference compressibility estimate.
+    #[serde(default = "default_fd_displ")]
+    pub compressibility_fd_displ: f64,
+    /// Save a frame every this many steps (step 0 included).
+    #[serde(default = "default_one")]
+    pub traj_step_interval: u64,
+    /// Keep the frames so far when a trajectory fails or is aborted (else the item fails).
+    #[serde(default = "default_true")]
+    pub skip_failures: bool,
+    /// Prefix of the stored calculator results; other `last_op__*` keys are removed.
+    #[serde(default = "default_prefix")]
+    pub results_prefix: String,
+    /// How `MD` is added to `config_type`: `"append"` (default), `"overwrite"` or `false`.
+    #[serde(default)]
+    pub update_config_type: ConfigTypeUpdate,
+    /// Stop a trajectory early on a condition checked at every saved frame.
+    #[serde(default)]
+    pub abort_check: Option<AbortCheck>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_one() -> u64 {
+    1
+}
+fn default_fd_displ() -> f64 {
+    0.01
+}
+fn default_prefix() -> String {
+    "last_op__md_".into()
+}
+
+/// The integrator family (wfl's `integrator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Integrator {
+    /// Velocity Verlet without `temperature_tau`; ASE's NVTBerendsen, or
+    /// NPTBerendsen with `pressure`.
+    #[default]
+    Berendsen,
+    /// Velocity Verlet without `temperature_tau`; else ASE's `Langevin`.
+    Langevin,
+    /// ASE's `LangevinBAOAB` (NVE without `temperature_tau`).
+    #[serde(rename = "LangevinBAOAB")]
+    LangevinBaoab,
+}
+
+/// One temperature stage: a ramp from `T_i` to `T_f` over `traj_frac` of the
+/// steps in `n_stages` constant-temperature sub-stages (constant when `T_i == T_f`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemperatureStage {
+    /// Initial temperature (K).
+    #[serde(rename = "T_i")]
+    pub t_i: f64,
+    /// Final temperature (K).
+    #[serde(rename = "T_f")]
+    pub t_f: f64,
+    /// Fraction of `steps` this stage takes.
+    pub traj_frac: f64,
+    /// Number of sub-stages of a ramp.
+    #[serde(default = "default_n_stages")]
+    pub n_stages: u64,
+}
+
+fn default_n_stages() -> u64 {
+    10
+}
+
+/// The temperature argument in wfl's forms: a number, `[T_i, T_f]` or
+/// `[T_i, T_f, n_stages]`, or a list of [`TemperatureStage`]s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Json", into = "Json")]
+pub enum Temperature {
+    /// A constant temperature (K).
+    Constant(f64),
+    /// A ramp over the whole run: `[T_i, T_f, n_stages]`.
+    Ramp {
+        /// Initial temperature (K).
+        t_i: f64,
+        /// Final temperature (K).
+        t_f: f64,
+        /// Number of sub-stages.
+        n_stages: u64,
+    },
+    /// A list of stages.
+    Stages(Vec<TemperatureStage>),
+}
+
+const TEMPERATURE_FORMS: &str =
+    "expected a number, [T_i, T_f], [T_i, T_f, n_stages] or a list of {T_i, T_f, traj_frac, n_stages}";
+
+impl TryFrom<Json> for Temperature {
+    type Error = String;
+
+    fn try_from(v: Json) -> Result<Temperature, String> {
+        if let Some(t) = v.as_f64() {
+            return Ok(Temperature::Constant(t));
+        }
+        let Some(list) = v.as_array() else {
+            return Err(format!("{TEMPERATURE_FORMS}, got {v}"));
+        };
+        if list.first().is_some_and(Json::is_object) {
+            let stages = list
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    serde_json::from_value::<TemperatureStage>(s.clone()).map_err(|e| format!("stage {i}: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Temperature::Stages(stages));
+        }
+        let num = |i: usize| list.get(i).and_then(Json::as_f64);
+        match (list.len(), num(0), num(1)) {
+            (1, Some(t), _) => Ok(Temperature::Constant(t)),
+            (2 | 3, Some(t_i), Some(t_f)) => {
+                let n_stages = match list.get(2) {
+                    None => default_n_stages(),
+                    Some(n) => n.as_u64().ok_or_else(|| format!("n_stages must be a positive integer, got {n}"))?,
+                };
+                Ok(Temperature::Ramp { t_i, t_f, n_stages })
+            }
+            _ => Err(format!("{TEMPERATURE_FORMS}, got {v}")),
+        }
+    }
+}
+
+impl From<Temperature> for Json {
+    fn from(t: Temperature) -> Json {
+        match t {
+            Temperature::Constant(t) => json!(t),
+            Temperature::Ramp { t_i, t_f, n_stages } => json!([t_i, t_f, n_stages]),
+            Temperature::Stages(s) => serde_json::to_value(s).unwrap_or(Json::Null),
+        }
+    }
+}
+
+impl Temperature {
+    /// The profile as a list of stages (a number is one constant stage, a ramp one ramp stage).
+    pub fn stages(&self) -> Vec<TemperatureStage> {
+        match self {
+            Temperature::Constant(t) => {
+                vec![TemperatureStage { t_i: *t, t_f: *t, traj_frac: 1.0, n_stages: default_n_stages() }]
+            }
+            Temperature::Ramp { t_i, t_f, n_stages } => {
+                vec![TemperatureStage { t_i: *t_i, t_f: *t_f, traj_frac: 1.0, n_stages: *n_stages }]
+            }
+            Temperature::Stages(s) => s.clone(),
+        }
+    }
+
+    /// The first stage's initial temperature: the initial velocities' temperature.
+    pub fn initial(&self) -> Option<f64> {
+        match self {
+            Temperature::Constant(t) => Some(*t),
+            Temperature::Ramp { t_i, .. } => Some(*t_i),
+            Temperature::Stages(s) => s.first().map(|s| s.t_i),
+        }
+    }
+}
+
+/// The pressure argument (GPa) in wfl's `sample_pressure` forms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Json", into = "Json")]
+pub enum Pressure {
+    /// A fixed pressure.
+    Value(f64),
+    /// `["info", key]`: the pressure (a number, or a JSON string of another form) in `info[key]`.
+    Info(String),
+    /// `["exponential", scale]`: scale × an Exp(1) draw.
+    Exponential(f64),
+    /// `["normal_positive", mean, sigma]`: a normal draw, redrawn while negative (at most 1000 tries).
+    NormalPositive {
+        /// Mean (GPa).
+        mean: f64,
+        /// Standard deviation (GPa).
+        sigma: f64,
+    },
+    /// `["uniform", lower, upper]`.
+    Uniform {
+        /// Lower bound (GPa).
+        lower: f64,
+        /// Upper bound (GPa).
+        upper: f64,
+    },
+}
+
+const PRESSURE_FORMS: &str = "expected a number, [\"info\", key], [\"exponential\", scale], \
+     [\"normal_positive\", mean, sigma] or [\"uniform\", lower, upper]";
+
+impl TryFrom<Json> for Pressure {
+    type Error = String;
+
+    fn try_from(v: Json) -> Result<Pressure, String> {
+        if let Some(p) = v.as_f64() {
+            return Ok(Pressure::Value(p));
+        }
+        let bad = || format!("{PRESSURE_FORMS}, got {v}");
+        let list = v.as_array().ok_or_else(bad)?;
+        let num = |i: usize| list.get(i).and_then(Json::as_f64).ok_or_else(bad);
+        let kind = list.first().and_then(Json::as_str).ok_or_else(bad)?;
+        match (kind, list.len()) {
+            ("info", 2) => Ok(Pressure::Info(list.get(1).and_then(Json::as_str).ok_or_else(bad)?.to_string())),
+            ("exponential", 2) => Ok(Pressure::Exponential(num(1)?)),
+            ("normal_positive", 3) => Ok(Pressure::NormalPositive { mean: num(1)?, sigma: num(2)? }),
+            ("uniform", 3) => Ok(Pressure::Uniform { lower: num(1)?, upper: num(2)? }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl From<Pressure> for Json {
+    fn from(p: Pressure) -> Json {
+        match p {
+            Pressure::Value(p) => json!(p),
+            Pressure::Info(k) => json!(["info", k]),
+            Pressure::Exponential(s) => json!(["exponential", s]),
+            Pressure::NormalPositive { mean, sigma } => json!(["normal_positive", mean, sigma]),
+            Pressure::Uniform { lower, upper } => json!(["uniform", lower, upper]),
+        }
+    }
+}
+
+impl Pressure {
+    /// Checks the values of a pressure spec; `field` names it in errors.
+    pub(crate) fn validate(&self, field: &str) -> Result<(), MdError> {
+        let finite = |x: f64, what: &str| {
+            if x.is_finite() { Ok(()) } else { Err(MdError::arg(field, format!("{what} must be finite, got {x}"))) }
+        };
+        match *self {
+            Pressure::Value(p) => finite(p, "pressure"),
+            Pressure::Info(_) => Ok(()),
+            Pressure::Exponential(s) => finite(s, "scale"),
+            Pressure::NormalPositive { mean, sigma } => {
+                finite(mean, "mean")?;
+                finite(sigma, "sigma")?;
+                if sigma > 0.0 || mean > 0.0 {
+                    Ok(())
+                } else {
+                    Err(MdError::arg(field, "normal_positive needs sigma > 0 or mean > 0"))
+                }
+            }
+            Pressure::Uniform { lower, upper } => {
+                finite(lower, "lower")?;
+                finite(upper, "upper")?;
+                if lower <= upper {
+                    Ok(())
+                } else {
+                    Err(MdError::arg(field, format!("uniform needs lower <= upper, got {lower} > {upper}")))
+                }
+            }
+        }
+    }
+}
+
+/// wfl's `update_config_type`: `"append"`, `"overwrite"` or `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "Json", into = "Json")]
+pub enum ConfigTypeUpdate {
+    /// `config_type` becomes `<old>:MD` (or `MD`).
+    #[default]
+    Append,
+    /// `config_type` becomes `MD`.
+    Overwrite,
+    /// `config_type` is left alone.
+    Keep,
+}
+
+impl TryFrom<Json> for ConfigTypeUpdate {
+    type Error = String;
+
+    fn try_from(v: Json) -> Result<ConfigTypeUpdate, String> {
+        match &v {
+            Json::String(s) if s == "append" => Ok(ConfigTypeUpdate::Append),
+            Json::String(s) if s == "overwrite" => Ok(ConfigTypeUpdate::Overwrite),
+            Json::Bool(false) | Json::Null => Ok(ConfigTypeUpdate::Keep),
+            _ => Err(format!("expected \"append\", \"overwrite\" or false, got {v}")),
+        }
+    }
+}
+
+impl From<ConfigTypeUpdate> for Json {
+    fn from(u: ConfigTypeUpdate) -> Json {
+        match u {
+            ConfigTypeUpdate::Append => json!("append"),
+            ConfigTypeUpdate::Overwrite => json!("overwrite"),
+            ConfigTypeUpdate::Keep => json!(false),
+        }
+    }
+}
+
+/// wfl's abort checks, evaluated at every saved frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AbortCheck {
+    /// wfl's `AbortOnCollision`: stop when two atoms are closer than
+    /// `collision_radius` (Å) at `n_failed_steps` saved frames in a row.
+    Collision {
+        /// Distance (Å) below which two atoms collide.
+        collision_radius: f64,
+        /// Consecutive failing frames that stop the run.
+        #[serde(default = "default_collision_steps")]
+        n_failed_steps: usize,
+    },
+    /// wfl's `AbortOnLowEnergy`: stop when the energy per atom drops more than
+    /// `delta_E_per_atom` (eV) below that of the first saved frame.
+    LowEnergy {
+        /// Allowed drop in energy per atom (eV); its absolute value is used.
+        #[serde(rename = "delta_E_per_atom")]
+        delta_e_per_atom: f64,
+    },
+}
+
+fn default_collision_steps() -> usize {
+    3
+}
+
+impl AbortCheck {
+    /// The check's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AbortCheck::Collision { .. } => "collision",
+            AbortCheck::LowEnergy { .. } => "low_energy",
+        }
+    }
+}
+
+impl MdArgs {
+    /// Parses and validates arguments from JSON; errors name the offending field.
+    pub fn from_json(value: Json) -> Result<MdArgs, MdError> {
+        let args: MdArgs = autopara_core::parse_args("md", value).map_err(|e| match e {
+            autopara_core::Error::Args { field, message, .. } => MdError::InvalidArgument { field, message },
+            other => MdError::arg("-", other.to_string()),
+        })?;
+        args.validate()?;
+        Ok(args)
+    }
+
+    /// The canonical arguments (defaults filled in).
+    pub fn to_json(&self) -> Json {
+        serde_json::to_value(self).unwrap_or_else(|e| Json::String(format!("{self:?} ({e})")))
+    }
+
+    /// True when a thermostat acts (`temperature_tau` given).
+    pub fn thermostatted(&self) -> bool {
+        self.temperature_tau.is_some()
+    }
+
+    /// Checks every argument and wfl's integrator/pressure rules.
+    pub fn validate(&self) -> Result<(), MdError> {
+        self.calculator.validate().map_err(|e| match e {
+            CalcError::InvalidSpec { field, message } => MdError::arg(format!("calculator.{field}"), message),
+            other => MdError::arg("calculator", other.to_string()),
+        })?;
+        if self.steps == 0 {
+            return Err(MdError::arg("steps", "must be at least 1"));
+        }
+        positive("dt", Some(self.dt))?;
+        positive("temperature_tau", self.temperature_tau)?;
+        positive("pressure_tau", self.pressure_tau)?;
+        positive("compressibility_au", self.compressibility_au)?;
+        if !(self.compressibility_fd_displ > 0.0 && self.compressibility_fd_displ < 1.0) {
+            return Err(MdError::arg(
+                "compressibility_fd_displ",
+                format!("must be in (0, 1), got {}", self.compressibility_fd_displ),
+            ));
+        }
+        if self.traj_step_interval == 0 {
+            return Err(MdError::arg("traj_step_interval", "must be at least 1"));
+        }
+        if self.results_prefix.is_empty() {
+            return Err(MdError::arg("results_prefix", "must not be empty (it would clash with ASE's own keys)"));
+        }
+        self.validate_temperature()?;
+        self.validate_pressure()?;
+        match self.abort_check {
+            Some(AbortCheck::Collision { collision_radius, n_failed_steps }) => {
+                positive("abort_check.collision_radius", Some(collision_radius))?;
+                if n_failed_steps == 0 {
+                    return Err(MdError::arg("abort_check.n_failed_steps", "must be at least 1"));
+                }
+            }
+            Some(AbortCheck::LowEnergy { delta_e_per_atom }) if !delta_e_per_atom.is_finite() => {
+                return Err(MdError::arg("abort_check.delta_E_per_atom", "must be finite"));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn validate_temperature(&self) -> Result<(), MdError> {
+        let Some(t) = &self.temperature else {
+            if self.thermostatted() {
+                return Err(MdError::arg("temperature_tau", "a thermostat needs a temperature"));
+            }
+            return Ok(());
+        };
+        if !self.thermostatted() && !matches!(t, Temperature::Constant(_)) {
+            return Err(MdError::arg(
+                "temperature",
+                "without temperature_tau (NVE) only a number (the initial temperature) is allowed",
+            ));
+        }
+        let stages = t.stages();
+        if stages.is_empty() {
+            return Err(MdError::arg("temperature", "the list of stages is empty"));
+        }
+        for (i, s) in stages.iter().enumerate() {
+            let field = |name: &str| match t {
+                Temperature::Stages(_) => format!("temperature[{i}].{name}"),
+                _ => "temperature".to_string(),
+            };
+            for (name, v) in [("T_i", s.t_i), ("T_f", s.t_f)] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(MdError::arg(field(name), format!("must be a finite temperature >= 0 K, got {v}")));
+                }
+            }
+            if !(s.traj_frac.is_finite() && s.traj_frac >= 0.0) {
+                return Err(MdError::arg(field("traj_frac"), format!("must be >= 0, got {}", s.traj_frac)));
+            }
+            if s.n_stages == 0 {
+                return Err(MdError::arg(field("n_stages"), "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_pressure(&self) -> Result<(), MdError> {
+        let Some(p) = &self.pressure else { return Ok(()) };
+        p.validate("pressure")?;
+        match self.integrator {
+            Integrator::Langevin => Err(MdError::arg(
+                "pressure",
+                "only the Berendsen integrator supports pressure (Langevin cannot use it)",
+            )),
+            Integrator::LangevinBaoab => Err(MdError::arg(
+                "pressure",
+                "LangevinBAOAB's barostat is not implemented; use integrator Berendsen for NPT",
+            )),
+            Integrator::Berendsen if !self.thermostatted() => {
+                Err(MdError::arg("pressure", "integrator Berendsen got pressure but no temperature_tau"))
+            }
+            Integrator::Berendsen if !self.hydrostatic => {
+                Err(MdError::arg("hydrostatic", "integrator Berendsen supports only hydrostatic=true"))
+            }
+            Integrator::Berendsen => Ok(()),
+        }
+    }
+}
+
+/// Checks that an optional value is finite and positive.
+fn positive(field: &str, v: Option<f64>) -> Result<(), MdError> {
+    match v {
+        Some(x) if !(x.is_finite() && x > 0.0) => Err(MdError::arg(field, format!("must be positive, got {x}"))),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,79 @@
+//! The md crate's error type.
+
+use autopara_core::{CalcError, ItemFailure};
+
+/// Errors of the `md` op: bad arguments (found before any work), bad per-config
+/// data, and failures of one trajectory.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MdError {
+    /// An argument that does not parse or is out of range; `field` is its path.
+    #[error("md: {field}: {message}")]
+    InvalidArgument {
+        /// The argument path (`temperature`, `temperature[1].traj_frac`, `calculator.sigma`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A configuration whose data the op cannot use (a `masses` or `momenta`
+    /// column of the wrong shape, a per-config override that does not parse).
+    #[error("{key}: {message}")]
+    InvalidConfig {
+        /// The info or arrays key (or `numbers` for an empty configuration).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The calculator failed.
+    #[error("calculator failed at MD step {step}: {source}")]
+    Calculator {
+        /// The MD step (0 is the initial configuration).
+        step: u64,
+        /// The calculator's error.
+        source: CalcError,
+    },
+    /// Positions, momenta or energies became NaN or infinite.
+    #[error("trajectory blew up at MD step {step}: non-finite {quantity}")]
+    BlowUp {
+        /// The first step found non-finite.
+        step: u64,
+        /// Which quantity.
+        quantity: &'static str,
+    },
+    /// An abort check stopped the trajectory (and `skip_failures` is false).
+    #[error("MD stopped by abort check {check} at step {step}")]
+    Aborted {
+        /// Which check (`collision`, `low_energy`).
+        check: &'static str,
+        /// The sampled step at which it fired.
+        step: u64,
+    },
+}
+
+impl MdError {
+    /// An [`MdError::InvalidArgument`].
+    pub(crate) fn arg(field: impl Into<String>, message: impl Into<String>) -> MdError {
+        MdError::InvalidArgument { field: field.into(), message: message.into() }
+    }
+
+    /// An [`MdError::InvalidConfig`].
+    pub(crate) fn config(key: impl Into<String>, message: impl Into<String>) -> MdError {
+        MdError::InvalidConfig { key: key.into(), message: message.into() }
+    }
+}
+
+impl From<MdError> for ItemFailure {
+    fn from(e: MdError) -> ItemFailure {
+        ItemFailure::new(e.to_string())
+    }
+}
+
+impl From<MdError> for autopara_core::Error {
+    fn from(e: MdError) -> autopara_core::Error {
+        match e {
+            MdError::InvalidArgument { field, message } => {
+                autopara_core::Error::Args { context: "md".into(), field, message }
+            }
+            other => autopara_core::Error::Other(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Unit tests of the op's machinery with the test trap calculator (physics
+//! against ASE lives in `tests/`).
+
+use crate::{MD_INFO, Md, MdError};
+use autopara_core::units::KB;
+use autopara_core::{Atoms, Column, Item, ItemResult, Location, Operation, Payload, Value, WorkerContext};
+use rand::Rng;
+use serde_json::{Value as Json, json};
+
+fn cluster(n: usize, seed: u64) -> Atoms {
+    let mut rng = autopara_core::rng::item_rng(seed, "test cluster", 0);
+    let positions = (0..n).map(|_| std::array::from_fn(|_| rng.random_range(-1.0..1.0))).collect();
+    let mut at = Atoms::new(vec![29; n], positions);
+    at.info.insert("config_type".into(), Value::Str("cluster".into()));
+    at
+}
+
+fn trap_args(extra: Json) -> Json {
+    let mut a = json!({"calculator": {"type": "test_trap", "k": 1.0}, "steps": 300, "dt": 1.0});
+    if let (Some(a), Some(e)) = (a.as_object_mut(), extra.as_object()) {
+        a.extend(e.clone());
+    }
+    a
+}
+
+fn items(configs: Vec<Atoms>) -> Vec<Item> {
+    configs
+        .into_iter()
+        .enumerate()
+        .map(|(i, at)| Item {
+            index: i as u64,
+            location: Location { file: None, path: vec![i] },
+            payload: Payload::Atoms(at),
+        })
+        .collect()
+}
+
+/// Runs the op over `configs` in chunks of the given sizes, one fresh worker context per chunk.
+fn run_chunked(args: Json, configs: Vec<Atoms>, chunks: &[usize], seed: u64) -> Vec<ItemResult> {
+    let op = Md::from_json(args).expect("valid args");
+    let all = items(configs);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (w, &c) in chunks.iter().enumerate() {
+        let mut ctx = WorkerContext::new(w, seed, "md");
+        out.extend(op.run_chunk(&all[start..start + c], &mut ctx));
+        start += c;
+    }
+    assert_eq!(start, all.len());
+    out
+}
+
+fn run_one(args: Json, at: Atoms) -> Result<Vec<Atoms>, String> {
+    run_chunked(args, vec![at], &[1], 1).remove(0).map_err(|e| e.message)
+}
+
+fn arg_error(args: Json) -> (String, String) {
+    match Md::from_json(args) {
+        Err(MdError::InvalidArgument { field, message }) => (field, message),
+        other => panic!("expected an argument error, got {other:?}"),
+    }
+}
+
+fn f(at: &Atoms, key: &str) -> f64 {
+    at.info_f64(key).unwrap_or_else(|| panic!("missing info {key}"))
+}
+
+#[test]
+fn registered_with_chunk_size() {
+    let reg = autopara_core::find_op("md").expect("md registered");
+    assert_eq!(reg.info.default_chunk_size, MD_INFO.default_chunk_size);
+    assert!((reg.build)(trap_args(json!({}))).is_ok());
+    let err = (reg.build)(trap_args(json!({"dt": 0.0}))).err().expect("dt 0 rejected").to_string();
+    assert!(err.contains("dt"), "{err}");
+}
+
+#[test]
+fn interval_one_gives_steps_plus_one_frames() {
+    let traj = run_one(trap_args(json!({"temperature": 300.0})), cluster(8, 1)).unwrap();
+    assert_eq!(traj.len(), 301);
+    for (i, fr) in traj.iter().enumerate() {
+        assert_eq!(fr.info["MD_step"].as_i64(), Some(i as i64));
+        assert!((f(fr, "MD_time_fs") - i as f64).abs() < 1e-12);
+        assert_eq!(fr.info["config_type"].as_str(), Some("cluster:MD"));
+        assert!(fr.info.contains_key("last_op__md_energy"));
+        assert_eq!(fr.arrays["last_op__md_forces"].rows(), 8);
+        assert_eq!(fr.arrays["momenta"].rows(), 8);
+        assert!(!fr.info.contains_key("MD_temperature_K"), "NVE has no target temperature");
+    }
+}
+
+#[test]
+fn stages_give_306_frames_with_stage_temperatures() {
+    let temperature = json!([
+        {"T_i": 100.0, "T_f": 500.0, "traj_frac": 0.5},
+        {"T_i": 500.0, "T_f": 500.0, "traj_frac": 0.25},
+        {"T_i": 500.0, "T_f": 300.0, "traj_frac": 0.25, "n_stages": 10},
+    ]);
+    let args = trap_args(json!({"temperature": temperature, "temperature_tau": 50.0}));
+    let traj = run_one(args.clone(), cluster(8, 2)).unwrap();
+    assert_eq!(traj.len(), 306);
+    let md = Md::from_json(args).unwrap();
+    let st = crate::stages(md.md_args());
+    let steps: Vec<u64> = st.iter().map(|s| s.steps).collect();
+    // 10 ramp stages of 15 steps, one of 75, 10 of round(7.5) = 8 steps.
+    assert_eq!(steps, [vec![15; 10], vec![75], vec![8; 10]].concat());
+    assert_eq!(crate::frame_count(&st, 1), 306);
+    // Frame k belongs to the stage that ran step k (step 0: the first stage).
+    assert_eq!(f(&traj[0], "MD_temperature_K"), 100.0);
+    assert_eq!(f(&traj[15], "MD_temperature_K"), 100.0);
+    assert!((f(&traj[16], "MD_temperature_K") - (100.0 + 400.0 / 9.0)).abs() < 1e-9);
+    assert_eq!(f(&traj[150], "MD_temperature_K"), 500.0);
+    assert_eq!(f(&traj[305], "MD_temperature_K"), 300.0);
+    assert_eq!(traj[305].info["MD_step"].as_i64(), Some(305));
+}
+
+#[test]
+fn final_frame_appended_when_not_sampled() {
+    let traj = run_one(trap_args(json!({"steps": 20, "traj_step_interval": 7})), cluster(4, 3)).unwrap();
+    let steps: Vec<i64> = traj.iter().filter_map(|fr| fr.info["MD_step"].as_i64()).collect();
+    assert_eq!(steps, vec![0, 7, 14, 20]);
+    assert!((f(&traj[3], "MD_time_fs") - 20.0).abs() < 1e-12);
+    // The final frame carries complete results too.
+    assert!(traj[3].arrays.contains_key("last_op__md_energies"));
+    let traj = run_one(trap_args(json!({"steps": 21, "traj_step_interval": 7})), cluster(4, 3)).unwrap();
+    assert_eq!(traj.len(), 4);
+}
+
+#[test]
+fn bad_arguments_name_their_field() {
+    assert_eq!(arg_error(trap_args(json!({"integrator": "Nose"}))).0, "integrator");
+    assert_eq!(arg_error(trap_args(json!({"dt": -1.0}))).0, "dt");
+    assert_eq!(arg_error(trap_args(json!({"steps": 0}))).0, "steps");
+    assert_eq!(arg_error(trap_args(json!({"steps": -3}))).0, "steps");
+    assert_eq!(arg_error(trap_args(json!({"temperature": "hot"}))).0, "temperature");
+    assert_eq!(arg_error(trap_args(json!({"temperature": [1.0, 2.0, 3.0, 4.0]}))).0, "temperature");
+    assert_eq!(arg_error(trap_args(json!({"temperature": [300.0, 500.0]}))).0, "temperature", "ramp needs a tau");
+    let (field, _) = arg_error(trap_args(json!({
+        "temperature": [{"T_i": 1.0, "T_f": 2.0, "traj_frac": -0.5}], "temperature_tau": 10.0
+    })));
+    assert_eq!(field, "temperature[0].traj_frac");
+    assert_eq!(arg_error(trap_args(json!({"temperature_tau": 10.0}))).0, "temperature_tau");
+    let (field, message) = arg_error(trap_args(json!({
+        "integrator": "Langevin", "temperature": 300.0, "temperature_tau": 10.0, "pressure": 1.0
+    })));
+    assert_eq!(field, "pressure");
+    assert!(message.contains("Langevin"), "{message}");
+    let (field, message) = arg_error(trap_args(json!({"pressure": 1.0})));
+    assert_eq!(
+        (field.as_str(), message.as_str()),
+        ("pressure", "integrator Berendsen got pressure but no temperature_tau")
+    );
+    let (field, _) = arg_error(trap_args(json!({
+        "temperature": 300.0, "temperature_tau": 10.0, "pressure": 1.0, "hydrostatic": false
+    })));
+    assert_eq!(field, "hydrostatic");
+    assert_eq!(
+        arg_error(trap_args(json!({"pressure": ["uniform", 2.0, 1.0], "temperature": 1.0, "temperature_tau": 1.0}))).0,
+        "pressure"
+    );
+    assert_eq!(arg_error(trap_args(json!({"pressure": ["gaussian", 1.0]}))).0, "pressure");
+    assert_eq!(arg_error(trap_args(json!({"traj_step_interval": 0}))).0, "traj_step_interval");
+    assert_eq!(arg_error(trap_args(json!({"update_config_type": "prepend"}))).0, "update_config_type");
+    assert_eq!(arg_error(trap_args(json!({"results_prefix": ""}))).0, "results_prefix");
+    assert_eq!(
+        arg_error(trap_args(json!({"abort_check": {"type": "collision", "collision_radius": -1.0}}))).0,
+        "abort_check.collision_radius"
+    );
+    let (_, message) = arg_error(trap_args(json!({"temprature": 300.0})));
+    assert!(message.contains("temprature"), "{message}");
+}
+
+#[test]
+fn wfl_argument_forms_parse_and_round_trip() {
+    let args = trap_args(json!({
+        "integrator": "LangevinBAOAB", "temperature": [300, 600, 4], "temperature_tau": 20,
+        "update_config_type": false, "abort_check": {"type": "low_energy", "delta_E_per_atom": 0.5},
+    }));
+    let md = Md::from_json(args).unwrap();
+    let canonical = Operation::args(&md);
+    let again = Md::from_json(canonical.clone()).unwrap();
+    assert_eq!(Operation::args(&again), canonical);
+    assert_eq!(canonical["temperature"], json!([300.0, 600.0, 4]));
+    assert_eq!(canonical["update_config_type"], json!(false));
+    assert_eq!(canonical["results_prefix"], json!("last_op__md_"));
+    assert_eq!(canonical["traj_step_interval"], json!(1));
+    let p = Md::from_json(trap_args(json!({
+        "pressure": ["normal_positive", 1.0, 0.5], "temperature": 300.0, "temperature_tau": 10.0
+    })))
+    .unwrap();
+    assert_eq!(Operation::args(&p)["pressure"], json!(["normal_positive", 1.0, 0.5]));
+}
+
+#[test]
+fn initial_velocities_have_exact_temperature_zero_momentum_and_use_masses() {
+    let mut at = cluster(10, 4);
+    let masses: Vec<f64> = (0..10).map(|i| 1.0 + 7.0 * i as f64).collect();
+    at.arrays.insert("masses".into(), Column::scalars(masses.clone()));
+    let traj = run_one(trap_args(json!({"steps": 1, "temperature": 450.0})), at).unwrap();
+    let p = traj[0].array_vec3("momenta").unwrap();
+    let ptot: [f64; 3] = std::array::from_fn(|k| p.iter().map(|v| v[k]).sum());
+    assert!(ptot.iter().all(|x| x.abs() < 1e-12), "{ptot:?}");
+    let ekin: f64 = p.iter().zip(&masses).map(|(v, m)| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) / (2.0 * m)).sum();
+    let t = 2.0 * ekin / (3.0 * 10.0 * KB);
+    assert!((t - 450.0).abs() < 1e-9, "{t}");
+    assert!((f(&traj[0], "MD_current_temperature") - 450.0).abs() < 1e-9);
+    assert_eq!(traj[0].arrays["masses"].rows(), 10, "the masses column is kept");
+}
+
+#[test]
+fn momenta_come_from_the_config_without_temperature() {
+    let mut at = cluster(3, 5);
+    let p0 = vec![[0.1, 0.0, 0.0], [0.0, -0.2, 0.0], [0.0, 0.0, 0.3]];
+    at.arrays.insert("momenta".into(), Column::vec3(&p0));
+    let traj = run_one(trap_args(json!({"steps": 1})), at.clone()).unwrap();
+    assert_eq!(traj[0].array_vec3("momenta").unwrap(), p0);
+    at.arrays.shift_remove("momenta");
+    let traj = run_one(trap_args(json!({"steps": 1})), at).unwrap();
+    assert_eq!(traj[0].array_vec3("momenta").unwrap(), vec![[0.0; 3]; 3]);
+    let mut bad = cluster(3, 5);
+    bad.arrays.insert("momenta".into(), Column::scalars(vec![1.0; 3]));
+    let err = run_one(trap_args(json!({"steps": 1})), bad).unwrap_err();
+    assert!(err.starts_with("momenta:"), "{err}");
+}
+
+#[test]
+fn same_seed_same_trajectories_for_any_chunking() {
+    let configs: Vec<Atoms> = (0..6).map(|i| cluster(6, 10 + i)).collect();
+    let args = trap_args(json!({
+        "steps": 40, "integrator": "Langevin", "temperature": 300.0, "temperature_tau": 20.0,
+        "traj_step_interval": 10
+    }));
+    let a = run_chunked(args.clone(), configs.clone(), &[6], 7);
+    let b = run_chunked(args.clone(), configs.clone(), &[1, 1, 1, 1, 1, 1], 7);
+    let c = run_chunked(args.clone(), configs.clone(), &[2, 4], 7);
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+    let d = run_chunked(args, configs, &[6], 8);
+    assert_ne!(a, d, "another seed gives other trajectories");
+    // Items with identical configs still get different velocities.
+    let same = vec![cluster(6, 1), cluster(6, 1)];
+    let r = run_chunked(trap_args(json!({"steps": 1, "temperature": 300.0})), same, &[2], 7);
+    let p0 = r[0].as_ref().unwrap()[0].array_vec3("momenta");
+    let p1 = r[1].as_ref().unwrap()[0].array_vec3("momenta");
+    assert_ne!(p0, p1);
+}
+
+#[test]
+fn per_config_overrides() {
+    let mut hot = cluster(5, 6);
+    hot.info.insert("WFL_MD_KWARGS".into(), Value::Str(r#"{"temperature": 900.0, "traj_step_interval": 5}"#.into()));
+    let mut fixed = cluster(5, 6);
+    fixed.info.insert("WFL_MD_KWARGS".into(), Value::Str(r#"{"steps": 3}"#.into()));
+    let mut both = cluster(5, 6);
+    both.info.insert("WFL_MD_KWARGS".into(), Value::Str("{}".into()));
+    both.info.insert("AUTOPARA_MD_ARGS".into(), Value::Str("{}".into()));
+    let mut typo = cluster(5, 6);
+    typo.info.insert("AUTOPARA_MD_ARGS".into(), Value::Str(r#"{"temperature": "warm"}"#.into()));
+    let r = run_chunked(
+        trap_args(json!({"steps": 10, "temperature": 300.0})),
+        vec![cluster(5, 6), hot, fixed, both, typo],
+        &[5],
+        3,
+    );
+    let plain = r[0].as_ref().unwrap();
+    assert_eq!(plain.len(), 11);
+    assert!((f(&plain[0], "MD_current_temperature") - 300.0).abs() < 1e-9);
+    let hot = r[1].as_ref().unwrap();
+    assert_eq!(hot.len(), 3);
+    assert!((f(&hot[0], "MD_current_temperature") - 900.0).abs() < 1e-9);
+    let msg = |i: usize| r[i].as_ref().unwrap_err().message.clone();
+    assert!(msg(2).contains("WFL_MD_KWARGS") && msg(2).contains("steps"), "{}", msg(2));
+    assert!(msg(3).contains("one key"), "{}", msg(3));
+    assert!(msg(4).contains("AUTOPARA_MD_ARGS") && msg(4).contains("temperature"), "{}", msg(4));
+}
+
+#[test]
+fn blow_up_fails_the_item_and_others_go_on() {
+    let calm = cluster(4, 7);
+    let mut wild = cluster(4, 7);
+    wild.arrays.insert("momenta".into(), Column::vec3(&[[500.0, 0.0, 0.0], [0.0; 3], [0.0; 3], [0.0; 3]]));
+    let args = json!({"calculator": {"type": "test_trap", "k": 1.0, "nan_above": 5.0}, "steps": 50, "dt": 1.0});
+    let r = run_chunked(args, vec![calm, wild], &[2], 1);
+    assert_eq!(r[0].as_ref().unwrap().len(), 51);
+    let msg = &r[1].as_ref().unwrap_err().message;
+    assert!(msg.contains("blew up") && msg.contains("energy"), "{msg}");
+}
+
+#[test]
+fn calculator_failure_keeps_frames_or_fails() {
+    let mut at = cluster(4, 8);
+    at.arrays.insert("momenta".into(), Column::vec3(&[[200.0, 0.0, 0.0], [0.0; 3], [0.0; 3], [0.0; 3]]));
+    let calc = json!({"type": "test_trap", "k": 1.0, "fail_above": 5.0});
+    let kept = run_one(json!({"calculator": calc, "steps": 50, "dt": 1.0}), at.clone()).unwrap();
+    assert!(kept.len() > 1 && kept.len() < 51, "{}", kept.len());
+    let why = kept.last().unwrap().info[crate::KEY_STOPPED].as_str().unwrap().to_string();
+    assert!(why.contains("calculator failed"), "{why}");
+    let err = run_one(json!({"calculator": calc, "steps": 50, "dt": 1.0, "skip_failures": false}), at).unwrap_err();
+    assert!(err.contains("calculator failed at MD step"), "{err}");
+}
+
+#[test]
+fn abort_checks_stop_early() {
+    // Two atoms released at x = ±1 meet at the origin after a quarter period.
+    let mut pair = Atoms::new(vec![1, 1], vec![[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]);
+    pair.info.insert("config_type".into(), Value::Str("pair".into()));
+    let collision = json!({"type": "collision", "collision_radius": 0.5, "n_failed_steps": 2});
+    let traj = run_one(trap_args(json!({"steps": 200, "abort_check": collision})), pair.clone()).unwrap();
+    assert!(traj.len() < 201);
+    let last = traj.last().unwrap();
+    let d = (last.positions[1][0] - last.positions[0][0]).abs();
+    assert!(d < 0.5, "stopped with the atoms {d} apart");
+    let prev = &traj[traj.len() - 2];
+    assert!((prev.positions[1][0] - prev.positions[0][0]).abs() < 0.5, "two failing frames in a row");
+    assert!(last.info[crate::KEY_STOPPED].as_str().unwrap().contains("collision"));
+    let err = run_one(trap_args(json!({"steps": 200, "abort_check": collision, "skip_failures": false})), pair.clone())
+        .unwrap_err();
+    assert!(err.contains("abort check collision"), "{err}");
+    // Released from rest, the potential energy falls as the atoms speed up.
+    let low = json!({"type": "low_energy", "delta_E_per_atom": 0.1});
+    let traj = run_one(trap_args(json!({"steps": 200, "abort_check": low})), pair).unwrap();
+    let e = |fr: &Atoms| f(fr, "last_op__md_energy") / 2.0;
+    let n = traj.len();
+    assert!(e(&traj[0]) - e(&traj[n - 1]) > 0.1);
+    assert!(e(&traj[0]) - e(&traj[n - 2]) <= 0.1);
+}
+
+#[test]
+fn results_replace_older_last_op_keys() {
+    let mut at = cluster(3, 9);
+    at.info.insert("last_op__optimize_energy".into(), Value::Float(1.0));
+    at.info.insert("REF_energy".into(), Value::Float(2.0));
+    let traj = run_one(trap_args(json!({"steps": 2, "update_config_type": "overwrite"})), at).unwrap();
+    for fr in &traj {
+        assert!(!fr.info.contains_key("last_op__optimize_energy"));
+        assert_eq!(f(fr, "REF_energy"), 2.0);
+        assert_eq!(fr.info["config_type"].as_str(), Some("MD"));
+        let e: f64 = fr.positions.iter().map(|p| 0.5 * (p[0] * p[0] + p[1] * p[1] + p[2] * p[2])).sum();
+        assert!((f(fr, "last_op__md_energy") - e).abs() < 1e-12);
+    }
+}
