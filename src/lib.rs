@@ -18,6 +18,8 @@ pub use autopara_descriptor as descriptor;
 pub use autopara_md as md;
 #[cfg(feature = "minim")]
 pub use autopara_minim as minim;
+#[cfg(feature = "slurm")]
+pub use autopara_queue as queue;
 
 /// The command-line front end (also used by `src/main.rs`).
 pub use autopara_cli as cli;

@@ -2,6 +2,8 @@
 //!
 //! - a git-ignored `.venv` with pinned references: ase==3.28.0, numpy<2,
 //!   dscribe==2.1.2 and extxyz (the libAtoms C parser);
+//! - Debian's `slurm-wlm` and `munge`, for the Slurm backend's tests, which
+//!   start a private single-node cluster (crates/queue, `testing::LocalCluster`);
 //! - with `--peers`, the benchmark peers: wfl==0.3.5 in the same venv and
 //!   Debian's `lammps`.
 //!
@@ -15,7 +17,7 @@ const REFERENCES: &[&str] = &["ase==3.28.0", "numpy<2", "dscribe==2.1.2", "extxy
 /// Benchmark peers (pip).
 const PEERS_PIP: &[&str] = &["wfl==0.3.5"];
 /// Debian packages the test suites need.
-const APT_TEST: &[&str] = &[];
+const APT_TEST: &[&str] = &["slurm-wlm", "munge"];
 /// Debian packages for benchmark peers.
 const APT_PEERS: &[&str] = &["lammps"];
 

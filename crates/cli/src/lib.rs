@@ -1,7 +1,12 @@
 //! The `autopara` command line. The binary lives in the facade package (so it
 //! links every enabled op crate); this crate holds the commands.
 
+#[cfg(feature = "slurm")]
+pub mod worker;
+
 use clap::{Parser, Subcommand};
+#[cfg(feature = "slurm")]
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Apply operations to many atomic configurations in parallel.
@@ -20,6 +25,13 @@ pub enum Command {
     Ops,
     /// List registered calculators and their spec fields.
     Calculators,
+    /// Run one Slurm job's items (used by the job scripts of the Slurm backend).
+    #[cfg(feature = "slurm")]
+    Worker {
+        /// The job directory written by the driver.
+        #[arg(long)]
+        job_dir: PathBuf,
+    },
 }
 
 /// Runs the CLI with the process arguments; errors go to stderr with exit status 1.
@@ -54,5 +66,7 @@ pub fn run(cli: Cli) -> autopara_core::Result<()> {
             }
             Ok(())
         }
+        #[cfg(feature = "slurm")]
+        Command::Worker { job_dir } => worker::run(&job_dir),
     }
 }

@@ -1,0 +1,336 @@
+//! Job directories: what one Slurm job reads and writes, named by the hash of
+//! its content so that a rerun finds the same directory.
+//!
+//! ```text
+//! <jobs_dir>/<hash>/
+//!   task.json        op, version, canonical args, seed, label, chunk size, threads, global item indices
+//!   items.json       the job's items (index, location, configuration or counter)
+//!   job.sh           the batch script (#SBATCH lines, env vars, pre_cmds, worker, status)
+//!   submission.json  Slurm job id and attempt number, written right after `sbatch`
+//!   stdout, stderr   the job's output streams
+//!   results.json     the worker's per-item results, in item order
+//!   status           the worker's exit code, written by the script as its last act
+//! ```
+
+use crate::error::{QueueError, Result};
+use crate::remote_info::RemoteInfo;
+use autopara_core::{Item, ItemResult};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Version of the job-directory format; part of the content hash.
+const FORMAT: u32 = 1;
+
+/// What a job computes: everything that determines its results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobTask {
+    /// Job-directory format version.
+    pub format: u32,
+    /// The op's registered name.
+    pub op: String,
+    /// The op's version (results change when it changes).
+    pub op_version: u32,
+    /// The op's canonical arguments.
+    pub args: serde_json::Value,
+    /// The run's seed.
+    pub seed: u64,
+    /// The label of the op call (separates random streams of ops with the same seed).
+    pub label: String,
+    /// Items per chunk inside the job (does not change results).
+    pub chunk_size: usize,
+    /// Worker threads inside the job (does not change results).
+    pub threads: usize,
+    /// Global indices of the job's items, in order.
+    pub indices: Vec<u64>,
+}
+
+impl JobTask {
+    /// A task for `items` (their global indices are recorded).
+    pub fn new(
+        op: &dyn autopara_core::Operation,
+        label: &str,
+        seed: u64,
+        chunk_size: usize,
+        threads: usize,
+        items: &[Item],
+    ) -> JobTask {
+        let info = op.info();
+        JobTask {
+            format: FORMAT,
+            op: info.name.to_string(),
+            op_version: info.version,
+            args: op.args(),
+            seed,
+            label: label.to_string(),
+            chunk_size: chunk_size.max(1),
+            threads: threads.max(1),
+            indices: items.iter().map(|i| i.index).collect(),
+        }
+    }
+
+    /// The content key: blake3 of the format, op, version, canonical args, seed,
+    /// label and the serialized items (indices, locations, payloads). Chunk size
+    /// and thread count are left out: they do not change results.
+    pub fn content_hash(&self, items_json: &[u8]) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(b"autopara queue job\0");
+        h.update(&self.format.to_le_bytes());
+        for part in [self.op.as_bytes(), self.label.as_bytes(), self.args.to_string().as_bytes(), items_json] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.update(&self.op_version.to_le_bytes());
+        h.update(&self.seed.to_le_bytes());
+        h.finalize().to_hex()[..32].to_string()
+    }
+}
+
+/// The Slurm submission recorded in a job directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    /// The Slurm job id (`sbatch --parsable`).
+    pub slurm_id: String,
+    /// 1 for the first submission, +1 per resubmission.
+    pub attempt: u32,
+}
+
+/// The paths of one job directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobDir {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The Slurm job name: `<job_name>-<first 12 hex digits of the hash>`.
+    pub name: String,
+}
+
+impl JobDir {
+    /// The directory for content `hash` under `jobs_dir` (absolute).
+    pub fn new(jobs_dir: &Path, job_name: &str, hash: &str) -> JobDir {
+        JobDir { dir: jobs_dir.join(hash), name: format!("{job_name}-{}", &hash[..hash.len().min(12)]) }
+    }
+
+    /// `task.json`.
+    pub fn task(&self) -> PathBuf {
+        self.dir.join("task.json")
+    }
+    /// `items.json`.
+    pub fn items(&self) -> PathBuf {
+        self.dir.join("items.json")
+    }
+    /// `job.sh`.
+    pub fn script(&self) -> PathBuf {
+        self.dir.join("job.sh")
+    }
+    /// `submission.json`.
+    pub fn submission(&self) -> PathBuf {
+        self.dir.join("submission.json")
+    }
+    /// `results.json`.
+    pub fn results(&self) -> PathBuf {
+        self.dir.join("results.json")
+    }
+    /// `status`.
+    pub fn status(&self) -> PathBuf {
+        self.dir.join("status")
+    }
+    /// `stderr`.
+    pub fn stderr(&self) -> PathBuf {
+        self.dir.join("stderr")
+    }
+    /// `stdout`.
+    pub fn stdout(&self) -> PathBuf {
+        self.dir.join("stdout")
+    }
+
+    /// Opens an existing directory (the worker's side); the name is the directory's.
+    pub fn open(dir: &Path) -> JobDir {
+        JobDir {
+            dir: dir.to_path_buf(),
+            name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        }
+    }
+
+    /// The recorded submission, if any.
+    pub fn read_submission(&self) -> Result<Option<Submission>> {
+        read_json_opt(&self.submission())
+    }
+
+    /// The worker's exit code from `status`, if the script got that far.
+    pub fn read_status(&self) -> Result<Option<i32>> {
+        let path = self.status();
+        match std::fs::read_to_string(&path) {
+            Ok(s) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| QueueError::JobFile { path, message: format!("expected an exit code, found {s:?}") }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(QueueError::io(path, e)),
+        }
+    }
+
+    /// The worker's results, one per item.
+    pub fn read_results(&self) -> Result<Vec<ItemResult>> {
+        read_json(&self.results())
+    }
+
+    /// The last `lines` lines of the job's stderr (empty when absent).
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.stderr()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Forgets a previous attempt's outcome before a resubmission.
+    pub fn clear_attempt(&self) -> Result<()> {
+        for p in [self.status(), self.results(), self.submission()] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(QueueError::io(p, e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The batch script of a job: `#SBATCH` resources, exported variables,
+/// `pre_cmds`, the worker, and the status file written last.
+pub fn job_script(job: &JobDir, info: &RemoteInfo, threads: usize) -> String {
+    let mut s = String::from("#!/bin/bash\n");
+    let mut opt = |o: String| {
+        let _ = writeln!(s, "#SBATCH {o}");
+    };
+    opt(format!("--job-name={}", job.name));
+    opt(format!("--chdir={}", job.dir.display()));
+    opt(format!("--output={}", job.stdout().display()));
+    opt(format!("--error={}", job.stderr().display()));
+    opt("--ntasks=1".into());
+    opt(format!("--cpus-per-task={threads}"));
+    if let Some(n) = info.num_nodes {
+        opt(format!("--nodes={n}"));
+    }
+    if let Some(p) = &info.partition {
+        opt(format!("--partition={p}"));
+    }
+    if let Some(t) = info.slurm_time() {
+        opt(format!("--time={t}"));
+    }
+    if let Some(m) = &info.memory {
+        opt(format!("--mem={m}"));
+    }
+    for a in &info.sbatch_args {
+        opt(a.clone());
+    }
+    s.push('\n');
+    for (k, v) in &info.env_vars {
+        let _ = writeln!(s, "export {k}={}", shell_quote(v));
+    }
+    let _ = writeln!(s, "export AUTOPARA_NUM_WORKERS={threads}");
+    for c in &info.pre_cmds {
+        s.push_str(c);
+        s.push('\n');
+    }
+    let dir = shell_quote(&job.dir.to_string_lossy());
+    let _ = writeln!(
+        s,
+        "{} worker --job-dir {dir}\nrc=$?\necho $rc > {dir}/status.tmp && mv -f {dir}/status.tmp {dir}/status\nexit $rc",
+        shell_quote(&info.autopara_bin.to_string_lossy()),
+    );
+    s
+}
+
+/// Single-quotes `s` for POSIX shells.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so readers
+/// never see a partial file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| QueueError::io(dir, e))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(|e| QueueError::io(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| QueueError::io(path, e.error))?;
+    Ok(())
+}
+
+/// Serializes `value` as JSON to `path` atomically.
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    let bytes =
+        serde_json::to_vec(value).map_err(|e| QueueError::JobFile { path: path.into(), message: e.to_string() })?;
+    write_atomic(path, &bytes)
+}
+
+/// Reads JSON from `path`.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| QueueError::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| QueueError::JobFile { path: path.into(), message: e.to_string() })
+}
+
+/// Reads JSON from `path`, `None` when the file does not exist.
+fn read_json_opt<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    read_json(path).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_has_resources_env_pre_cmds_and_status() {
+        let info = RemoteInfo {
+            partition: Some("short".into()),
+            max_time: Some("5m".into()),
+            memory: Some("2G".into()),
+            pre_cmds: vec!["module load x".into()],
+            env_vars: [("OMP_NUM_THREADS".to_string(), "1 2'3".to_string())].into(),
+            sbatch_args: vec!["--account=abc".into()],
+            autopara_bin: "/opt/bin/autopara".into(),
+            ..RemoteInfo::default()
+        };
+        let job = JobDir::new(Path::new("/jobs"), "emt", "0123456789abcdef0123");
+        let s = job_script(&job, &info, 3);
+        for want in [
+            "#SBATCH --job-name=emt-0123456789ab\n",
+            "#SBATCH --partition=short\n",
+            "#SBATCH --time=0:05:00\n",
+            "#SBATCH --mem=2G\n",
+            "#SBATCH --cpus-per-task=3\n",
+            "#SBATCH --account=abc\n",
+            "export OMP_NUM_THREADS='1 2'\\''3'\n",
+            "module load x\n'/opt/bin/autopara' worker --job-dir '/jobs/0123456789abcdef0123'\nrc=$?\n",
+        ] {
+            assert!(s.contains(want), "missing {want:?} in\n{s}");
+        }
+        // Every #SBATCH line precedes the first command, or sbatch ignores it.
+        let last_sbatch = s.rfind("#SBATCH").unwrap();
+        assert!(last_sbatch < s.find("export").unwrap());
+    }
+
+    #[test]
+    fn hash_depends_on_content_not_chunking() {
+        let t = JobTask {
+            format: FORMAT,
+            op: "op".into(),
+            op_version: 1,
+            args: serde_json::json!({"a": 1}),
+            seed: 5,
+            label: "op".into(),
+            chunk_size: 2,
+            threads: 1,
+            indices: vec![0, 1],
+        };
+        let h = t.content_hash(b"items");
+        assert_eq!(h, JobTask { chunk_size: 9, threads: 4, ..t.clone() }.content_hash(b"items"));
+        assert_ne!(h, JobTask { seed: 6, ..t.clone() }.content_hash(b"items"));
+        assert_ne!(h, JobTask { args: serde_json::json!({"a": 2}), ..t.clone() }.content_hash(b"items"));
+        assert_ne!(h, JobTask { op_version: 2, ..t.clone() }.content_hash(b"items"));
+        assert_ne!(h, t.content_hash(b"items2"));
+    }
+}

@@ -1,0 +1,333 @@
+//! [`RemoteInfo`]: how an op's chunks are sent to Slurm (resources, job
+//! script contents, polling, failure policy), from the API, a pipeline file or
+//! `AUTOPARA_REMOTE_INFO`.
+
+use crate::error::{QueueError, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The environment variable holding remote info: JSON or TOML text, or the
+/// path of a `.json`/`.toml` file, keyed by op label (wfl's `WFL_EXPYRE_INFO`).
+pub const REMOTE_INFO_ENV: &str = "AUTOPARA_REMOTE_INFO";
+
+/// The info key set to `true` on the input configurations of a failed job
+/// when [`RemoteInfo::ignore_failed_jobs`] is on; the same key as wfl, so
+/// existing scripts that filter on it keep working.
+pub const JOB_FAILED_KEY: &str = "EXPYRE_REMOTE_JOB_FAILED";
+
+/// How one op's items are run as Slurm jobs.
+///
+/// Every field has a default, so `{}` is valid. Nothing here is part of a
+/// job's content key: changing resources (say a longer `max_time`) and
+/// rerunning re-attaches to, or resubmits, the same jobs.
+///
+/// ```
+/// use autopara_queue::RemoteInfo;
+/// let info = RemoteInfo::from_toml_str(
+///     "job_name = \"emt\"\nnum_cores = 4\nmax_time = \"2h\"\npre_cmds = [\"module load foo\"]",
+///     "example",
+/// )
+/// .unwrap();
+/// assert_eq!(info.num_cores, Some(4));
+/// assert_eq!(info.num_inputs_per_queued_job, -100);
+/// assert_eq!(info.items_per_job(10), 1000);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteInfo {
+    /// Prefix of every Slurm job name (`<job_name>-<content hash>`); no whitespace or `/`.
+    pub job_name: String,
+    /// Slurm partition (`--partition`); the cluster's default when absent.
+    pub partition: Option<String>,
+    /// Nodes per job (`--nodes`).
+    pub num_nodes: Option<u32>,
+    /// Cores per job (`--cpus-per-task`); the worker runs this many threads.
+    pub num_cores: Option<u32>,
+    /// Wall-time limit (`--time`): a Slurm time (`90`, `1:30:00`, `1-00:00:00`)
+    /// or a number with a unit suffix `s`, `m`, `h`, `d` (`30m`, `2h`).
+    pub max_time: Option<String>,
+    /// Memory per node (`--mem`, e.g. `4G`).
+    pub memory: Option<String>,
+    /// Items per job; a negative value `-n` means `n` times the chunk size (as in wfl).
+    pub num_inputs_per_queued_job: i64,
+    /// Shell lines run before the worker (module loads, `source venv/bin/activate`).
+    pub pre_cmds: Vec<String>,
+    /// Environment variables exported in the job script.
+    pub env_vars: BTreeMap<String, String>,
+    /// Extra `#SBATCH` options, one per entry (`--account=abc`, `--qos=short`).
+    pub sbatch_args: Vec<String>,
+    /// Seconds between scheduler polls.
+    pub check_interval: f64,
+    /// Seconds the driver waits for all jobs before giving up (the jobs keep running).
+    pub timeout: f64,
+    /// Failed or dead jobs become items flagged with [`JOB_FAILED_KEY`] instead of an error.
+    pub ignore_failed_jobs: bool,
+    /// Jobs that died (time limit, cancelled, node failure) are resubmitted, once per driver run.
+    pub resubmit_killed_jobs: bool,
+    /// The `autopara` binary the job script runs as `<autopara_bin> worker --job-dir DIR`.
+    pub autopara_bin: PathBuf,
+    /// Where job directories are created (relative paths are taken from the driver's
+    /// working directory and made absolute before the jobs see them).
+    pub jobs_dir: PathBuf,
+}
+
+impl Default for RemoteInfo {
+    fn default() -> RemoteInfo {
+        RemoteInfo {
+            job_name: "autopara".into(),
+            partition: None,
+            num_nodes: None,
+            num_cores: None,
+            max_time: None,
+            memory: None,
+            num_inputs_per_queued_job: -100,
+            pre_cmds: Vec::new(),
+            env_vars: BTreeMap::new(),
+            sbatch_args: Vec::new(),
+            check_interval: 30.0,
+            timeout: 3600.0,
+            ignore_failed_jobs: false,
+            resubmit_killed_jobs: false,
+            autopara_bin: PathBuf::from("autopara"),
+            jobs_dir: PathBuf::from("_autopara_jobs"),
+        }
+    }
+}
+
+/// The field names of [`RemoteInfo`], to tell a bare `RemoteInfo` from a map keyed by op label.
+const FIELDS: &[&str] = &[
+    "job_name",
+    "partition",
+    "num_nodes",
+    "num_cores",
+    "max_time",
+    "memory",
+    "num_inputs_per_queued_job",
+    "pre_cmds",
+    "env_vars",
+    "sbatch_args",
+    "check_interval",
+    "timeout",
+    "ignore_failed_jobs",
+    "resubmit_killed_jobs",
+    "autopara_bin",
+    "jobs_dir",
+];
+
+impl RemoteInfo {
+    /// Parses and validates a JSON object; `origin` names the source in errors.
+    pub fn from_json_str(text: &str, origin: &str) -> Result<RemoteInfo> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(origin, "-", e))?;
+        RemoteInfo::from_value(value, origin)
+    }
+
+    /// Parses and validates a TOML table (a pipeline file's `remote_info` table).
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<RemoteInfo> {
+        let value: serde_json::Value = toml::from_str(text).map_err(|e| bad(origin, "-", e))?;
+        RemoteInfo::from_value(value, origin)
+    }
+
+    /// Deserializes and validates a JSON value, naming the offending field on error.
+    pub fn from_value(value: serde_json::Value, origin: &str) -> Result<RemoteInfo> {
+        let info: RemoteInfo = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            bad(origin, if path == "." { "-" } else { &path }, e.into_inner())
+        })?;
+        info.validate(origin)?;
+        Ok(info)
+    }
+
+    /// The remote info for op label `label` from `spec`: JSON or TOML text, or the
+    /// path of a file holding it. `spec` is either a bare `RemoteInfo` (used for
+    /// every label) or a table keyed by label, where `"*"` matches any label.
+    /// `Ok(None)` means no entry matches: the op runs locally (as in wfl).
+    pub fn select(spec: &str, origin: &str, label: &str) -> Result<Option<RemoteInfo>> {
+        let (value, origin) = parse_spec(spec, origin)?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(bad(&origin, "-", "expected a table/object"));
+        };
+        let entry = if let Some(v) = map.get(label).or_else(|| map.get("*")) {
+            v.clone()
+        } else if !map.is_empty() && map.keys().all(|k| FIELDS.contains(&k.as_str())) {
+            serde_json::Value::Object(map)
+        } else {
+            return Ok(None);
+        };
+        RemoteInfo::from_value(entry, &format!("{origin}, label {label}")).map(Some)
+    }
+
+    /// The remote info for `label` from [`REMOTE_INFO_ENV`], if it is set and has an entry.
+    pub fn from_env(label: &str) -> Result<Option<RemoteInfo>> {
+        match std::env::var(REMOTE_INFO_ENV) {
+            Ok(spec) if !spec.trim().is_empty() => RemoteInfo::select(&spec, REMOTE_INFO_ENV, label),
+            _ => Ok(None),
+        }
+    }
+
+    /// Items per job for an executor chunk size (`num_inputs_per_queued_job`,
+    /// negative meaning a multiple of `chunk_size`); at least 1.
+    pub fn items_per_job(&self, chunk_size: usize) -> usize {
+        let n = self.num_inputs_per_queued_job;
+        let per = if n < 0 { (n.unsigned_abs() as usize).saturating_mul(chunk_size.max(1)) } else { n as usize };
+        per.max(1)
+    }
+
+    /// The `--time` value for Slurm: unit-suffixed values become `H:MM:SS`,
+    /// Slurm's own formats pass through.
+    pub fn slurm_time(&self) -> Option<String> {
+        self.max_time.as_deref().map(slurm_time)
+    }
+
+    /// Checks values that serde cannot: names, counts, intervals.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        if self.job_name.is_empty() || self.job_name.chars().any(|c| c.is_whitespace() || c == '/' || c == '\'') {
+            return Err(bad(origin, "job_name", "must be non-empty, without whitespace, '/' or quotes"));
+        }
+        if self.num_inputs_per_queued_job == 0 {
+            return Err(bad(origin, "num_inputs_per_queued_job", "must not be 0"));
+        }
+        if self.num_nodes == Some(0) {
+            return Err(bad(origin, "num_nodes", "must be at least 1"));
+        }
+        if self.num_cores == Some(0) {
+            return Err(bad(origin, "num_cores", "must be at least 1"));
+        }
+        if !(self.check_interval.is_finite() && self.check_interval > 0.0) {
+            return Err(bad(origin, "check_interval", "must be a positive number of seconds"));
+        }
+        if !(self.timeout.is_finite() && self.timeout >= 0.0) {
+            return Err(bad(origin, "timeout", "must be a non-negative number of seconds"));
+        }
+        if let Some(bad_name) = self.env_vars.keys().find(|k| !is_shell_name(k)) {
+            return Err(bad(origin, &format!("env_vars.{bad_name}"), "not a valid variable name"));
+        }
+        for (field, v) in [("max_time", &self.max_time), ("memory", &self.memory), ("partition", &self.partition)] {
+            if v.as_deref().is_some_and(|s| s.is_empty() || s.chars().any(char::is_whitespace)) {
+                return Err(bad(origin, field, "must be non-empty and without whitespace"));
+            }
+        }
+        if self.sbatch_args.iter().any(|a| a.contains('\n')) {
+            return Err(bad(origin, "sbatch_args", "an entry contains a newline"));
+        }
+        Ok(())
+    }
+}
+
+/// Reads `spec` as JSON text, a file path, or TOML text, in that order.
+fn parse_spec(spec: &str, origin: &str) -> Result<(serde_json::Value, String)> {
+    let trimmed = spec.trim();
+    if trimmed.starts_with('{') {
+        let v = serde_json::from_str(trimmed).map_err(|e| bad(origin, "-", e))?;
+        return Ok((v, origin.to_string()));
+    }
+    let path = Path::new(trimmed);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path).map_err(|e| QueueError::io(path, e))?;
+        let origin = format!("{origin}: {}", path.display());
+        let v = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|e| bad(&origin, "-", e))?
+        } else {
+            toml::from_str(&text).map_err(|e| bad(&origin, "-", e))?
+        };
+        return Ok((v, origin));
+    }
+    match toml::from_str(trimmed) {
+        Ok(v) => Ok((v, origin.to_string())),
+        Err(e) => Err(bad(origin, "-", format!("not an existing file, nor JSON or TOML text: {e}"))),
+    }
+}
+
+/// `30m` → `0:30:00`; Slurm formats unchanged.
+fn slurm_time(s: &str) -> String {
+    let unit = match s.chars().last() {
+        Some('s') => 1.0,
+        Some('m') => 60.0,
+        Some('h') => 3600.0,
+        Some('d') => 86400.0,
+        _ => return s.to_string(),
+    };
+    match s[..s.len() - 1].parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => {
+            let secs = (n * unit).ceil() as u64;
+            format!("{}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60)
+        }
+        _ => s.to_string(),
+    }
+}
+
+fn is_shell_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn bad(origin: &str, field: &str, message: impl ToString) -> QueueError {
+    QueueError::RemoteInfo { origin: origin.to_string(), field: field.to_string(), message: message.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_wfl() {
+        let info = RemoteInfo::from_json_str("{}", "t").unwrap();
+        assert_eq!(info, RemoteInfo::default());
+        assert_eq!(info.items_per_job(7), 700);
+        let info = RemoteInfo { num_inputs_per_queued_job: 5, ..RemoteInfo::default() };
+        assert_eq!(info.items_per_job(7), 5);
+    }
+
+    #[test]
+    fn unknown_and_bad_fields_are_named() {
+        let e = RemoteInfo::from_json_str(r#"{"job_nme": "x"}"#, "t").unwrap_err().to_string();
+        assert!(e.contains("job_nme"), "{e}");
+        let e = RemoteInfo::from_json_str(r#"{"num_cores": "four"}"#, "t").unwrap_err().to_string();
+        assert!(e.contains("num_cores"), "{e}");
+        let e = RemoteInfo::from_json_str(r#"{"job_name": "a b"}"#, "t").unwrap_err().to_string();
+        assert!(e.contains("job_name"), "{e}");
+        let e = RemoteInfo::from_json_str(r#"{"check_interval": 0}"#, "t").unwrap_err().to_string();
+        assert!(e.contains("check_interval"), "{e}");
+        let e = RemoteInfo::from_json_str(r#"{"env_vars": {"A-B": "1"}}"#, "t").unwrap_err().to_string();
+        assert!(e.contains("env_vars.A-B"), "{e}");
+    }
+
+    #[test]
+    fn select_by_label_wildcard_or_bare() {
+        let keyed = r#"{"md": {"job_name": "m", "num_cores": 2}, "*": {"job_name": "any"}}"#;
+        assert_eq!(RemoteInfo::select(keyed, "t", "md").unwrap().unwrap().job_name, "m");
+        assert_eq!(RemoteInfo::select(keyed, "t", "calculate").unwrap().unwrap().job_name, "any");
+        let only_md = r#"{"md": {"job_name": "m"}}"#;
+        assert_eq!(RemoteInfo::select(only_md, "t", "calculate").unwrap(), None);
+        let bare = "job_name = \"b\"\ntimeout = 5.0";
+        let info = RemoteInfo::select(bare, "t", "md").unwrap().unwrap();
+        assert_eq!((info.job_name.as_str(), info.timeout), ("b", 5.0));
+        let e = RemoteInfo::select(r#"{"md": {"timeout": -1}}"#, "t", "md").unwrap_err().to_string();
+        assert!(e.contains("label md") && e.contains("timeout"), "{e}");
+        assert!(RemoteInfo::select("no such file and not toml", "t", "md").is_err());
+    }
+
+    #[test]
+    fn select_reads_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml_path = dir.path().join("remote.toml");
+        std::fs::write(&toml_path, "[calculate]\njob_name = \"c\"\nenv_vars = { OMP_NUM_THREADS = \"1\" }\n").unwrap();
+        let info = RemoteInfo::select(toml_path.to_str().unwrap(), "t", "calculate").unwrap().unwrap();
+        assert_eq!(info.env_vars["OMP_NUM_THREADS"], "1");
+        let json_path = dir.path().join("remote.json");
+        std::fs::write(&json_path, r#"{"calculate": {"num_inputs_per_queued_job": 3}}"#).unwrap();
+        let info = RemoteInfo::select(json_path.to_str().unwrap(), "t", "calculate").unwrap().unwrap();
+        assert_eq!(info.items_per_job(10), 3);
+    }
+
+    #[test]
+    fn max_time_units() {
+        assert_eq!(slurm_time("30m"), "0:30:00");
+        assert_eq!(slurm_time("2h"), "2:00:00");
+        assert_eq!(slurm_time("90s"), "0:01:30");
+        assert_eq!(slurm_time("1d"), "24:00:00");
+        assert_eq!(slurm_time("1:00:00"), "1:00:00");
+        assert_eq!(slurm_time("15"), "15");
+    }
+}

@@ -1,0 +1,259 @@
+//! Test support: a private single-node Slurm cluster (munge, slurmctld and
+//! slurmd from Debian's `slurm-wlm`) in a temporary directory.
+//!
+//! Each [`LocalCluster`] has its own munge key and socket, `slurm.conf`,
+//! state, spool, log and pid files, and free TCP ports, so several test
+//! binaries can run clusters at once. There are no cgroups on the sandboxes
+//! this runs on: `ProctrackType=proctrack/linuxproc`, `TaskPlugin=task/none`.
+//! Dropping the cluster cancels its jobs and stops the daemons it started, by
+//! PID. Nothing is installed here (`cargo xtask deps` installs the packages).
+
+use crate::slurm::{JobState, Slurm};
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running private cluster; stopped on drop.
+pub struct LocalCluster {
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+    daemons: Vec<(&'static str, Child)>,
+}
+
+/// The daemons a cluster needs.
+const DAEMONS: [&str; 3] = ["munged", "slurmctld", "slurmd"];
+
+/// Finds a program on `PATH` or in the sbin directories (daemons live there).
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+impl LocalCluster {
+    /// Starts a cluster, or returns `None` after printing a loud `SKIPPED` line
+    /// when Slurm or munge is not installed. With `AUTOPARA_REQUIRE_REFERENCES=1`
+    /// (CI) a missing installation panics instead. A cluster that is installed
+    /// but does not start panics with its logs.
+    pub fn start_or_skip(test: &str) -> Option<LocalCluster> {
+        let missing: Vec<&str> = DAEMONS
+            .iter()
+            .chain(&["sbatch", "squeue", "sinfo", "scancel"])
+            .copied()
+            .filter(|p| find_program(p).is_none())
+            .collect();
+        if !missing.is_empty() {
+            if std::env::var("AUTOPARA_REQUIRE_REFERENCES").is_ok_and(|v| v == "1") {
+                panic!("{test}: Slurm is required but {} missing; run `cargo xtask deps`", missing.join(", "));
+            }
+            eprintln!(
+                "SKIPPED {test}: no local Slurm ({} missing; `cargo xtask deps` installs slurm-wlm and munge)",
+                missing.join(", ")
+            );
+            return None;
+        }
+        match LocalCluster::start() {
+            Ok(c) => Some(c),
+            Err(e) => panic!("{test}: could not start a local Slurm cluster: {e}"),
+        }
+    }
+
+    /// Starts munged, slurmctld and slurmd and waits until the node is idle.
+    pub fn start() -> Result<LocalCluster, String> {
+        let dir = tempfile::Builder::new().prefix("autopara-slurm-").tempdir().map_err(|e| e.to_string())?;
+        let root = dir.path().to_path_buf();
+        for sub in ["munge", "state", "spool", "log"] {
+            std::fs::create_dir_all(root.join(sub)).map_err(|e| format!("{}: {e}", root.join(sub).display()))?;
+        }
+        let key = root.join("munge/munge.key");
+        let mut bytes = vec![0u8; 128];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .map_err(|e| format!("/dev/urandom: {e}"))?;
+        std::fs::write(&key, &bytes).map_err(|e| format!("{}: {e}", key.display()))?;
+        set_mode(&key, 0o600)?;
+        set_mode(&root.join("munge"), 0o700)?;
+        let socket = root.join("munge/munge.socket");
+        let [ctld_port, d_port] = free_ports()?;
+        let user = current_user()?;
+        let conf = root.join("slurm.conf");
+        let r = root.display();
+        let text = format!(
+            "ClusterName=autopara\nSlurmctldHost=localhost\nSlurmctldPort={ctld_port}\nSlurmdPort={d_port}\n\
+             SlurmUser={user}\nSlurmdUser={user}\nAuthType=auth/munge\nCredType=cred/munge\n\
+             AuthInfo=socket={socket}\nStateSaveLocation={r}/state\nSlurmdSpoolDir={r}/spool\n\
+             SlurmctldPidFile={r}/slurmctld.pid\nSlurmdPidFile={r}/slurmd.pid\n\
+             SlurmctldLogFile={r}/log/slurmctld.log\nSlurmdLogFile={r}/log/slurmd.log\n\
+             ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nMpiDefault=none\nReturnToService=2\n\
+             SchedulerType=sched/backfill\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n\
+             AccountingStorageType=accounting_storage/none\nJobAcctGatherType=jobacct_gather/none\n\
+             MinJobAge=300\nNodeName=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=2000 State=UNKNOWN\n\
+             PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP\n",
+            socket = socket.display()
+        );
+        std::fs::write(&conf, text).map_err(|e| format!("{}: {e}", conf.display()))?;
+        let mut cluster = LocalCluster { dir, conf, daemons: Vec::new() };
+        cluster.spawn(
+            "munged",
+            &[
+                "-F".into(),
+                "--force".into(),
+                format!("--socket={}", socket.display()),
+                format!("--key-file={}", key.display()),
+                format!("--pid-file={r}/munge/munged.pid"),
+                format!("--log-file={r}/log/munged.log"),
+                format!("--seed-file={r}/munge/seed"),
+            ],
+        )?;
+        cluster.wait_for(|_| socket.exists(), "the munge socket")?;
+        cluster.spawn("slurmctld", &["-D".into()])?;
+        cluster.spawn("slurmd", &["-D".into(), "-N".into(), "localhost".into()])?;
+        cluster.wait_for(|c| c.node_state().is_some_and(|s| s.starts_with("idle")), "the node to be idle")?;
+        Ok(cluster)
+    }
+
+    /// The cluster's directory (config, state, logs).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The cluster's `slurm.conf`; client commands need `SLURM_CONF` set to it.
+    pub fn conf(&self) -> &Path {
+        &self.conf
+    }
+
+    /// The process ids of the daemons this cluster started.
+    pub fn daemon_pids(&self) -> Vec<u32> {
+        self.daemons.iter().map(|(_, c)| c.id()).collect()
+    }
+
+    /// Client commands talking to this cluster.
+    pub fn slurm(&self) -> Slurm {
+        Slurm::new().with_env("SLURM_CONF", &self.conf)
+    }
+
+    /// The environment a child process (say `autopara run`) needs to use this cluster.
+    pub fn envs(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![("SLURM_CONF", self.conf.clone())]
+    }
+
+    fn client(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("SLURM_CONF", &self.conf);
+        c
+    }
+
+    fn spawn(&mut self, name: &'static str, args: &[String]) -> Result<(), String> {
+        let program = find_program(name).ok_or_else(|| format!("{name} not found"))?;
+        let log = self.dir.path().join(format!("log/{name}.out"));
+        let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = Command::new(&program)
+            .args(args)
+            .env("SLURM_CONF", &self.conf)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", program.display()))?;
+        self.daemons.push((name, child));
+        Ok(())
+    }
+
+    /// The node's state from `sinfo` (`idle`, `mixed`, `down*`).
+    fn node_state(&self) -> Option<String> {
+        let out = self.client("sinfo").args(["--noheader", "--format=%T"]).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Waits up to 30 s for `ready`; on timeout returns an error with the daemon logs.
+    fn wait_for(&mut self, ready: impl Fn(&LocalCluster) -> bool, what: &str) -> Result<(), String> {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if ready(self) {
+                return Ok(());
+            }
+            if let Some((name, status)) =
+                self.daemons.iter_mut().find_map(|(n, c)| c.try_wait().ok().flatten().map(|s| (*n, s)))
+            {
+                return Err(format!("{name} exited ({status}) while waiting for {what}\n{}", self.logs()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("timed out waiting for {what}\n{}", self.logs()))
+    }
+
+    /// The tails of the daemons' logs, for error messages.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for name in DAEMONS {
+            for file in [format!("log/{name}.out"), format!("log/{name}.log")] {
+                let text = std::fs::read_to_string(self.dir.path().join(&file)).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                s.push_str(&format!("--- {file}\n{}\n", lines[lines.len().saturating_sub(15)..].join("\n")));
+            }
+        }
+        s
+    }
+
+    /// Cancels every job and waits (up to 10 s) until none is live, so that no
+    /// job process outlives the daemons.
+    fn cancel_all(&self) {
+        let user = current_user().unwrap_or_default();
+        let _ = self.client("scancel").args(["--user", &user]).output();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            match self.slurm().jobs() {
+                Ok(jobs) if jobs.values().all(|j| !matches!(j.state, JobState::Live(_))) => return,
+                Err(_) => return,
+                Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        if self.daemons.len() == DAEMONS.len() {
+            self.cancel_all();
+        }
+        // Stop in reverse start order: slurmd, slurmctld, munged. SIGTERM first so
+        // they clean up; SIGKILL whatever is still running after 5 s.
+        while let Some((_, mut child)) = self.daemons.pop() {
+            let _ = Command::new("kill").arg(child.id().to_string()).output();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Two distinct TCP ports that were free a moment ago.
+fn free_ports() -> Result<[u16; 2], String> {
+    let bind = || TcpListener::bind("127.0.0.1:0").map_err(|e| format!("binding a free port: {e}"));
+    // Both listeners stay open until both ports are known, so they differ.
+    let (a, b) = (bind()?, bind()?);
+    let port = |l: &TcpListener| l.local_addr().map(|a| a.port()).map_err(|e| e.to_string());
+    Ok([port(&a)?, port(&b)?])
+}
+
+fn current_user() -> Result<String, String> {
+    let out = Command::new("id").arg("-un").output().map_err(|e| format!("id -un: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

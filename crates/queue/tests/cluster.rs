@@ -1,0 +1,285 @@
+//! The Slurm backend against a real single-node Slurm started by
+//! [`LocalCluster`] (skipped loudly when Slurm is not installed).
+//!
+//! This test binary has no libtest harness: it is also the job's worker. Jobs
+//! run `<this binary> worker --job-dir DIR`, which calls the same
+//! `run_job_dir` as `autopara worker`, with the test op below registered.
+//! The scenarios share one cluster and run one after another.
+
+use autopara_core::{
+    Atoms, InputKind, Item, ItemFailure, ItemResult, Location, OpInfo, OpRegistration, Operation, Payload, Value,
+    WorkerContext,
+};
+use autopara_queue::testing::LocalCluster;
+use autopara_queue::{JOB_FAILED_KEY, QueueError, RemoteInfo, SlurmBackend};
+use rand::Rng;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+static INFO: OpInfo = OpInfo {
+    name: "queue_test",
+    version: 1,
+    default_chunk_size: 2,
+    summary: "test op: random displacements from the item RNG; optional per-item failures and a sleep",
+    input_kind: InputKind::Configs,
+};
+
+/// Moves every atom by a random vector from the item's RNG and records a random
+/// number; fails the items listed in `fail`; sleeps `$QUEUE_TEST_SLEEP` seconds
+/// per chunk (set through `env_vars`, which is not part of a job's content).
+struct QueueTestOp {
+    args: serde_json::Value,
+    fail: Vec<u64>,
+}
+
+impl Operation for QueueTestOp {
+    fn info(&self) -> &'static OpInfo {
+        &INFO
+    }
+    fn args(&self) -> serde_json::Value {
+        self.args.clone()
+    }
+    fn run_chunk(&self, items: &[Item], ctx: &mut WorkerContext) -> Vec<ItemResult> {
+        if let Some(s) = std::env::var("QUEUE_TEST_SLEEP").ok().and_then(|s| s.parse::<f64>().ok()) {
+            std::thread::sleep(Duration::from_secs_f64(s));
+        }
+        items
+            .iter()
+            .map(|item| {
+                if self.fail.contains(&item.index) {
+                    return Err(ItemFailure::new(format!("item {} fails on purpose", item.index)));
+                }
+                let mut rng = ctx.rng(item);
+                let mut at = item.atoms()?.clone();
+                for p in &mut at.positions {
+                    for x in p.iter_mut() {
+                        *x += rng.random::<f64>() - 0.5;
+                    }
+                }
+                at.info.insert("queue_test_r".into(), Value::Float(rng.random()));
+                Ok(vec![at])
+            })
+            .collect()
+    }
+}
+
+fn build(args: serde_json::Value) -> autopara_core::Result<Box<dyn Operation>> {
+    let fail = args.get("fail").and_then(|f| serde_json::from_value(f.clone()).ok()).unwrap_or_default();
+    Ok(Box::new(QueueTestOp { args, fail }))
+}
+
+autopara_core::inventory::submit!(OpRegistration { info: &INFO, build });
+
+const SEED: u64 = 20;
+const LABEL: &str = "queue_test";
+
+fn items(n: usize) -> Vec<Item> {
+    (0..n)
+        .map(|i| {
+            let mut at = Atoms::new(vec![13, 29], vec![[0.1 * i as f64, 0.0, 0.0], [1.3, 0.2, 1.0 / 3.0]]);
+            at.info.insert("config_i".into(), Value::Int(i as i64));
+            Item { index: i as u64, location: Location { file: None, path: vec![i] }, payload: Payload::Atoms(at) }
+        })
+        .collect()
+}
+
+/// The local result: every item in one chunk on one worker.
+fn local(op: &dyn Operation, items: &[Item]) -> Vec<ItemResult> {
+    op.run_chunk(items, &mut WorkerContext::new(0, SEED, LABEL))
+}
+
+fn remote_info(jobs_dir: &Path) -> RemoteInfo {
+    RemoteInfo {
+        job_name: "qt+1".into(),
+        num_inputs_per_queued_job: -1,
+        check_interval: 0.2,
+        timeout: 120.0,
+        autopara_bin: std::env::current_exe().expect("test binary path"),
+        jobs_dir: jobs_dir.to_path_buf(),
+        ..RemoteInfo::default()
+    }
+}
+
+/// (dir, Slurm id, attempt) of each job of a run.
+fn submissions(backend: &SlurmBackend, op: &dyn Operation, items: &[Item]) -> Vec<(PathBuf, String, u32)> {
+    backend
+        .plan(op, LABEL, SEED, 2, items)
+        .unwrap()
+        .into_iter()
+        .map(|(d, _)| {
+            let s = d.read_submission().unwrap().expect("a recorded submission");
+            (d.dir, s.slurm_id, s.attempt)
+        })
+        .collect()
+}
+
+fn job_count(cluster: &LocalCluster) -> usize {
+    cluster.slurm().jobs().unwrap().len()
+}
+
+/// Several jobs, one failing item: results equal a local run bit for bit; a
+/// rerun reuses the finished jobs and submits nothing.
+fn normal_run_equals_local_and_rerun_reuses(cluster: &LocalCluster, tmp: &Path) {
+    let op = build(serde_json::json!({"fail": [3]})).unwrap();
+    let inputs = items(7);
+    let info = remote_info(&tmp.join("normal"));
+    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
+    let got = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap();
+    assert_eq!(got, local(op.as_ref(), &inputs));
+    assert!(got[3].is_err() && got[2].is_ok());
+    let subs = submissions(&backend, op.as_ref(), &inputs);
+    assert_eq!(subs.len(), 4, "7 items in jobs of 2");
+    let before = job_count(cluster);
+    let again = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap();
+    assert_eq!(again, got);
+    assert_eq!(submissions(&backend, op.as_ref(), &inputs), subs);
+    assert_eq!(job_count(cluster), before, "the rerun submitted jobs");
+    // Another seed is other content: other jobs.
+    let other = backend.run(op.as_ref(), LABEL, SEED + 1, 2, inputs[..2].to_vec()).unwrap();
+    assert_ne!(other, got[..2]);
+}
+
+/// A driver that stops while its jobs run (here: its timeout) leaves them
+/// queued; the rerun re-attaches to the same Slurm jobs.
+fn stopped_driver_reattaches(cluster: &LocalCluster, tmp: &Path) {
+    let op = build(serde_json::json!({})).unwrap();
+    let inputs = items(4);
+    let mut info = remote_info(&tmp.join("reattach"));
+    info.env_vars.insert("QUEUE_TEST_SLEEP".into(), "3".into());
+    info.timeout = 0.5;
+    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
+    let err = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap_err();
+    assert!(matches!(err, QueueError::Timeout { pending: 2, .. }), "{err}");
+    let subs = submissions(&backend, op.as_ref(), &inputs);
+    let before = job_count(cluster);
+    info.timeout = 120.0;
+    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
+    let got = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap();
+    assert_eq!(got, local(op.as_ref(), &inputs));
+    assert_eq!(submissions(&backend, op.as_ref(), &inputs), subs, "jobs were resubmitted");
+    assert_eq!(job_count(cluster), before);
+}
+
+/// A job cancelled with `scancel` is an error naming the job; with
+/// `resubmit_killed_jobs` the rerun resubmits it (new `env_vars` apply, as
+/// resources are not part of the content).
+fn cancelled_job_reported_then_resubmitted(cluster: &LocalCluster, tmp: &Path) {
+    let op = build(serde_json::json!({"tag": "cancel"})).unwrap();
+    let inputs = items(2);
+    let mut info = remote_info(&tmp.join("cancel"));
+    info.env_vars.insert("QUEUE_TEST_SLEEP".into(), "60".into());
+    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
+    let (dir, _) = backend.plan(op.as_ref(), LABEL, SEED, 2, &inputs).unwrap().remove(0);
+    let canceller = {
+        let (slurm, dir) = (cluster.slurm(), dir.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(60) {
+                if let Ok(Some(sub)) = dir.read_submission() {
+                    slurm.cancel(&sub.slurm_id).unwrap();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("the job was never submitted");
+        })
+    };
+    let err = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap_err();
+    canceller.join().unwrap();
+    let msg = err.to_string();
+    assert!(matches!(&err, QueueError::JobDied { state, .. } if state == "CANCELLED"), "{msg}");
+    assert!(msg.contains(&dir.name), "{msg}");
+
+    // Without resubmit_killed_jobs a rerun reports the dead job again.
+    let err = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap_err();
+    assert!(matches!(err, QueueError::JobDied { .. }), "{err}");
+
+    info.resubmit_killed_jobs = true;
+    info.env_vars.insert("QUEUE_TEST_SLEEP".into(), "0".into());
+    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
+    let got = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap();
+    assert_eq!(got, local(op.as_ref(), &inputs));
+    assert_eq!(dir.read_submission().unwrap().map(|s| s.attempt), Some(2));
+}
+
+/// A job whose worker fails is an error naming the job with its stderr tail;
+/// with `ignore_failed_jobs` its inputs come back flagged.
+fn failed_job_reported_or_flagged(cluster: &LocalCluster, tmp: &Path) {
+    let op = build(serde_json::json!({"tag": "fail"})).unwrap();
+    let inputs = items(3);
+    let broken = tmp.join("broken-autopara");
+    std::fs::write(&broken, "#!/bin/sh\necho 'boom: this worker cannot start' >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut info = remote_info(&tmp.join("failed"));
+    info.autopara_bin = broken;
+    info.num_inputs_per_queued_job = 2;
+    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
+    let err = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, QueueError::JobFailed { exit_code: 3, .. }), "{msg}");
+    assert!(msg.contains("qt+1-") && msg.contains("boom: this worker cannot start"), "{msg}");
+
+    info.ignore_failed_jobs = true;
+    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
+    let got = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap();
+    assert_eq!(got.len(), 3);
+    for (r, item) in got.iter().zip(&inputs) {
+        let out = &r.as_ref().unwrap()[0];
+        assert_eq!(out.info[JOB_FAILED_KEY], Value::Bool(true));
+        assert_eq!(out.positions, item.atoms().unwrap().positions);
+    }
+}
+
+/// One scenario run against the shared cluster, with a scratch directory.
+type Scenario = fn(&LocalCluster, &Path);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("worker") {
+        let dir = match (args.get(2).map(String::as_str), args.get(3)) {
+            (Some("--job-dir"), Some(d)) => PathBuf::from(d),
+            _ => {
+                eprintln!("usage: worker --job-dir DIR");
+                std::process::exit(64);
+            }
+        };
+        if let Err(e) = autopara_queue::worker::run_job_dir(&dir) {
+            eprintln!("worker: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    // `cargo test` passes libtest flags (`--list` when listing): this binary has no listed tests.
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let Some(cluster) = LocalCluster::start_or_skip("autopara-queue cluster tests") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let scenarios: [(&str, Scenario); 4] = [
+        ("normal_run_equals_local_and_rerun_reuses", normal_run_equals_local_and_rerun_reuses),
+        ("stopped_driver_reattaches", stopped_driver_reattaches),
+        ("cancelled_job_reported_then_resubmitted", cancelled_job_reported_then_resubmitted),
+        ("failed_job_reported_or_flagged", failed_job_reported_or_flagged),
+    ];
+    let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
+    for (name, scenario) in scenarios {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let start = Instant::now();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&cluster, tmp.path())));
+        match result {
+            Ok(()) => println!("test {name} ... ok ({:.1} s)", start.elapsed().as_secs_f64()),
+            Err(_) => {
+                eprintln!("test {name} ... FAILED\n{}", cluster.logs());
+                drop(cluster);
+                std::process::exit(101);
+            }
+        }
+    }
+    let pids = cluster.daemon_pids();
+    drop(cluster);
+    for pid in pids {
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "daemon {pid} survived the cluster");
+    }
+}
