@@ -7,9 +7,12 @@
 
 pub mod atoms;
 pub mod calculator;
+pub mod configset;
 pub mod elements;
 pub mod error;
+pub mod extxyz;
 pub mod operation;
+pub mod outputspec;
 pub mod registry;
 pub mod results;
 pub mod rng;
@@ -17,8 +20,10 @@ pub mod units;
 
 pub use atoms::{ArrayData, Atoms, Column, Value};
 pub use calculator::{CalcError, CalcResults, Calculator, CalculatorInfo, CalculatorSpec, Properties};
+pub use configset::ConfigSet;
 pub use error::{Error, Result};
 pub use operation::{InputKind, Item, ItemFailure, ItemResult, Location, OpInfo, Operation, Payload, WorkerContext};
+pub use outputspec::OutputSpec;
 pub use registry::{OpRegistration, build_op, find_op, parse_args, registered_ops};
 
 // Re-exported so op crates register without naming these crates themselves.

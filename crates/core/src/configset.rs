@@ -1,0 +1,244 @@
+//! [`ConfigSet`]: the inputs of a run — configurations in memory (flat or
+//! nested lists), extxyz files and globs, or counters for generator ops.
+//!
+//! Iteration is lazy: files are opened one at a time and read frame by frame.
+//! Every [`Item`] carries its global index and its [`Location`] (file index and
+//! frame, nested list indices, or counter), so outputs map back to inputs.
+//!
+//! ```
+//! use autopara_core::{Atoms, ConfigSet, configset::Nested};
+//! let a = Atoms::new(vec![1], vec![[0.0; 3]]);
+//! let cs = ConfigSet::from_nested(Nested::List(vec![
+//!     Nested::Atoms(a.clone()),
+//!     Nested::List(vec![Nested::Atoms(a.clone()), Nested::Atoms(a)]),
+//! ]));
+//! let paths: Vec<Vec<usize>> = cs.items().unwrap().map(|it| it.unwrap().location.path).collect();
+//! assert_eq!(paths, vec![vec![0], vec![1, 0], vec![1, 1]]);
+//! ```
+
+use crate::atoms::Atoms;
+use crate::error::{Error, Result};
+use crate::extxyz;
+use crate::operation::{Item, Location, Payload};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+/// Configurations in memory, possibly nested in lists (wfl accepts lists of
+/// lists; the nesting is kept in each item's location).
+#[allow(clippy::large_enum_variant)] // built once per input set; boxing would only add indirection
+#[derive(Debug, Clone, PartialEq)]
+pub enum Nested {
+    /// One configuration.
+    Atoms(Atoms),
+    /// A list of configurations or further lists.
+    List(Vec<Nested>),
+}
+
+#[allow(clippy::large_enum_variant)] // one per ConfigSet
+#[derive(Debug, Clone, PartialEq)]
+enum Source {
+    Memory(Nested),
+    Files(Vec<PathBuf>),
+    Counters(u64),
+}
+
+/// The inputs of a run. See the [module docs](self).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigSet {
+    source: Source,
+}
+
+impl ConfigSet {
+    /// A flat list of configurations; item `i` has location path `[i]`.
+    pub fn from_atoms(configs: Vec<Atoms>) -> ConfigSet {
+        ConfigSet { source: Source::Memory(Nested::List(configs.into_iter().map(Nested::Atoms).collect())) }
+    }
+
+    /// Nested lists of configurations; locations are the list indices.
+    pub fn from_nested(nested: Nested) -> ConfigSet {
+        ConfigSet { source: Source::Memory(nested) }
+    }
+
+    /// Files and glob patterns, in the order given; each glob's matches are
+    /// sorted. A glob matching nothing, or a missing file, is an error naming it.
+    pub fn from_paths(patterns: &[impl AsRef<str>]) -> Result<ConfigSet> {
+        let mut files = Vec::new();
+        for pat in patterns {
+            let pat = pat.as_ref();
+            let literal = PathBuf::from(pat);
+            if literal.is_file() {
+                files.push(literal);
+                continue;
+            }
+            if !pat.contains(['*', '?', '[']) {
+                return Err(Error::Input(format!("{pat}: no such file")));
+            }
+            let matches = glob::glob(pat).map_err(|e| Error::Input(format!("{pat}: bad glob pattern: {e}")))?;
+            let mut found = Vec::new();
+            for m in matches {
+                let p = m.map_err(|e| Error::Input(format!("{pat}: {e}")))?;
+                if p.is_file() {
+                    found.push(p);
+                }
+            }
+            if found.is_empty() {
+                return Err(Error::Input(format!("{pat}: glob matches no files")));
+            }
+            found.sort();
+            files.extend(found);
+        }
+        if files.is_empty() {
+            return Err(Error::Input("no input files given".into()));
+        }
+        Ok(ConfigSet { source: Source::Files(files) })
+    }
+
+    /// Exactly these files, without globbing; a missing file is reported when
+    /// iteration reaches it.
+    pub fn from_files(files: Vec<PathBuf>) -> ConfigSet {
+        ConfigSet { source: Source::Files(files) }
+    }
+
+    /// Counters `0..n` for generator ops; item `i` has location path `[i]`.
+    pub fn counters(n: u64) -> ConfigSet {
+        ConfigSet { source: Source::Counters(n) }
+    }
+
+    /// The input files (empty unless the set was built from files).
+    pub fn files(&self) -> &[PathBuf] {
+        match &self.source {
+            Source::Files(f) => f,
+            _ => &[],
+        }
+    }
+
+    /// True when the inputs are files.
+    pub fn is_files(&self) -> bool {
+        matches!(self.source, Source::Files(_))
+    }
+
+    /// True when the inputs are counters.
+    pub fn is_counters(&self) -> bool {
+        matches!(self.source, Source::Counters(_))
+    }
+
+    /// The number of items when known without reading files.
+    pub fn len_hint(&self) -> Option<u64> {
+        fn count(n: &Nested) -> u64 {
+            match n {
+                Nested::Atoms(_) => 1,
+                Nested::List(l) => l.iter().map(count).sum(),
+            }
+        }
+        match &self.source {
+            Source::Memory(n) => Some(count(n)),
+            Source::Counters(n) => Some(*n),
+            Source::Files(_) => None,
+        }
+    }
+
+    /// The items in order, lazily. Fails when the first input file cannot be
+    /// opened; later file and parse errors arrive as an `Err` item, after which
+    /// iteration stops.
+    pub fn items(&self) -> Result<Items<'_>> {
+        let inner = match &self.source {
+            Source::Memory(Nested::List(l)) => Inner::Memory { stack: vec![(l.as_slice(), 0)], single: None },
+            Source::Memory(n @ Nested::Atoms(_)) => Inner::Memory { stack: Vec::new(), single: Some(n) },
+            Source::Files(files) => {
+                // The first file opens now, so that a missing file fails early.
+                let reader = match files.first() {
+                    Some(f) => Some((0, extxyz::open(f)?)),
+                    None => None,
+                };
+                Inner::Files { files, next_file: 1, reader }
+            }
+            Source::Counters(n) => Inner::Counters(0..*n),
+        };
+        Ok(Items { inner, index: 0, failed: false })
+    }
+}
+
+/// Iterator over a [`ConfigSet`]'s items (see [`ConfigSet::items`]).
+pub struct Items<'a> {
+    inner: Inner<'a>,
+    index: u64,
+    failed: bool,
+}
+
+type FileReader = extxyz::Reader<BufReader<File>>;
+
+enum Inner<'a> {
+    Memory { stack: Vec<(&'a [Nested], usize)>, single: Option<&'a Nested> },
+    Files { files: &'a [PathBuf], next_file: usize, reader: Option<(usize, FileReader)> },
+    Counters(std::ops::Range<u64>),
+}
+
+impl Inner<'_> {
+    fn next_payload(&mut self) -> Option<Result<(Location, Payload)>> {
+        match self {
+            Inner::Memory { stack, single } => {
+                if let Some(Nested::Atoms(a)) = single.take() {
+                    return Some(Ok((Location { file: None, path: Vec::new() }, Payload::Atoms(a.clone()))));
+                }
+                loop {
+                    let (list, pos) = stack.last_mut()?;
+                    let Some(node) = list.get(*pos) else {
+                        stack.pop();
+                        continue;
+                    };
+                    *pos += 1;
+                    match node {
+                        Nested::Atoms(a) => {
+                            let path = stack.iter().map(|(_, p)| p - 1).collect();
+                            return Some(Ok((Location { file: None, path }, Payload::Atoms(a.clone()))));
+                        }
+                        Nested::List(l) => stack.push((l.as_slice(), 0)),
+                    }
+                }
+            }
+            Inner::Files { files, next_file, reader } => loop {
+                if let Some((fi, r)) = reader {
+                    let frame = r.frame_index();
+                    match r.next() {
+                        Some(Ok(a)) => {
+                            return Some(Ok((Location { file: Some(*fi), path: vec![frame] }, Payload::Atoms(a))));
+                        }
+                        Some(Err(e)) => return Some(Err(e)),
+                        None => *reader = None,
+                    }
+                }
+                let path = files.get(*next_file)?;
+                match extxyz::open(path) {
+                    Ok(r) => *reader = Some((*next_file, r)),
+                    Err(e) => return Some(Err(e)),
+                }
+                *next_file += 1;
+            },
+            Inner::Counters(range) => {
+                range.next().map(|n| Ok((Location { file: None, path: vec![n as usize] }, Payload::Counter(n))))
+            }
+        }
+    }
+}
+
+impl Iterator for Items<'_> {
+    type Item = Result<Item>;
+
+    fn next(&mut self) -> Option<Result<Item>> {
+        if self.failed {
+            return None;
+        }
+        match self.inner.next_payload()? {
+            Ok((location, payload)) => {
+                let item = Item { index: self.index, location, payload };
+                self.index += 1;
+                Some(Ok(item))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! The streaming frame reader.
+
+use super::kv::{self, RawValue};
+use crate::atoms::{ArrayData, Atoms, Column, Value};
+use crate::error::{Error, Result};
+use indexmap::IndexMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+/// Capacity hint limit: a count line may claim any number of atoms, so buffers
+/// grow with the atom lines actually read rather than with the claim.
+const MAX_PREALLOC: usize = 1 << 16;
+
+/// Reads extxyz frames one at a time from a buffered source.
+///
+/// Memory holds one frame at a time, whatever the file's length. Each item is
+/// a frame or the first error, which names the file, the 0-based frame and the
+/// 1-based line; iteration stops after an error.
+///
+/// ```
+/// use autopara_core::extxyz::Reader;
+/// let text = "1\nenergy=-1.5 Properties=species:S:1:pos:R:3\nH 0 0 0\n";
+/// let frames: Vec<_> = Reader::new(text.as_bytes(), "<doc>").collect::<Result<_, _>>().unwrap();
+/// assert_eq!(frames[0].info_f64("energy"), Some(-1.5));
+/// ```
+pub struct Reader<R> {
+    lines: Lines<R>,
+    path: PathBuf,
+    frame: usize,
+    done: bool,
+    species: SpeciesCache,
+}
+
+impl<R: BufRead> Reader<R> {
+    /// A reader over `src`; `path` names the source in errors.
+    pub fn new(src: R, path: impl Into<PathBuf>) -> Reader<R> {
+        Reader {
+            lines: Lines { src, buf: Vec::new(), line: 0, offset: 0 },
+            path: path.into(),
+            frame: 0,
+            done: false,
+            species: SpeciesCache::default(),
+        }
+    }
+
+    /// The source's name as used in errors.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes consumed so far: after a frame, the offset where the next one starts.
+    pub fn bytes_read(&self) -> u64 {
+        self.lines.offset
+    }
+
+    /// Index of the next frame.
+    pub fn frame_index(&self) -> usize {
+        self.frame
+    }
+
+    /// The next frame, `Ok(None)` at the end of input.
+    fn read_frame(&mut self) -> Result<Option<Atoms>> {
+        let Reader { lines, path, frame, species, .. } = self;
+        let err = |line: usize, message: String| Error::Parse { path: path.clone(), frame: *frame, line, message };
+        // Blank lines between frames (and at the end) are skipped.
+        let (count_line, natoms) = loop {
+            let Some((ln, text)) = lines.next().map_err(|(l, m)| err(l, m))? else {
+                return Ok(None);
+            };
+            let t = text.trim();
+            if t.is_empty() {
+                continue;
+            }
+            match t.parse::<usize>() {
+                Ok(n) => break (ln, n),
+                Err(_) => {
+                    let shown: String = t.chars().take(40).collect();
+                    let hint =
+                        if *frame > 0 { " (has the previous frame more atom lines than its count?)" } else { "" };
+                    return Err(err(ln, format!("expected an atom count, found '{shown}'{hint}")));
+                }
+            }
+        };
+        let header = match lines.next().map_err(|(l, m)| err(l, m))? {
+            None => {
+                let m = format!("file ends before the comment line of a frame with {natoms} atoms");
+                return Err(err(count_line + 1, m));
+            }
+            Some((ln, text)) => Header::parse(text).map_err(|m| err(ln, m))?,
+        };
+        let mut cols = Columns::new(&header.props, natoms);
+        for i in 0..natoms {
+            let Some((ln, text)) = lines.next().map_err(|(l, m)| err(l, m))? else {
+                let m = format!("file ends after {i} of {natoms} atom lines (frame starts at line {count_line})");
+                return Err(err(lines.line + 1, m));
+            };
+            if let Err(m) = cols.push_line(text, &header.props, header.nfields, species) {
+                return Err(err(ln, format!("atom {i}: {m}")));
+            }
+        }
+        *frame += 1;
+        Ok(Some(cols.into_atoms(header)))
+    }
+}
+
+impl<R: BufRead> Iterator for Reader<R> {
+    type Item = Result<Atoms>;
+
+    fn next(&mut self) -> Option<Result<Atoms>> {
+        if self.done {
+            return None;
+        }
+        match self.read_frame() {
+            Ok(Some(a)) => Some(Ok(a)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Lines of the source, with their 1-based numbers and the bytes consumed.
+struct Lines<R> {
+    src: R,
+    buf: Vec<u8>,
+    line: usize,
+    offset: u64,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// The next line without its terminator, or `None` at the end.
+    /// Errors carry the line number they concern.
+    fn next(&mut self) -> std::result::Result<Option<(usize, &str)>, (usize, String)> {
+        self.buf.clear();
+        let n = self.src.read_until(b'\n', &mut self.buf).map_err(|e| (self.line + 1, format!("read error: {e}")))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line += 1;
+        self.offset += n as u64;
+        let mut bytes = self.buf.as_slice();
+        if let [rest @ .., b'\n'] = bytes {
+            bytes = rest;
+        }
+        if let [rest @ .., b'\r'] = bytes {
+            bytes = rest;
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(Some((self.line, s))),
+            Err(e) => Err((self.line, format!("not valid UTF-8 (at byte {} of the line)", e.valid_up_to() + 1))),
+        }
+    }
+}
+
+/// Element symbols seen recently, so that most atom lines skip the table search.
+#[derive(Default)]
+struct SpeciesCache {
+    seen: Vec<(String, u8)>,
+}
+
+impl SpeciesCache {
+    fn lookup(&mut self, sym: &str) -> Option<u8> {
+        if let Some(&(_, z)) = self.seen.iter().find(|(s, _)| s == sym) {
+            return Some(z);
+        }
+        // ASE capitalizes symbols before looking them up ("CU", "cu" -> Cu).
+        let z = crate::elements::atomic_number(sym).or_else(|| {
+            let mut c = sym.chars();
+            let first = c.next()?;
+            let cap: String = first.to_uppercase().chain(c.flat_map(char::to_lowercase)).collect();
+            crate::elements::atomic_number(&cap)
+        })?;
+        if self.seen.len() < 32 {
+            self.seen.push((sym.to_string(), z));
+        }
+        Some(z)
+    }
+}
+
+/// Property column roles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Role {
+    Species,
+    Z,
+    Pos,
+    Other,
+}
+
+/// One `name:type:width` entry of `Properties`.
+#[derive(Debug, Clone)]
+struct Prop {
+    name: String,
+    ty: u8,
+    width: usize,
+    role: Role,
+}
+
+/// The parsed comment line.
+struct Header {
+    info: IndexMap<String, Value>,
+    cell: Option<[[f64; 3]; 3]>,
+    pbc: Option<[bool; 3]>,
+    props: Vec<Prop>,
+    nfields: usize,
+}
+
+const DEFAULT_PROPERTIES: &str = "species:S:1:pos:R:3";
+
+impl Header {
+    fn parse(line: &str) -> std::result::Result<Header, String> {
+        let mut h = Header { info: IndexMap::new(), cell: None, pbc: None, props: Vec::new(), nfields: 0 };
+        let mut props_text = None;
+        if !line.contains('=') {
+            // A plain xyz title line.
+            let t = line.trim();
+            if !t.is_empty() {
+                h.info.insert("comment".into(), Value::Str(t.into()));
+            }
+        } else {
+            let pairs =
+                kv::tokenize(line).map_err(|e| format!("comment line, column {}: {}", e.column + 1, e.message))?;
+            for (key, raw) in pairs {
+                let dup = || format!("comment line: key '{key}' appears twice");
+                if key.eq_ignore_ascii_case("Properties") {
+                    let RawValue::Text(t) = raw else {
+                        return Err("comment line: Properties must be name:type:width triplets".into());
+                    };
+                    if props_text.replace(t).is_some() {
+                        return Err(dup());
+                    }
+                    continue;
+                }
+                let value = match raw {
+                    RawValue::Flag => Value::Bool(true),
+                    RawValue::Text(t) => kv::parse_value(&t),
+                    RawValue::List(elems) => {
+                        kv::list_value(&elems).map_err(|m| format!("comment line: key '{key}': {m}"))?
+                    }
+                };
+                match key.as_str() {
+                    "Lattice" => {
+                        let cell = lattice(&value).map_err(|m| format!("comment line: Lattice {m}"))?;
+                        if h.cell.replace(cell).is_some() {
+                            return Err(dup());
+                        }
+                    }
+                    "pbc" => {
+                        let pbc = match &value {
+                            Value::Array { shape, data: ArrayData::Bool(b) } if shape == &[3] => [b[0], b[1], b[2]],
+                            _ => return Err("comment line: pbc must be three booleans, e.g. pbc=\"T T F\"".into()),
+                        };
+                        if h.pbc.replace(pbc).is_some() {
+                            return Err(dup());
+                        }
+                    }
+                    _ => {
+                        let value = if kv::is_matrix_key(&key) { kv::fortran_3x3(value) } else { value };
+                        if h.info.contains_key(&key) {
+                            return Err(dup());
+                        }
+                        h.info.insert(key, value);
+                    }
+                }
+            }
+        }
+        h.props = parse_properties(props_text.as_deref().unwrap_or(DEFAULT_PROPERTIES))?;
+        h.nfields = h.props.iter().map(|p| p.width).sum();
+        Ok(h)
+    }
+}
+
+/// The cell from a `Lattice` value: 9 numbers (lattice vectors in turn) or a
+/// new-style 3x3 matrix whose columns are the lattice vectors.
+fn lattice(v: &Value) -> std::result::Result<[[f64; 3]; 3], String> {
+    let (shape, f) = match v {
+        Value::Array { shape, data } => (shape.as_slice(), data.to_f64_vec()),
+        _ => (&[][..], None),
+    };
+    let Some(f) = f else {
+        return Err("must be 9 numbers".into());
+    };
+    let mut cell = [[0.0; 3]; 3];
+    match shape {
+        [9] => {
+            for (i, x) in f.iter().enumerate() {
+                cell[i / 3][i % 3] = *x;
+            }
+        }
+        [3, 3] => {
+            for (i, x) in f.iter().enumerate() {
+                cell[i % 3][i / 3] = *x;
+            }
+        }
+        _ => return Err(format!("must be 9 numbers, found {}", f.len())),
+    }
+    if f.iter().any(|x| !x.is_finite()) {
+        return Err("holds a non-finite number".into());
+    }
+    Ok(cell)
+}
+
+/// Parses `name:type:width[:...]`.
+fn parse_properties(text: &str) -> std::result::Result<Vec<Prop>, String> {
+    let fields: Vec<&str> = text.split(':').collect();
+    let bad = |m: String| format!("Properties={text}: {m}");
+    if !fields.len().is_multiple_of(3) {
+        return Err(bad("expected name:type:width triplets".into()));
+    }
+    let mut props: Vec<Prop> = Vec::with_capacity(fields.len() / 3);
+    let mut total: usize = 0;
+    for t in fields.chunks_exact(3) {
+        let (name, ty, width) = (t[0], t[1], t[2]);
+        if name.is_empty() {
+            return Err(bad("empty column name".into()));
+        }
+        let ty = match ty {
+            "S" | "I" | "R" | "L" => ty.as_bytes()[0],
+            _ => return Err(bad(format!("column '{name}' has unknown type '{ty}' (expected S, I, R or L)"))),
+        };
+        let width: usize = width
+            .parse()
+            .ok()
+            .filter(|&w| w > 0)
+            .ok_or_else(|| bad(format!("column '{name}' has invalid width '{width}'")))?;
+        total = total.checked_add(width).ok_or_else(|| bad("total width overflows".into()))?;
+        let role = match name {
+            "species" => Role::Species,
+            "Z" => Role::Z,
+            "pos" => Role::Pos,
+            _ => Role::Other,
+        };
+        let expected = match role {
+            Role::Species => Some((b'S', 1)),
+            Role::Z => Some((b'I', 1)),
+            Role::Pos => Some((b'R', 3)),
+            Role::Other => None,
+        };
+        if let Some((ety, ew)) = expected
+            && (ety != ty || ew != width)
+        {
+            return Err(bad(format!("column '{name}' must be {}:{ew}", ety as char)));
+        }
+        if props.iter().any(|p| p.name == name) {
+            return Err(bad(format!("column '{name}' appears twice")));
+        }
+        props.push(Prop { name: name.to_string(), ty, width, role });
+    }
+    if !props.iter().any(|p| p.role == Role::Pos) {
+        return Err(bad("no pos:R:3 column".into()));
+    }
+    if !props.iter().any(|p| matches!(p.role, Role::Species | Role::Z)) {
+        return Err(bad("no species:S:1 or Z:I:1 column".into()));
+    }
+    Ok(props)
+}
+
+/// Per-frame column buffers, filled line by line.
+struct Columns {
+    numbers: Vec<u8>,
+    z: Vec<u8>,
+    positions: Vec<[f64; 3]>,
+    other: Vec<ArrayData>,
+}
+
+impl Columns {
+    fn new(props: &[Prop], natoms: usize) -> Columns {
+        let n = natoms.min(MAX_PREALLOC);
+        let other = props
+            .iter()
+            .filter(|p| p.role == Role::Other)
+            .map(|p| {
+                let cap = n.saturating_mul(p.width.min(16));
+                match p.ty {
+                    b'L' => ArrayData::Bool(Vec::with_capacity(cap)),
+                    b'I' => ArrayData::Int(Vec::with_capacity(cap)),
+                    b'R' => ArrayData::Float(Vec::with_capacity(cap)),
+                    _ => ArrayData::Str(Vec::with_capacity(cap)),
+                }
+            })
+            .collect();
+        let has_z = props.iter().any(|p| p.role == Role::Z);
+        Columns {
+            numbers: Vec::with_capacity(n),
+            z: Vec::with_capacity(if has_z { n } else { 0 }),
+            positions: Vec::with_capacity(n),
+            other,
+        }
+    }
+
+    fn push_line(
+        &mut self,
+        line: &str,
+        props: &[Prop],
+        nfields: usize,
+        species: &mut SpeciesCache,
+    ) -> std::result::Result<(), String> {
+        let mut toks = line.split_ascii_whitespace();
+        let mut other = self.other.iter_mut();
+        let missing = || format!("expected {nfields} fields, found {}", line.split_ascii_whitespace().count());
+        for p in props {
+            match p.role {
+                Role::Species => {
+                    let t = toks.next().ok_or_else(missing)?;
+                    self.numbers.push(species.lookup(t).ok_or_else(|| format!("unknown element '{t}'"))?);
+                }
+                Role::Z => {
+                    let t = toks.next().ok_or_else(missing)?;
+                    let z = t
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|&z| (z as usize) < crate::elements::SYMBOLS.len())
+                        .ok_or_else(|| format!("Z: invalid atomic number '{t}'"))?;
+                    self.z.push(z);
+                }
+                Role::Pos => {
+                    let mut xyz = [0.0; 3];
+                    for x in &mut xyz {
+                        let t = toks.next().ok_or_else(missing)?;
+                        *x = kv::parse_float(t)
+                            .filter(|x| x.is_finite())
+                            .ok_or_else(|| format!("pos: '{t}' is not a finite number"))?;
+                    }
+                    self.positions.push(xyz);
+                }
+                Role::Other => {
+                    let Some(buf) = other.next() else { return Err("internal: column buffers out of step".into()) };
+                    for _ in 0..p.width {
+                        let t = toks.next().ok_or_else(missing)?;
+                        let bad = || format!("{}: '{t}' is not {}", p.name, type_name(p.ty));
+                        match buf {
+                            ArrayData::Bool(v) => v.push(kv::parse_bool(t).ok_or_else(bad)?),
+                            ArrayData::Int(v) => v.push(kv::parse_int(t).ok_or_else(bad)?),
+                            ArrayData::Float(v) => v.push(kv::parse_float(t).ok_or_else(bad)?),
+                            ArrayData::Str(v) => v.push(t.to_string()),
+                        }
+                    }
+                }
+            }
+        }
+        if toks.next().is_some() {
+            return Err(missing());
+        }
+        Ok(())
+    }
+
+    fn into_atoms(self, header: Header) -> Atoms {
+        // `Z` wins over `species` when both are given, as in ASE.
+        let numbers = if header.props.iter().any(|p| p.role == Role::Z) { self.z } else { self.numbers };
+        let arrays = header
+            .props
+            .iter()
+            .filter(|p| p.role == Role::Other)
+            .zip(self.other)
+            .map(|(p, data)| (p.name.clone(), Column { width: p.width, data }))
+            .collect();
+        let pbc = header.pbc.unwrap_or(if header.cell.is_some() { [true; 3] } else { [false; 3] });
+        Atoms {
+            numbers,
+            positions: self.positions,
+            cell: header.cell.unwrap_or_default(),
+            pbc,
+            info: header.info,
+            arrays,
+        }
+    }
+}
+
+fn type_name(ty: u8) -> &'static str {
+    match ty {
+        b'L' => "a boolean (T/F)",
+        b'I' => "an integer",
+        b'R' => "a number",
+        _ => "a string",
+    }
+}
