@@ -12,11 +12,13 @@
 //! assert!(spec.validate().is_ok());
 //! ```
 
+pub mod emt;
 pub mod lennard_jones;
 pub mod morse;
 pub mod neighbours;
 mod pair;
 
+pub use emt::Emt;
 pub use lennard_jones::LennardJones;
 pub use morse::Morse;
 

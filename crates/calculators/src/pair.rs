@@ -63,21 +63,13 @@ impl<P: PairPotential> Calculator for PairCalculator<P> {
             let (u, g) = potential.eval(r2);
             energy += u;
             let f = [g * d[0], g * d[1], g * d[2]];
-            for k in 0..3 {
-                forces[i][k] += f[k];
-                forces[j][k] -= f[k];
-            }
+            add_pair_force(forces, i, j, f);
             if want_energies {
                 energies[i] += 0.5 * u;
                 energies[j] += 0.5 * u;
             }
             if want_stress {
-                virial[0] += f[0] * d[0];
-                virial[1] += f[1] * d[1];
-                virial[2] += f[2] * d[2];
-                virial[3] += f[1] * d[2];
-                virial[4] += f[0] * d[2];
-                virial[5] += f[0] * d[1];
+                add_virial(&mut virial, f, d);
             }
         });
         if let Some((i, j)) = overlap {
@@ -91,4 +83,24 @@ impl<P: PairPotential> Calculator for PairCalculator<P> {
         out.computed = Properties { energy: true, forces: true, stress: want_stress, energies: want_energies };
         check_finite(self.name, out)
     }
+}
+
+/// Adds the force `f` of pair (i, j) to atom i and its reaction to atom j.
+#[inline]
+pub(crate) fn add_pair_force(forces: &mut [[f64; 3]], i: usize, j: usize, f: [f64; 3]) {
+    for (k, fk) in f.into_iter().enumerate() {
+        forces[i][k] += fk;
+        forces[j][k] -= fk;
+    }
+}
+
+/// Adds `f ⊗ d` of one pair to a Voigt virial (xx yy zz yz xz xy); `f ∥ d`, so it is symmetric.
+#[inline]
+pub(crate) fn add_virial(virial: &mut [f64; 6], f: [f64; 3], d: [f64; 3]) {
+    virial[0] += f[0] * d[0];
+    virial[1] += f[1] * d[1];
+    virial[2] += f[2] * d[2];
+    virial[3] += f[1] * d[2];
+    virial[4] += f[0] * d[2];
+    virial[5] += f[0] * d[1];
 }

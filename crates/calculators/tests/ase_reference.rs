@@ -3,7 +3,7 @@
 //! cells smaller than twice the cutoff (several images of one neighbour),
 //! clusters without a cell, and slabs/wires with mixed periodicity.
 
-use autopara_calculators as _;
+use autopara_calculators::neighbours::cell_volume;
 use autopara_core::{Atoms, CalcResults, CalculatorSpec, Properties};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -63,7 +63,9 @@ fn compare(test: &str, spec: Value, ase_class: &str, kwargs: Value, configs: &[A
     assert_eq!(calc.name(), ase_class);
     let mut out = CalcResults::default();
     for (c, (at, r)) in configs.iter().zip(reference.as_array().unwrap()).enumerate() {
-        calc.calculate(at, Properties::ALL, &mut out).unwrap();
+        // ASE is asked for stress only when the cell has a volume; so are we.
+        let stress = cell_volume(&at.cell).is_some();
+        calc.calculate(at, Properties { stress, ..Properties::ALL }, &mut out).unwrap();
         let e = r["energy"].as_f64().unwrap();
         assert!(close(out.energy, e), "{test} config {c}: energy {} vs ASE {e}", out.energy);
         let f = floats(&r["forces"]);
@@ -217,4 +219,27 @@ fn morse_matches_ase() {
     let mut spec = kw.clone();
     spec["type"] = json!("morse");
     compare("morse custom", spec, "MorsePotential", kw, &cfgs);
+}
+
+#[test]
+fn emt_matches_ase() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let cu = configs(2.55, &[29], &mut rng);
+    compare("emt Cu", json!({"type": "emt"}), "EMT", json!({}), &cu);
+    let metals = configs(2.8, &[29, 13, 47, 79, 28, 46, 78], &mut rng);
+    compare("emt metals", json!({"type": "emt"}), "EMT", json!({}), &metals);
+    let light = configs(2.4, &[29, 1, 6, 7, 8], &mut rng);
+    compare("emt with H C N O", json!({"type": "emt"}), "EMT", json!({}), &light);
+    // asap_cutoff: the radius follows the elements present, so it changes
+    // between these configs (the calculator is reused across them).
+    let mut mixed = configs(2.6, &[29, 28], &mut rng);
+    mixed.extend(configs(2.6, &[29], &mut rng));
+    mixed.extend(configs(2.8, &[79, 47], &mut rng));
+    compare(
+        "emt asap_cutoff",
+        json!({"type": "emt", "asap_cutoff": true}),
+        "EMT",
+        json!({"asap_cutoff": true}),
+        &mixed,
+    );
 }
