@@ -10,12 +10,19 @@ use serde_json::{Value as Json, json};
 ///
 /// ```
 /// use autopara_md::MdArgs;
+/// # use autopara_calculators as _; // links the calculators' registrations
 /// let args = MdArgs::from_json(serde_json::json!({
-///     "calculator": {"type": "test_harmonic"},
-///     "steps": 100, "dt": 1.0, "temperature": 300.0, "temperature_tau": 100.0
-/// }));
-/// // Without a registered "test_harmonic" calculator this fails, naming the field.
-/// assert!(args.unwrap_err().to_string().contains("calculator"));
+///     "calculator": {"type": "lennard_jones", "sigma": 3.4, "epsilon": 0.0104},
+///     "steps": 1000, "dt": 2.0, "temperature": [100.0, 300.0], "temperature_tau": 100.0,
+/// }))
+/// .unwrap();
+/// assert_eq!(args.results_prefix, "last_op__md_");
+/// // Errors name the field, before any work.
+/// let err = MdArgs::from_json(serde_json::json!({
+///     "calculator": {"type": "lennard_jones"}, "steps": 10, "dt": 1.0, "integrator": "NoseHoover",
+/// }))
+/// .unwrap_err();
+/// assert!(err.to_string().starts_with("md: integrator: unknown variant `NoseHoover`"), "{err}");
 /// ```
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
