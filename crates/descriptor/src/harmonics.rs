@@ -1,0 +1,141 @@
+//! Real spherical harmonics by recursion.
+//!
+//! SOAP's power spectrum sums products over `m` within each `l`, so any
+//! orthonormal real basis gives the same features; we use the usual one
+//! (`Y_l0 ∝ P_l`, `Y_lm ∝ cos(mφ)`, `Y_l,-m ∝ sin(mφ)`), stored at index
+//! `l² + l + m`.
+
+use std::f64::consts::PI;
+
+/// Precomputed recursion coefficients for real spherical harmonics up to `l_max`.
+#[derive(Debug, Clone)]
+pub(crate) struct RealHarmonics {
+    l_max: usize,
+    /// `sqrt((2l+1)/4π (l-m)!/(l+m)!)`, times `√2` for `m > 0`, at `l(l+1)/2 + m`.
+    norm: Vec<f64>,
+    /// `(2m-1)!!`, the start of each `m` column of the Legendre recursion.
+    double_factorial: Vec<f64>,
+}
+
+impl RealHarmonics {
+    /// Coefficients for all `l <= l_max`.
+    pub(crate) fn new(l_max: usize) -> RealHarmonics {
+        let mut norm = vec![0.0; (l_max + 1) * (l_max + 2) / 2];
+        for l in 0..=l_max {
+            for m in 0..=l {
+                // (l-m)!/(l+m)! as a product, which stays in range for l <= 20.
+                let ratio: f64 = ((l - m + 1)..=(l + m)).map(|k| 1.0 / k as f64).product();
+                let mut n = ((2 * l + 1) as f64 / (4.0 * PI) * ratio).sqrt();
+                if m > 0 {
+                    n *= std::f64::consts::SQRT_2;
+                }
+                norm[l * (l + 1) / 2 + m] = n;
+            }
+        }
+        let mut double_factorial = vec![1.0; l_max + 1];
+        for m in 1..=l_max {
+            double_factorial[m] = double_factorial[m - 1] * (2 * m - 1) as f64;
+        }
+        RealHarmonics { l_max, norm, double_factorial }
+    }
+
+    /// Number of `(l, m)` values: `(l_max + 1)²`.
+    pub(crate) fn len(&self) -> usize {
+        (self.l_max + 1) * (self.l_max + 1)
+    }
+
+    /// Fills `out[l² + l + m]` with `Y_lm` of the unit vector `u`
+    /// (`out.len() >= self.len()`; `u` must have unit length).
+    pub(crate) fn eval(&self, u: [f64; 3], out: &mut [f64]) {
+        let [x, y, z] = u;
+        // cos(mφ) sinᵐθ and sin(mφ) sinᵐθ as Re/Im of (x + iy)^m.
+        let (mut c, mut s) = (1.0, 0.0);
+        for m in 0..=self.l_max {
+            // Associated Legendre polynomial without the sinᵐθ factor, by
+            // upward recursion in l at fixed m.
+            let mut q_prev = 0.0;
+            let mut q = self.double_factorial[m];
+            for l in m..=self.l_max {
+                if l > m {
+                    let q_next = ((2 * l - 1) as f64 * z * q - (l + m - 1) as f64 * q_prev) / (l - m) as f64;
+                    q_prev = q;
+                    q = q_next;
+                }
+                let n = self.norm[l * (l + 1) / 2 + m] * q;
+                let centre = l * l + l;
+                if m == 0 {
+                    out[centre] = n;
+                } else {
+                    out[centre + m] = n * c;
+                    out[centre - m] = n * s;
+                }
+            }
+            let c_next = x * c - y * s;
+            s = x * s + y * c;
+            c = c_next;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Closed forms (the same table dscribe writes out by hand for l = 2, 3).
+    #[test]
+    fn matches_closed_forms() {
+        let h = RealHarmonics::new(3);
+        let v: [f64; 3] = [0.3, -0.5, 0.7];
+        let r = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+        let [x, y, z] = v.map(|c| c / r);
+        let mut out = vec![0.0; h.len()];
+        h.eval([x, y, z], &mut out);
+        let expect = [
+            (0, 0.5 / PI.sqrt()),
+            (2, (3.0 / (4.0 * PI)).sqrt() * z),
+            (3, (3.0 / (4.0 * PI)).sqrt() * x),
+            (1, (3.0 / (4.0 * PI)).sqrt() * y),
+            (4, 1.09254843059208 * x * y),
+            (5, 1.09254843059208 * y * z),
+            (6, 0.31539156525252 * (2.0 * z * z - x * x - y * y)),
+            (7, 1.09254843059208 * x * z),
+            (8, 0.54627421529604 * (x * x - y * y)),
+            (9, 0.590043589926644 * y * (3.0 * x * x - y * y)),
+            (10, 2.89061144264055 * x * y * z),
+            (11, 0.457045799464466 * y * (4.0 * z * z - x * x - y * y)),
+            (12, 0.373176332590115 * z * (2.0 * z * z - 3.0 * x * x - 3.0 * y * y)),
+        ];
+        for (i, e) in expect {
+            assert!((out[i] - e).abs() < 1e-12, "Y[{i}] = {} != {e}", out[i]);
+        }
+    }
+
+    /// Σ_m Y_lm(a) Y_lm(b) = (2l+1)/4π P_l(a·b) for every l: orthonormality
+    /// and completeness within each l, which is what the power spectrum uses.
+    #[test]
+    fn addition_theorem() {
+        let l_max = 12;
+        let h = RealHarmonics::new(l_max);
+        let norm = |v: [f64; 3]| {
+            let r = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+            v.map(|c| c / r)
+        };
+        let a = norm([0.2, 0.9, -0.4]);
+        let b = norm([-0.7, 0.1, 0.3]);
+        let (mut ya, mut yb) = (vec![0.0; h.len()], vec![0.0; h.len()]);
+        h.eval(a, &mut ya);
+        h.eval(b, &mut yb);
+        let t = a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+        let (mut p_prev, mut p) = (0.0, 1.0);
+        for l in 0..=l_max {
+            if l > 0 {
+                let next = ((2 * l - 1) as f64 * t * p - (l - 1) as f64 * p_prev) / l as f64;
+                p_prev = p;
+                p = next;
+            }
+            let sum: f64 = (l * l..(l + 1) * (l + 1)).map(|i| ya[i] * yb[i]).sum();
+            let expect = (2 * l + 1) as f64 / (4.0 * PI) * p;
+            assert!((sum - expect).abs() < 1e-11, "l={l}: {sum} != {expect}");
+        }
+    }
+}

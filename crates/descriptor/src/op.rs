@@ -1,0 +1,366 @@
+//! The `descriptor` op: wfl's `descriptors.calculate` with dscribe-equal
+//! SOAP and ACSF. See `docs/ops/descriptor.md` for the user guide.
+
+use crate::error::DescriptorError;
+use crate::spec::{Descriptor, DescriptorSpec};
+use autopara_core::elements;
+use autopara_core::{
+    ArrayData, Atoms, Column, Error, InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration,
+};
+use autopara_core::{Operation, Value, WorkerContext, parse_args};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
+
+/// The op's static facts.
+///
+/// Chunk size 1 as wfl: one configuration is milliseconds of work, far more
+/// than the per-chunk cost, and small chunks balance uneven configurations.
+pub static INFO: OpInfo = OpInfo {
+    name: "descriptor",
+    version: 1,
+    default_chunk_size: 1,
+    summary: "SOAP / ACSF descriptors (equal to dscribe) into info or arrays, as wfl's descriptors.calculate",
+    input_kind: InputKind::Configs,
+};
+
+inventory::submit! {
+    OpRegistration { info: &INFO, build: build_op }
+}
+
+fn build_op(args: serde_json::Value) -> autopara_core::Result<Box<dyn Operation>> {
+    Ok(Box::new(DescriptorOp::from_json(args)?))
+}
+
+/// The descriptors to compute: one list for all centres, or one list per
+/// centre element (wfl's dict keyed by `Zcenter`).
+///
+/// In JSON: a spec (`{"type": "soap", ...}`), a list of specs (concatenated),
+/// or an object keyed by centre element (`{"14": spec-or-list, "C": ...}`).
+#[derive(Debug)]
+pub enum DescriptorSet {
+    /// Descriptors applied to every atom, concatenated.
+    All(Vec<Box<dyn DescriptorSpec>>),
+    /// Per centre element (atomic number, ascending), descriptors concatenated.
+    ByCenter(BTreeMap<u8, Vec<Box<dyn DescriptorSpec>>>),
+}
+
+impl DescriptorSet {
+    /// Parses the `descriptor` argument, naming the offending field
+    /// (`descriptor[1].r_cut`, `descriptor.14.type`) on error.
+    pub fn from_json(value: serde_json::Value) -> autopara_core::Result<DescriptorSet> {
+        match value {
+            serde_json::Value::Object(map) if !map.contains_key("type") => {
+                let mut by_center = BTreeMap::new();
+                for (k, v) in map {
+                    let z = k
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|z| (1..=118).contains(z))
+                        .or_else(|| elements::atomic_number(&k).filter(|&z| z > 0))
+                        .ok_or_else(|| {
+                            args_error(
+                                format!("descriptor.{k}"),
+                                "keys must be atomic numbers or chemical symbols of centre elements".into(),
+                            )
+                        })?;
+                    if by_center.insert(z, specs_from_json(&format!("descriptor.{k}"), v)?).is_some() {
+                        return Err(args_error(
+                            format!("descriptor.{k}"),
+                            format!("element {} given twice", elements::symbol(z)),
+                        ));
+                    }
+                }
+                if by_center.is_empty() {
+                    return Err(args_error("descriptor".into(), "no centre elements given".into()));
+                }
+                Ok(DescriptorSet::ByCenter(by_center))
+            }
+            other => Ok(DescriptorSet::All(specs_from_json("descriptor", other)?)),
+        }
+    }
+}
+
+impl Serialize for DescriptorSet {
+    /// Canonical form: always lists; centre keys as atomic numbers.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DescriptorSet::All(specs) => specs.serialize(s),
+            DescriptorSet::ByCenter(map) => {
+                let mut m = s.serialize_map(Some(map.len()))?;
+                for (z, specs) in map {
+                    m.serialize_entry(&z.to_string(), specs)?;
+                }
+                m.end()
+            }
+        }
+    }
+}
+
+/// A spec or a list of specs at `path`.
+fn specs_from_json(path: &str, value: serde_json::Value) -> autopara_core::Result<Vec<Box<dyn DescriptorSpec>>> {
+    let items: Vec<(String, serde_json::Value)> = match value {
+        serde_json::Value::Array(list) => {
+            list.into_iter().enumerate().map(|(i, v)| (format!("{path}[{i}]"), v)).collect()
+        }
+        one => vec![(path.to_string(), one)],
+    };
+    if items.is_empty() {
+        return Err(args_error(path.into(), "no descriptors given".into()));
+    }
+    items
+        .into_iter()
+        .map(|(at, v)| {
+            parse_args::<Box<dyn DescriptorSpec>>("descriptor", v).map_err(|e| match e {
+                Error::Args { field, message, .. } => {
+                    args_error(if field == "-" { at.clone() } else { format!("{at}.{field}") }, message)
+                }
+                other => other,
+            })
+        })
+        .collect()
+}
+
+fn args_error(field: String, message: String) -> Error {
+    Error::Args { context: INFO.name.into(), field, message }
+}
+
+/// The op's arguments, named as wfl's `descriptors.calculate`.
+#[derive(Debug, Serialize)]
+pub struct DescriptorArgs {
+    /// What to compute.
+    pub descriptor: DescriptorSet,
+    /// The `info` (per config) or `arrays` (per atom) key.
+    pub key: String,
+    /// Per-atom rows in `arrays[key]` (true) or one vector per config in `info[key]` (false).
+    pub per_atom: bool,
+    /// L2-normalise each row (per atom) or the vector (per config); default true.
+    pub normalize: bool,
+    /// Weight per-centre-element blocks by composition fraction (per config); default true.
+    pub composition_weight: bool,
+    /// Overwrite an existing key instead of failing; default false.
+    pub force: bool,
+}
+
+/// The arguments other than `descriptor`, which needs its own parser.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainArgs {
+    descriptor: serde_json::Value,
+    key: String,
+    per_atom: bool,
+    #[serde(default = "yes")]
+    normalize: bool,
+    #[serde(default = "yes")]
+    composition_weight: bool,
+    #[serde(default)]
+    force: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl DescriptorArgs {
+    /// Parses the op's JSON arguments, naming the offending field on error.
+    pub fn from_json(value: serde_json::Value) -> autopara_core::Result<DescriptorArgs> {
+        let plain: PlainArgs = parse_args(INFO.name, value)?;
+        if plain.key.is_empty() {
+            return Err(args_error("key".into(), "must not be empty".into()));
+        }
+        Ok(DescriptorArgs {
+            descriptor: DescriptorSet::from_json(plain.descriptor)?,
+            key: plain.key,
+            per_atom: plain.per_atom,
+            normalize: plain.normalize,
+            composition_weight: plain.composition_weight,
+            force: plain.force,
+        })
+    }
+}
+
+/// Built descriptors, each with the path of its spec for messages.
+type Built = Vec<(String, Box<dyn Descriptor>)>;
+
+/// The `descriptor` op, built and validated.
+#[derive(Debug)]
+pub struct DescriptorOp {
+    args: DescriptorArgs,
+    /// `(centre element or None for all, descriptors)`, ascending elements.
+    groups: Vec<(Option<u8>, Built)>,
+}
+
+impl DescriptorOp {
+    /// Builds the op from JSON arguments (see [`DescriptorArgs`]).
+    pub fn from_json(value: serde_json::Value) -> autopara_core::Result<DescriptorOp> {
+        DescriptorOp::new(DescriptorArgs::from_json(value)?)
+    }
+
+    /// Builds every descriptor, checking that each gives the rows the op
+    /// needs: one per atom for `per_atom`, one averaged row otherwise.
+    pub fn new(args: DescriptorArgs) -> autopara_core::Result<DescriptorOp> {
+        let build = |path: String, spec: &dyn DescriptorSpec| -> autopara_core::Result<(String, Box<dyn Descriptor>)> {
+            let d = spec.build().map_err(|e| match e {
+                DescriptorError::InvalidSpec { field, message, .. } => args_error(format!("{path}.{field}"), message),
+                other => args_error(path.clone(), other.to_string()),
+            })?;
+            if d.averaged() == args.per_atom {
+                let message = if args.per_atom {
+                    format!(
+                        "{} averages over centres; per_atom=true needs one row per atom (average \"off\")",
+                        d.name()
+                    )
+                } else {
+                    format!(
+                        "{} gives one row per atom; per_atom=false needs an averaged descriptor (soap with average \"inner\" or \"outer\")",
+                        d.name()
+                    )
+                };
+                return Err(args_error(path, message));
+            }
+            Ok((path, d))
+        };
+        let indexed = |prefix: &str, specs: &[Box<dyn DescriptorSpec>]| -> autopara_core::Result<Built> {
+            specs.iter().enumerate().map(|(i, s)| build(format!("{prefix}[{i}]"), s.as_ref())).collect()
+        };
+        let groups = match &args.descriptor {
+            DescriptorSet::All(specs) => vec![(None, indexed("descriptor", specs)?)],
+            DescriptorSet::ByCenter(map) => map
+                .iter()
+                .map(|(&z, specs)| Ok((Some(z), indexed(&format!("descriptor.{z}"), specs)?)))
+                .collect::<autopara_core::Result<_>>()?,
+        };
+        Ok(DescriptorOp { args, groups })
+    }
+
+    /// The arguments.
+    pub fn args(&self) -> &DescriptorArgs {
+        &self.args
+    }
+
+    /// Computes the descriptors of `atoms` and stores them under the op's key.
+    pub fn apply(&self, atoms: &mut Atoms) -> Result<(), ItemFailure> {
+        if self.args.per_atom { self.apply_per_atom(atoms) } else { self.apply_per_config(atoms) }
+    }
+
+    fn apply_per_config(&self, atoms: &mut Atoms) -> Result<(), ItemFailure> {
+        let key = &self.args.key;
+        if atoms.info.contains_key(key) {
+            if !self.args.force {
+                return Err(ItemFailure::new(format!("info key '{key}' already exists; pass force=true to overwrite")));
+            }
+            atoms.info.shift_remove(key);
+        }
+        let mut vector = Vec::new();
+        for (z, descriptors) in &self.groups {
+            let centers = centers_of(atoms, *z);
+            let weight = match z {
+                Some(_) if self.args.composition_weight && !atoms.is_empty() => {
+                    centers.len() as f64 / atoms.len() as f64
+                }
+                _ => 1.0,
+            };
+            for (path, d) in descriptors {
+                let start = vector.len();
+                vector.resize(start + d.n_features(), 0.0);
+                d.compute(atoms, &centers, &mut vector[start..]).map_err(|e| failure(path, e))?;
+                vector[start..].iter_mut().for_each(|x| *x *= weight);
+            }
+        }
+        if self.args.normalize {
+            normalize(&mut vector);
+        }
+        atoms.info.insert(key.clone(), Value::floats(vector));
+        Ok(())
+    }
+
+    fn apply_per_atom(&self, atoms: &mut Atoms) -> Result<(), ItemFailure> {
+        let key = &self.args.key;
+        let is_ours = |k: &str| {
+            k.strip_prefix(key.as_str()).is_some_and(|rest| {
+                rest.is_empty()
+                    || rest.strip_prefix("_Z_").is_some_and(|z| !z.is_empty() && z.bytes().all(|b| b.is_ascii_digit()))
+            })
+        };
+        if atoms.arrays.keys().any(|k| is_ours(k)) {
+            if !self.args.force {
+                return Err(ItemFailure::new(format!(
+                    "arrays key '{key}' already exists (perhaps with a _Z_<Z> suffix); pass force=true to overwrite"
+                )));
+            }
+            atoms.arrays.retain(|k, _| !is_ours(k));
+        }
+        let n_atoms = atoms.len();
+        let mut block = Vec::new();
+        for (z, descriptors) in &self.groups {
+            let centers = centers_of(atoms, *z);
+            if z.is_some() && centers.is_empty() {
+                // wfl writes nothing for a centre element the config lacks.
+                continue;
+            }
+            let width: usize = descriptors.iter().map(|(_, d)| d.n_features()).sum();
+            let mut rows = vec![0.0; n_atoms * width];
+            let mut offset = 0;
+            for (path, d) in descriptors {
+                let nf = d.n_features();
+                block.resize(centers.len() * nf, 0.0);
+                d.compute(atoms, &centers, &mut block).map_err(|e| failure(path, e))?;
+                for (&i, src) in centers.iter().zip(block.chunks_exact(nf)) {
+                    rows[i * width + offset..][..nf].copy_from_slice(src);
+                }
+                offset += nf;
+            }
+            if self.args.normalize && width > 0 {
+                rows.chunks_exact_mut(width).for_each(normalize);
+            }
+            let name = match z {
+                Some(z) => format!("{key}_Z_{z}"),
+                None => key.clone(),
+            };
+            atoms.arrays.insert(name, Column { width, data: ArrayData::Float(rows) });
+        }
+        Ok(())
+    }
+}
+
+/// The centre atoms: all, or those of element `z`.
+fn centers_of(atoms: &Atoms, z: Option<u8>) -> Vec<usize> {
+    match z {
+        None => (0..atoms.len()).collect(),
+        Some(z) => atoms.numbers.iter().enumerate().filter(|&(_, &n)| n == z).map(|(i, _)| i).collect(),
+    }
+}
+
+/// Divides by the L2 norm when it exceeds 1e-8 (wfl's threshold).
+fn normalize(v: &mut [f64]) {
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm > 1e-8 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+fn failure(path: &str, e: DescriptorError) -> ItemFailure {
+    ItemFailure::new(format!("{path}: {e}"))
+}
+
+impl Operation for DescriptorOp {
+    fn info(&self) -> &'static OpInfo {
+        &INFO
+    }
+
+    fn args(&self) -> serde_json::Value {
+        serde_json::to_value(&self.args).unwrap_or_else(|e| serde_json::Value::String(format!("{:?} ({e})", self.args)))
+    }
+
+    fn run_chunk(&self, items: &[Item], _ctx: &mut WorkerContext) -> Vec<ItemResult> {
+        items
+            .iter()
+            .map(|item| {
+                let mut atoms = item.atoms()?.clone();
+                self.apply(&mut atoms)
+                    .map_err(|e| ItemFailure::new(format!("config {}{}: {}", item.index, item.location, e.message)))?;
+                Ok(vec![atoms])
+            })
+            .collect()
+    }
+}

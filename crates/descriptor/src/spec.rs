@@ -1,0 +1,225 @@
+//! The descriptor seam: serializable specs ([`DescriptorSpec`], tagged by
+//! `"type"`), the built [`Descriptor`] they make, a listable registry
+//! ([`DescriptorInfo`]) and the [`Species`] list they share.
+//!
+//! A new crate adds a descriptor by implementing [`DescriptorSpec`] with
+//! `#[typetag::serde(name = "...")]` and submitting a [`DescriptorInfo`]; the
+//! `descriptor` op then accepts `{"type": "<name>", ...}` with no change here.
+
+use crate::error::DescriptorError;
+use autopara_core::Atoms;
+use autopara_core::elements;
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt::{self, Debug};
+
+/// A serializable descriptor constructor, tagged by `"type"` in JSON/TOML,
+/// with dscribe's field names.
+#[typetag::serde(tag = "type")]
+pub trait DescriptorSpec: Debug + Send + Sync {
+    /// Checks the values and precomputes what the descriptor needs (basis
+    /// functions, tables), naming the offending field on error.
+    fn build(&self) -> Result<Box<dyn Descriptor>, DescriptorError>;
+}
+
+/// A built descriptor: maps a configuration and a set of centre atoms to features.
+///
+/// Built once per op and shared by all workers, so it is immutable (`Sync`);
+/// per-configuration scratch lives inside [`Descriptor::compute`].
+pub trait Descriptor: Debug + Send + Sync {
+    /// The `"type"` tag (`soap`, `acsf`), for messages.
+    fn name(&self) -> &'static str;
+
+    /// Elements the descriptor knows, ascending atomic numbers.
+    fn species(&self) -> &[u8];
+
+    /// Features per row.
+    fn n_features(&self) -> usize;
+
+    /// True when the descriptor averages over its centres (one row per call),
+    /// false when it gives one row per centre.
+    fn averaged(&self) -> bool;
+
+    /// Computes the features of `atoms` at the atoms `centers` (indices) into
+    /// `out`: `centers.len()` rows of [`Descriptor::n_features`] values, or one
+    /// row when [`Descriptor::averaged`]. `out` must have that length.
+    fn compute(&self, atoms: &Atoms, centers: &[usize], out: &mut [f64]) -> Result<(), DescriptorError>;
+}
+
+/// A registered descriptor type, for listings and error messages (typetag
+/// itself cannot list its tags).
+#[derive(Debug)]
+pub struct DescriptorInfo {
+    /// The `"type"` tag.
+    pub name: &'static str,
+    /// One line on what it is.
+    pub summary: &'static str,
+    /// Its fields: `(name, "type, default: meaning")`.
+    pub fields: &'static [(&'static str, &'static str)],
+}
+
+inventory::collect!(DescriptorInfo);
+
+/// All registered descriptor types, sorted by name.
+pub fn registered_descriptors() -> Vec<&'static DescriptorInfo> {
+    let mut v: Vec<_> = inventory::iter::<DescriptorInfo>.into_iter().collect();
+    v.sort_by_key(|d| d.name);
+    v
+}
+
+/// The elements a descriptor covers: given as atomic numbers or chemical
+/// symbols (`[29]`, `["Cu"]`), kept sorted and without duplicates as dscribe
+/// does, which fixes the order of the species blocks in the features.
+/// Serialized as symbols.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Species(Vec<u8>);
+
+impl Species {
+    /// Sorted, deduplicated atomic numbers.
+    pub fn new(mut numbers: Vec<u8>) -> Species {
+        numbers.sort_unstable();
+        numbers.dedup();
+        Species(numbers)
+    }
+
+    /// The atomic numbers, ascending.
+    pub fn numbers(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Comma-separated symbols, for messages.
+    pub fn describe(numbers: &[u8]) -> String {
+        numbers.iter().map(|&z| elements::symbol(z)).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Checks that the list is not empty, naming `descriptor`.
+    pub(crate) fn require_nonempty(&self, descriptor: &'static str) -> Result<(), DescriptorError> {
+        if self.0.is_empty() {
+            return Err(DescriptorError::InvalidSpec {
+                descriptor,
+                field: "species".into(),
+                message: "must list at least one element".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Maps each atom of `atoms` to the index of its element in `species`
+/// (ascending atomic numbers), or names the first element that is not listed.
+pub(crate) fn index_atoms(
+    descriptor: &'static str,
+    species: &[u8],
+    atoms: &Atoms,
+) -> Result<Vec<usize>, DescriptorError> {
+    let mut lookup = [usize::MAX; 256];
+    for (i, &z) in species.iter().enumerate() {
+        lookup[z as usize] = i;
+    }
+    atoms
+        .numbers
+        .iter()
+        .map(|&z| match lookup[z as usize] {
+            usize::MAX => Err(DescriptorError::UnknownSpecies {
+                descriptor,
+                z,
+                symbol: elements::symbol(z),
+                species: Species::describe(species),
+            }),
+            i => Ok(i),
+        })
+        .collect()
+}
+
+impl Serialize for Species {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|&z| elements::symbol(z)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Species {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Species, D::Error> {
+        d.deserialize_seq(SpeciesVisitor)
+    }
+}
+
+struct SpeciesVisitor;
+
+impl<'de> Visitor<'de> for SpeciesVisitor {
+    type Value = Species;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of atomic numbers or chemical symbols")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Species, A::Error> {
+        let mut numbers = Vec::new();
+        while let Some(Element(z)) = seq.next_element()? {
+            numbers.push(z);
+        }
+        Ok(Species::new(numbers))
+    }
+}
+
+/// One element of a species list: an atomic number or a symbol.
+struct Element(u8);
+
+impl<'de> Deserialize<'de> for Element {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Element, D::Error> {
+        struct ElementVisitor;
+        impl Visitor<'_> for ElementVisitor {
+            type Value = Element;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an atomic number (1-118) or a chemical symbol")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Element, E> {
+                match u8::try_from(v) {
+                    Ok(z) if (1..=118).contains(&z) => Ok(Element(z)),
+                    _ => Err(E::custom(format!("{v} is not an atomic number (1-118)"))),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Element, E> {
+                match u64::try_from(v) {
+                    Ok(u) => self.visit_u64(u),
+                    Err(_) => Err(E::custom(format!("{v} is not an atomic number (1-118)"))),
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Element, E> {
+                elements::atomic_number(v)
+                    .filter(|&z| z > 0)
+                    .map(Element)
+                    .ok_or_else(|| E::custom(format!("'{v}' is not a chemical symbol")))
+            }
+        }
+        d.deserialize_any(ElementVisitor)
+    }
+}
+
+/// Checks a strictly positive, finite spec value.
+pub(crate) fn require_positive(descriptor: &'static str, field: &str, value: f64) -> Result<(), DescriptorError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(DescriptorError::InvalidSpec {
+            descriptor,
+            field: field.into(),
+            message: format!("must be > 0, got {value}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn species_from_numbers_or_symbols() {
+        let s: Species = serde_json::from_value(serde_json::json!(["Si", 6, "C", 14])).unwrap();
+        assert_eq!(s.numbers(), &[6, 14]);
+        assert_eq!(serde_json::to_value(&s).unwrap(), serde_json::json!(["C", "Si"]));
+        let bad = serde_json::from_value::<Species>(serde_json::json!(["Xx"])).unwrap_err();
+        assert!(bad.to_string().contains("'Xx' is not a chemical symbol"), "{bad}");
+        let bad = serde_json::from_value::<Species>(serde_json::json!([0])).unwrap_err();
+        assert!(bad.to_string().contains("not an atomic number"), "{bad}");
+    }
+}
