@@ -19,7 +19,7 @@
 
 use crate::error::DescriptorError;
 use crate::neighbours::Neighbours;
-use crate::spec::{Descriptor, DescriptorInfo, DescriptorSpec, Species, index_atoms, require_positive};
+use crate::spec::{Descriptor, DescriptorInfo, DescriptorSpec, Species, index_atoms, parse_spec, require_positive};
 use autopara_core::Atoms;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
@@ -74,6 +74,7 @@ inventory::submit! {
             ("g5_params", "list of [eta, zeta, lambda], default []: G5 functions"),
             ("periodic", "bool, default false: use periodic images"),
         ],
+        parse: parse_spec::<AcsfSpec>,
     }
 }
 

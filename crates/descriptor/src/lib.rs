@@ -20,7 +20,8 @@
 //!
 //! Descriptors are serde specs tagged by `"type"` ([`DescriptorSpec`]) with
 //! dscribe's field names; a crate adds one by implementing the trait with
-//! `#[typetag::serde(name = "...")]` and submitting a [`DescriptorInfo`].
+//! `#[typetag::serde(name = "...")]` and submitting a [`DescriptorInfo`]
+//! (see [`spec`]).
 
 pub mod acsf;
 pub mod error;
@@ -34,4 +35,6 @@ pub use acsf::{Acsf, AcsfSpec};
 pub use error::DescriptorError;
 pub use op::{DescriptorArgs, DescriptorOp, DescriptorSet};
 pub use soap::{Average, Soap, SoapSpec};
-pub use spec::{Descriptor, DescriptorInfo, DescriptorSpec, Species, registered_descriptors};
+pub use spec::{
+    Descriptor, DescriptorInfo, DescriptorSpec, Species, parse_spec, registered_descriptors, spec_from_json,
+};

@@ -2,7 +2,7 @@
 //! SOAP and ACSF. See `docs/ops/descriptor.md` for the user guide.
 
 use crate::error::DescriptorError;
-use crate::spec::{Descriptor, DescriptorSpec};
+use crate::spec::{Descriptor, DescriptorSpec, spec_from_json};
 use autopara_core::elements;
 use autopara_core::{
     ArrayData, Atoms, Column, Error, InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration,
@@ -82,19 +82,38 @@ impl DescriptorSet {
 }
 
 impl Serialize for DescriptorSet {
-    /// Canonical form: always lists; centre keys as atomic numbers.
+    /// Canonical form: a single spec as itself, several as a list; centre
+    /// keys as atomic numbers.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            DescriptorSet::All(specs) => specs.serialize(s),
+            DescriptorSet::All(specs) => OneOrList(specs).serialize(s),
             DescriptorSet::ByCenter(map) => {
                 let mut m = s.serialize_map(Some(map.len()))?;
                 for (z, specs) in map {
-                    m.serialize_entry(&z.to_string(), specs)?;
+                    m.serialize_entry(&z.to_string(), &OneOrList(specs))?;
                 }
                 m.end()
             }
         }
     }
+}
+
+/// Serializes one spec as itself and several as a list.
+struct OneOrList<'a>(&'a [Box<dyn DescriptorSpec>]);
+
+impl Serialize for OneOrList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+}
+
+/// The path of spec `i` of `n` under `prefix` in messages: `descriptor` for a
+/// single spec, `descriptor[i]` in a list.
+fn spec_path(prefix: &str, i: usize, n: usize) -> String {
+    if n == 1 { prefix.to_string() } else { format!("{prefix}[{i}]") }
 }
 
 /// A spec or a list of specs at `path`.
@@ -111,9 +130,12 @@ fn specs_from_json(path: &str, value: serde_json::Value) -> autopara_core::Resul
     items
         .into_iter()
         .map(|(at, v)| {
-            parse_args::<Box<dyn DescriptorSpec>>("descriptor", v).map_err(|e| match e {
+            spec_from_json(v).map_err(|e| match e {
                 Error::Args { field, message, .. } => {
                     args_error(if field == "-" { at.clone() } else { format!("{at}.{field}") }, message)
+                }
+                Error::Unknown { name, known, .. } => {
+                    args_error(format!("{at}.type"), format!("unknown descriptor type '{name}'; registered: {known}"))
                 }
                 other => other,
             })
@@ -221,7 +243,7 @@ impl DescriptorOp {
             Ok((path, d))
         };
         let indexed = |prefix: &str, specs: &[Box<dyn DescriptorSpec>]| -> autopara_core::Result<Built> {
-            specs.iter().enumerate().map(|(i, s)| build(format!("{prefix}[{i}]"), s.as_ref())).collect()
+            specs.iter().enumerate().map(|(i, s)| build(spec_path(prefix, i, specs.len()), s.as_ref())).collect()
         };
         let groups = match &args.descriptor {
             DescriptorSet::All(specs) => vec![(None, indexed("descriptor", specs)?)],

@@ -28,7 +28,7 @@
 use crate::error::DescriptorError;
 use crate::harmonics::RealHarmonics;
 use crate::neighbours::{Environment, Neighbours};
-use crate::spec::{Descriptor, DescriptorInfo, DescriptorSpec, Species, index_atoms, require_positive};
+use crate::spec::{Descriptor, DescriptorInfo, DescriptorSpec, Species, index_atoms, parse_spec, require_positive};
 use autopara_core::Atoms;
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
@@ -126,6 +126,7 @@ inventory::submit! {
             ("periodic", "bool, default false: use periodic images"),
             ("average", "\"off\" | \"inner\" | \"outer\", default \"off\": averaging over centres"),
         ],
+        parse: parse_spec::<SoapSpec>,
     }
 }
 

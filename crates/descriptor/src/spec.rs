@@ -3,13 +3,60 @@
 //! ([`DescriptorInfo`]) and the [`Species`] list they share.
 //!
 //! A new crate adds a descriptor by implementing [`DescriptorSpec`] with
-//! `#[typetag::serde(name = "...")]` and submitting a [`DescriptorInfo`]; the
-//! `descriptor` op then accepts `{"type": "<name>", ...}` with no change here.
+//! `#[typetag::serde(name = "...")]` and submitting a [`DescriptorInfo`]
+//! whose `parse` is [`parse_spec::<TheSpec>`](parse_spec); the `descriptor`
+//! op then accepts `{"type": "<name>", ...}` with no change here:
+//!
+//! ```
+//! use autopara_core::Atoms;
+//! use autopara_descriptor::{Descriptor, DescriptorError, DescriptorInfo, DescriptorSpec, parse_spec};
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// The number of atoms within `r_cut` of each centre (ignoring periodicity).
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! struct CountSpec { r_cut: f64 }
+//!
+//! #[typetag::serde(name = "count")]
+//! impl DescriptorSpec for CountSpec {
+//!     fn build(&self) -> Result<Box<dyn Descriptor>, DescriptorError> {
+//!         Ok(Box::new(Count(self.r_cut)))
+//!     }
+//! }
+//!
+//! #[derive(Debug)]
+//! struct Count(f64);
+//!
+//! impl Descriptor for Count {
+//!     fn name(&self) -> &'static str { "count" }
+//!     fn species(&self) -> &[u8] { &[] }
+//!     fn n_features(&self) -> usize { 1 }
+//!     fn averaged(&self) -> bool { false }
+//!     fn compute(&self, atoms: &Atoms, centers: &[usize], out: &mut [f64]) -> Result<(), DescriptorError> {
+//!         for (&i, o) in centers.iter().zip(out.iter_mut()) {
+//!             let near = |p: &[f64; 3]| (0..3).map(|k| (p[k] - atoms.positions[i][k]).powi(2)).sum::<f64>() < self.0 * self.0;
+//!             *o = atoms.positions.iter().filter(|p| near(p)).count() as f64 - 1.0;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! inventory::submit! {
+//!     DescriptorInfo { name: "count", summary: "neighbour count", fields: &[("r_cut", "float")], parse: parse_spec::<CountSpec> }
+//! }
+//!
+//! let op = autopara_descriptor::DescriptorOp::from_json(serde_json::json!({
+//!     "descriptor": {"type": "count", "r_cut": 1.5}, "key": "n", "per_atom": true, "normalize": false
+//! })).unwrap();
+//! let mut at = Atoms::new(vec![1, 1, 1], vec![[0.0; 3], [1.0, 0.0, 0.0], [3.0, 0.0, 0.0]]);
+//! op.apply(&mut at).unwrap();
+//! assert_eq!(at.arrays["n"].data, autopara_core::ArrayData::Float(vec![1.0, 1.0, 0.0]));
+//! ```
 
 use crate::error::DescriptorError;
 use autopara_core::Atoms;
+use autopara_core::Error;
 use autopara_core::elements;
-use serde::de::{self, SeqAccess, Visitor};
+use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt::{self, Debug};
 
@@ -46,8 +93,9 @@ pub trait Descriptor: Debug + Send + Sync {
     fn compute(&self, atoms: &Atoms, centers: &[usize], out: &mut [f64]) -> Result<(), DescriptorError>;
 }
 
-/// A registered descriptor type, for listings and error messages (typetag
-/// itself cannot list its tags).
+/// A registered descriptor type, for listings, error messages and parsing
+/// with field paths (typetag can neither list its tags nor report the path
+/// of a bad field inside an internally tagged value).
 #[derive(Debug)]
 pub struct DescriptorInfo {
     /// The `"type"` tag.
@@ -56,6 +104,38 @@ pub struct DescriptorInfo {
     pub summary: &'static str,
     /// Its fields: `(name, "type, default: meaning")`.
     pub fields: &'static [(&'static str, &'static str)],
+    /// Parses the spec's fields (the `"type"` tag removed); use [`parse_spec`].
+    pub parse: fn(serde_json::Value) -> autopara_core::Result<Box<dyn DescriptorSpec>>,
+}
+
+/// [`DescriptorInfo::parse`] for a spec type `T`: deserializes it, naming the
+/// path of an offending field.
+pub fn parse_spec<T: DescriptorSpec + DeserializeOwned + 'static>(
+    fields: serde_json::Value,
+) -> autopara_core::Result<Box<dyn DescriptorSpec>> {
+    Ok(Box::new(autopara_core::parse_args::<T>("descriptor", fields)?))
+}
+
+/// Parses a `{"type": ..., ...}` spec through the registry, naming the
+/// offending field (`r_cut`, `species[1]`) or the unknown type and the known ones.
+pub fn spec_from_json(value: serde_json::Value) -> autopara_core::Result<Box<dyn DescriptorSpec>> {
+    let args =
+        |field: &str, message: String| Error::Args { context: "descriptor".into(), field: field.into(), message };
+    let serde_json::Value::Object(mut map) = value else {
+        return Err(args("-", format!("expected an object with a \"type\", got {value}")));
+    };
+    let name = match map.remove("type") {
+        Some(serde_json::Value::String(name)) => name,
+        Some(other) => return Err(args("type", format!("expected a string, got {other}"))),
+        None => return Err(args("type", "missing; one of the registered descriptor types is needed".into())),
+    };
+    let known = registered_descriptors();
+    let info = known.iter().find(|d| d.name == name).ok_or_else(|| Error::Unknown {
+        kind: "descriptor",
+        name: name.clone(),
+        known: known.iter().map(|d| d.name).collect::<Vec<_>>().join(", "),
+    })?;
+    (info.parse)(serde_json::Value::Object(map))
 }
 
 inventory::collect!(DescriptorInfo);
