@@ -248,6 +248,22 @@ fn thermostats_reach_and_hold_the_target_temperature() {
 }
 
 #[test]
+fn thermostats_hold_emt_copper_at_300_k() {
+    // 108 Cu atoms (EMT) from 50 K to 300 K.
+    let temperature = json!([
+        {"T_i": 50.0, "T_f": 50.0, "traj_frac": 0.0},
+        {"T_i": 300.0, "T_f": 300.0, "traj_frac": 1.0},
+    ]);
+    for integrator in ["Berendsen", "Langevin"] {
+        let args = json!({"calculator": {"type": "emt"}, "steps": 1500, "dt": 2.0, "integrator": integrator,
+                          "temperature": temperature, "temperature_tau": 100.0, "traj_step_interval": 10});
+        let traj = run(args, fcc(29, 3.61, 3), 22);
+        let mean = second_half_mean_temperature(&traj);
+        assert!((mean - 300.0).abs() < 0.05 * 300.0, "{integrator}: mean T over the second half {mean} K");
+    }
+}
+
+#[test]
 fn nve_conserves_energy() {
     let (at, calc) = argon();
     let args = json!({"calculator": calc, "steps": 1000, "dt": 2.0, "temperature": 60.0,
