@@ -6,11 +6,14 @@
 //! See `docs/` in the repository for the user guide.
 
 pub mod atoms;
+pub mod autopara_info;
 pub mod calculator;
 pub mod configset;
 pub mod elements;
 pub mod error;
+pub mod executor;
 pub mod extxyz;
+pub mod map;
 pub mod operation;
 pub mod outputspec;
 pub mod registry;
@@ -20,6 +23,7 @@ pub mod units;
 
 pub use atoms::{ArrayData, Atoms, Column, Value};
 pub use calculator::{CalcError, CalcResults, Calculator, CalculatorInfo, CalculatorSpec, Properties};
+pub use autopara_info::AutoparaInfo;
 pub use configset::ConfigSet;
 pub use error::{Error, Result};
 pub use operation::{InputKind, Item, ItemFailure, ItemResult, Location, OpInfo, Operation, Payload, WorkerContext};

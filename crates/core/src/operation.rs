@@ -166,6 +166,12 @@ impl WorkerContext {
         item_rng(self.seed, &self.label, item.index)
     }
 
+    /// Drops every cached calculator (the executor calls this after a panic, whose
+    /// unwinding may have left a calculator's buffers inconsistent).
+    pub fn clear_calculators(&mut self) {
+        self.calculators.clear();
+    }
+
     /// The calculator for `spec`, built on first use in this worker and reused after.
     pub fn calculator(&mut self, spec: &dyn CalculatorSpec) -> Result<&mut dyn Calculator, CalcError> {
         let key = spec_to_json(spec).to_string();

@@ -1,0 +1,218 @@
+//! [`AutoparaInfo`]: how a run is parallelised (workers, chunk size, seed,
+//! failure policy, per-worker initializer, backend).
+//!
+//! Every field is optional. [`AutoparaInfo::resolve`] fills the unset ones,
+//! in this order of precedence: the value set explicitly on the object, then
+//! the environment (`AUTOPARA_NUM_WORKERS`, or wfl's
+//! `WFL_NUM_PYTHON_SUBPROCESSES`; `AUTOPARA_PROGRESS=0`), then the op's
+//! default (chunk size) or the library default. Resolving never changes the
+//! caller's object (wfl's `update_defaults` does, so a reused object leaks one
+//! op's defaults into the next).
+//!
+//! ```
+//! use autopara_core::autopara_info::AutoparaInfo;
+//! use autopara_core::{InputKind, OpInfo};
+//! static INFO: OpInfo = OpInfo {
+//!     name: "demo", version: 1, default_chunk_size: 10, summary: "demo", input_kind: InputKind::Configs,
+//! };
+//! let info = AutoparaInfo { workers: Some(2), seed: Some(7), ..Default::default() };
+//! let run = info.resolve(&INFO).unwrap();
+//! assert_eq!((run.workers, run.chunk_size, run.seed), (2, 10, 7));
+//! assert!(info.chunk_size.is_none()); // the caller's object is untouched
+//! ```
+
+use crate::error::{Error, Result};
+use crate::executor::backend::{Backend, SerialBackend, ThreadsBackend};
+use crate::operation::{OpInfo, WorkerContext};
+use std::fmt;
+use std::sync::Arc;
+
+/// Environment variable for the number of workers.
+pub const ENV_NUM_WORKERS: &str = "AUTOPARA_NUM_WORKERS";
+/// wfl's name for the number of workers, accepted as an alias.
+pub const ENV_WFL_NUM_WORKERS: &str = "WFL_NUM_PYTHON_SUBPROCESSES";
+/// `AUTOPARA_PROGRESS=0` turns progress output off.
+pub const ENV_PROGRESS: &str = "AUTOPARA_PROGRESS";
+
+/// A function run once per worker before its first chunk (in serial runs too),
+/// for example to build calculators ahead of time with [`WorkerContext::calculator`].
+/// An error stops the run, naming the worker.
+pub type Initializer = Arc<dyn Fn(&mut WorkerContext) -> std::result::Result<(), String> + Send + Sync>;
+
+/// How to run an op: every field optional; see the module docs for precedence.
+#[derive(Clone, Default)]
+pub struct AutoparaInfo {
+    /// Number of workers. 0 and 1 both mean serial, in the calling thread.
+    /// Default: the environment, else the number of available cores.
+    pub workers: Option<usize>,
+    /// Items per chunk (one call of the op). Default: the op's `default_chunk_size`.
+    pub chunk_size: Option<usize>,
+    /// Seed of the per-item random streams. Default: 0.
+    pub seed: Option<u64>,
+    /// Keep going after an item fails (recording it) instead of stopping. Default: true.
+    pub skip_failed: Option<bool>,
+    /// Run once per worker before its first chunk.
+    pub initializer: Option<Initializer>,
+    /// Where chunks run. Default: serial for one worker, threads otherwise.
+    pub backend: Option<Arc<dyn Backend>>,
+    /// Show progress (bar on a terminal, log lines otherwise) and the start line.
+    /// Default: on unless `AUTOPARA_PROGRESS=0`.
+    pub progress: Option<bool>,
+}
+
+impl fmt::Debug for AutoparaInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AutoparaInfo")
+            .field("workers", &self.workers)
+            .field("chunk_size", &self.chunk_size)
+            .field("seed", &self.seed)
+            .field("skip_failed", &self.skip_failed)
+            .field("initializer", &self.initializer.as_ref().map(|_| "<fn>"))
+            .field("backend", &self.backend.as_ref().map(|b| b.name().to_string()))
+            .field("progress", &self.progress)
+            .finish()
+    }
+}
+
+/// Settings with every choice made, for one run of one op.
+#[derive(Clone)]
+pub struct ResolvedAutopara {
+    /// Number of workers (at least 1).
+    pub workers: usize,
+    /// Items per chunk (at least 1).
+    pub chunk_size: usize,
+    /// Seed of the per-item random streams.
+    pub seed: u64,
+    /// Keep going after failures.
+    pub skip_failed: bool,
+    /// Per-worker initializer.
+    pub initializer: Option<Initializer>,
+    /// The backend that runs chunks.
+    pub backend: Arc<dyn Backend>,
+    /// Show progress and the start line.
+    pub progress: bool,
+}
+
+impl fmt::Debug for ResolvedAutopara {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolvedAutopara")
+            .field("workers", &self.workers)
+            .field("chunk_size", &self.chunk_size)
+            .field("seed", &self.seed)
+            .field("skip_failed", &self.skip_failed)
+            .field("backend", &self.backend.name())
+            .field("progress", &self.progress)
+            .finish()
+    }
+}
+
+impl AutoparaInfo {
+    /// Fills unset fields from the process environment and `op`'s defaults.
+    pub fn resolve(&self, op: &OpInfo) -> Result<ResolvedAutopara> {
+        self.resolve_with_env(op, |k| std::env::var(k).ok())
+    }
+
+    /// [`AutoparaInfo::resolve`] with an explicit environment lookup (for tests and
+    /// for backends that carry the submitting process's environment).
+    pub fn resolve_with_env(&self, op: &OpInfo, env: impl Fn(&str) -> Option<String>) -> Result<ResolvedAutopara> {
+        let env_workers = [ENV_NUM_WORKERS, ENV_WFL_NUM_WORKERS]
+            .into_iter()
+            .find_map(|k| env(k).map(|v| (k, v)))
+            .map(|(k, v)| {
+                v.trim().parse::<usize>().map_err(|e| Error::Args {
+                    context: format!("environment variable {k}"),
+                    field: k.to_string(),
+                    message: format!("'{v}' is not a non-negative integer ({e})"),
+                })
+            })
+            .transpose()?;
+        let workers = match self.backend.as_ref() {
+            // A given backend decides its own worker count.
+            Some(b) => b.workers(),
+            None => self
+                .workers
+                .or(env_workers)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1),
+        };
+        let chunk_size = self.chunk_size.unwrap_or(op.default_chunk_size);
+        if chunk_size == 0 {
+            return Err(Error::Args {
+                context: format!("op {}", op.name),
+                field: "chunk_size".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        let backend: Arc<dyn Backend> = match &self.backend {
+            Some(b) => Arc::clone(b),
+            None if workers <= 1 => Arc::new(SerialBackend),
+            None => Arc::new(ThreadsBackend::new(workers)),
+        };
+        let progress = self.progress.unwrap_or_else(|| env(ENV_PROGRESS).is_none_or(|v| v.trim() != "0"));
+        Ok(ResolvedAutopara {
+            workers,
+            chunk_size,
+            seed: self.seed.unwrap_or(0),
+            skip_failed: self.skip_failed.unwrap_or(true),
+            initializer: self.initializer.clone(),
+            backend,
+            progress,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operation::InputKind;
+
+    static OP: OpInfo =
+        OpInfo { name: "t", version: 1, default_chunk_size: 5, summary: "test", input_kind: InputKind::Configs };
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn explicit_beats_environment_beats_default() {
+        let env = env_of(&[(ENV_NUM_WORKERS, "3")]);
+        let explicit = AutoparaInfo { workers: Some(2), chunk_size: Some(9), ..Default::default() };
+        let r = explicit.resolve_with_env(&OP, &env).unwrap();
+        assert_eq!((r.workers, r.chunk_size), (2, 9));
+        assert_eq!(r.backend.name(), "threads");
+        let r = AutoparaInfo::default().resolve_with_env(&OP, &env).unwrap();
+        assert_eq!((r.workers, r.chunk_size, r.seed, r.skip_failed), (3, 5, 0, true));
+        let r = AutoparaInfo::default().resolve_with_env(&OP, env_of(&[])).unwrap();
+        assert_eq!(r.workers, std::thread::available_parallelism().map_or(1, |n| n.get()));
+    }
+
+    #[test]
+    fn wfl_alias_and_serial() {
+        let r = AutoparaInfo::default().resolve_with_env(&OP, env_of(&[(ENV_WFL_NUM_WORKERS, "0")])).unwrap();
+        assert_eq!(r.workers, 1);
+        assert_eq!(r.backend.name(), "serial");
+        // autopara's own variable wins over wfl's.
+        let env = env_of(&[(ENV_WFL_NUM_WORKERS, "4"), (ENV_NUM_WORKERS, "2")]);
+        assert_eq!(AutoparaInfo::default().resolve_with_env(&OP, env).unwrap().workers, 2);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = AutoparaInfo::default().resolve_with_env(&OP, env_of(&[(ENV_NUM_WORKERS, "many")])).unwrap_err();
+        assert!(e.to_string().contains("AUTOPARA_NUM_WORKERS") && e.to_string().contains("many"), "{e}");
+        let e = AutoparaInfo { chunk_size: Some(0), ..Default::default() }.resolve_with_env(&OP, env_of(&[]));
+        assert!(e.unwrap_err().to_string().contains("chunk_size"));
+    }
+
+    #[test]
+    fn progress_env_and_caller_object_untouched() {
+        let info = AutoparaInfo::default();
+        let r = info.resolve_with_env(&OP, env_of(&[(ENV_PROGRESS, "0")])).unwrap();
+        assert!(!r.progress);
+        assert!(info.workers.is_none() && info.chunk_size.is_none() && info.seed.is_none());
+        let r = AutoparaInfo { progress: Some(true), ..Default::default() }
+            .resolve_with_env(&OP, env_of(&[(ENV_PROGRESS, "0")]))
+            .unwrap();
+        assert!(r.progress);
+    }
+}

@@ -1,0 +1,210 @@
+//! The backend seam: where chunks run. [`SerialBackend`] runs them in the
+//! calling thread, [`ThreadsBackend`] on a pool of worker threads; the MPI and
+//! Slurm backends implement the same trait elsewhere, shipping the
+//! serializable [`JobSpec`] once and [`ChunkTask`]s to remote workers, which
+//! rebuild the op from the registry and call [`execute_chunk`].
+//!
+//! The driver (in [`crate::executor`]) owns input order, output order and
+//! memory bounds; a backend only moves tasks to workers and outcomes back.
+
+use super::{ChunkOutcome, ChunkTask, JobSpec, execute_chunk};
+use crate::autopara_info::Initializer;
+use crate::error::{Error, Result};
+use crate::operation::{Operation, WorkerContext};
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+/// What a backend needs to run one op: the serializable description (for
+/// remote workers) and, for in-process backends, the op itself.
+pub struct Job<'a> {
+    /// Op name, version, canonical arguments and seed.
+    pub spec: &'a JobSpec,
+    /// The op, already built from `spec` (in-process backends use it directly).
+    pub op: &'a dyn Operation,
+    /// Run once per worker before its first chunk.
+    pub initializer: Option<&'a Initializer>,
+}
+
+impl Job<'_> {
+    /// A fresh worker context for worker `worker`, with the initializer applied.
+    pub fn worker_context(&self, worker: usize) -> Result<WorkerContext> {
+        let mut ctx = WorkerContext::new(worker, self.spec.seed, self.spec.op.clone());
+        if let Some(init) = self.initializer {
+            init(&mut ctx).map_err(|message| Error::Other(format!("initializer failed on worker {worker}: {message}")))?;
+        }
+        Ok(ctx)
+    }
+}
+
+/// The driver's handle on running workers: submit tasks, receive outcomes (in
+/// any order). The driver never has more than [`Pool::capacity`] chunks
+/// submitted and not yet written.
+pub trait Pool {
+    /// How many chunks may be outstanding at once (sets the memory bound).
+    fn capacity(&self) -> usize;
+    /// Hands a chunk to a worker.
+    fn submit(&mut self, task: ChunkTask) -> Result<()>;
+    /// Waits for the next finished chunk. Only called while tasks are outstanding.
+    fn recv(&mut self) -> Result<ChunkOutcome>;
+}
+
+/// Where chunks run.
+pub trait Backend: Send + Sync {
+    /// Short name for the start line (`serial`, `threads`, `mpi`, `slurm`).
+    fn name(&self) -> &str;
+    /// Number of workers.
+    fn workers(&self) -> usize;
+    /// Starts workers for `job`, lets `driver` submit and collect chunks, and
+    /// stops the workers when it returns (also on error).
+    fn run(&self, job: &Job<'_>, driver: &mut dyn FnMut(&mut dyn Pool) -> Result<()>) -> Result<()>;
+}
+
+/// Runs chunks one at a time in the calling thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SerialBackend;
+
+struct SerialPool<'a> {
+    job: &'a Job<'a>,
+    ctx: WorkerContext,
+    done: VecDeque<ChunkOutcome>,
+}
+
+impl Pool for SerialPool<'_> {
+    fn capacity(&self) -> usize {
+        1
+    }
+
+    fn submit(&mut self, task: ChunkTask) -> Result<()> {
+        let outcome = execute_chunk(self.job.op, &mut self.ctx, task);
+        self.done.push_back(outcome);
+        Ok(())
+    }
+
+    fn recv(&mut self) -> Result<ChunkOutcome> {
+        self.done.pop_front().ok_or_else(|| Error::Other("serial backend: no chunk outstanding".into()))
+    }
+}
+
+impl Backend for SerialBackend {
+    fn name(&self) -> &str {
+        "serial"
+    }
+
+    fn workers(&self) -> usize {
+        1
+    }
+
+    fn run(&self, job: &Job<'_>, driver: &mut dyn FnMut(&mut dyn Pool) -> Result<()>) -> Result<()> {
+        let ctx = job.worker_context(0)?;
+        let mut pool = SerialPool { job, ctx, done: VecDeque::new() };
+        driver(&mut pool)
+    }
+}
+
+/// Runs chunks on a dedicated pool of worker threads, each with its own
+/// [`WorkerContext`] (so calculators are built once per worker and reused).
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadsBackend {
+    workers: usize,
+}
+
+impl ThreadsBackend {
+    /// A pool of `workers` threads (at least one).
+    pub fn new(workers: usize) -> ThreadsBackend {
+        ThreadsBackend { workers: workers.max(1) }
+    }
+}
+
+/// Chunks kept outstanding per worker: one running and one queued, so a
+/// worker never waits for the driver, plus slack for one slow chunk.
+const CHUNKS_PER_WORKER: usize = 3;
+
+struct ThreadPool {
+    tasks: Option<mpsc::Sender<ChunkTask>>,
+    outcomes: mpsc::Receiver<Result<ChunkOutcome>>,
+    capacity: usize,
+}
+
+impl Pool for ThreadPool {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn submit(&mut self, task: ChunkTask) -> Result<()> {
+        let chunk = task.chunk;
+        self.tasks
+            .as_ref()
+            .and_then(|t| t.send(task).ok())
+            .ok_or_else(|| Error::Other(format!("threads backend: every worker has stopped (chunk {chunk})")))
+    }
+
+    fn recv(&mut self) -> Result<ChunkOutcome> {
+        self.outcomes.recv().map_err(|_| Error::Other("threads backend: every worker has stopped".into()))?
+    }
+}
+
+impl Backend for ThreadsBackend {
+    fn name(&self) -> &str {
+        "threads"
+    }
+
+    fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn run(&self, job: &Job<'_>, driver: &mut dyn FnMut(&mut dyn Pool) -> Result<()>) -> Result<()> {
+        let (task_tx, task_rx) = mpsc::channel::<ChunkTask>();
+        let task_rx = Arc::new(Mutex::new(task_rx));
+        let (out_tx, out_rx) = mpsc::channel::<Result<ChunkOutcome>>();
+        // Set when the driver stops early, so workers drop queued chunks.
+        let cancelled = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for worker in 0..self.workers {
+                let task_rx = Arc::clone(&task_rx);
+                let out_tx = out_tx.clone();
+                let cancelled = &cancelled;
+                scope.spawn(move || {
+                    let mut ctx = match job.worker_context(worker) {
+                        Ok(ctx) => ctx,
+                        Err(e) => {
+                            let _ = out_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    loop {
+                        // The lock is held only while taking one task.
+                        let next = match task_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(task) = next else { return };
+                        if cancelled.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        if out_tx.send(Ok(execute_chunk(job.op, &mut ctx, task))).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(out_tx);
+            let mut pool =
+                ThreadPool { tasks: Some(task_tx), outcomes: out_rx, capacity: self.workers * CHUNKS_PER_WORKER };
+            let result = driver(&mut pool);
+            if result.is_err() {
+                cancelled.store(true, Ordering::Relaxed);
+            }
+            // Closing the task channel lets every worker finish and exit.
+            pool.tasks = None;
+            result
+        })
+    }
+}
+
+impl fmt::Debug for dyn Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} backend ({} workers)", self.name(), self.workers())
+    }
+}
