@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+pub mod run;
+
 /// Apply operations to many atomic configurations in parallel.
 #[derive(Debug, Parser)]
 #[command(name = "autopara", version, about)]
@@ -32,6 +34,8 @@ pub enum Command {
         #[arg(long)]
         job_dir: PathBuf,
     },
+    /// Run one op over inputs into outputs (cached, resumable).
+    Run(run::RunArgs),
 }
 
 /// Runs the CLI with the process arguments; errors go to stderr with exit status 1.
@@ -68,5 +72,6 @@ pub fn run(cli: Cli) -> autopara_core::Result<()> {
         }
         #[cfg(feature = "slurm")]
         Command::Worker { job_dir } => worker::run(&job_dir),
+        Command::Run(args) => run::run(args),
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod atoms;
 pub mod autopara_info;
+pub mod cache;
 pub mod calculator;
 pub mod configset;
 pub mod elements;
@@ -19,6 +20,7 @@ pub mod outputspec;
 pub mod registry;
 pub mod results;
 pub mod rng;
+pub mod runner;
 pub mod units;
 
 pub use atoms::{ArrayData, Atoms, Column, Value};

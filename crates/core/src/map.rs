@@ -7,9 +7,10 @@
 //! those (an error becomes a failure record). A panic is caught and recorded
 //! like an error.
 //!
-//! A closure's code cannot be hashed, so a map's cache identity is the
-//! [`Map::key`] you give it (default: none): change the key when the closure
-//! changes, as an op bumps its version.
+//! A closure's code cannot be hashed, so a map's cache identity (for file
+//! outputs) is the closure's type name, which names where it is defined, plus
+//! the [`Map::key`] you give it: change the key when you edit the closure, as
+//! an op bumps its version.
 
 use crate::atoms::Atoms;
 use crate::operation::{InputKind, Item, ItemFailure, ItemResult, OpInfo, Operation, WorkerContext};
@@ -91,7 +92,7 @@ where
     }
 
     fn args(&self) -> serde_json::Value {
-        serde_json::json!({ "key": self.key })
+        serde_json::json!({ "closure": std::any::type_name::<F>(), "key": self.key })
     }
 
     fn run_chunk(&self, items: &[Item], ctx: &mut WorkerContext) -> Vec<ItemResult> {

@@ -1,0 +1,495 @@
+//! Content-keyed outputs: never stale, never lost.
+//!
+//! # Files beside an output `DIR/NAME`
+//!
+//! | file | when | what |
+//! |---|---|---|
+//! | `NAME` | complete runs | the extxyz output, untouched by the cache (ASE reads it) |
+//! | `NAME.autopara.json` | complete runs | the run record: the [`RunKey`], the output's size and blake3, counts ([`RunRecord`]) |
+//! | `NAME.failures.jsonl` | complete runs with failures | one [`FailureEntry`] per failed item, JSON lines |
+//! | `.NAME.autopara-partial`, `.NAME.autopara-failures-partial` | during a run | the output and failures being written |
+//! | `.NAME.autopara-journal` (first output only) | during a run | checkpoints for resume ([`journal`]) |
+//! | `.NAME.autopara-lock` | during a run | the writer's lock ([`lock`]) |
+//!
+//! # Rules
+//!
+//! - A complete output is **reused** when its record's key equals this run's
+//!   key and the file still has the recorded size and digest.
+//! - It is **refused** when the key differs (the error lists each change:
+//!   `args.steps: 1000 -> 2000`, `input digest differs`, `op md version 2 ->
+//!   3`), when the file was modified, or when it has no record; `overwrite`
+//!   recomputes instead.
+//! - Otherwise the run **resumes** from the journal of an interrupted run
+//!   with the same key, or **computes** from the start.
+//! - On completion the record is written first and the output renamed into
+//!   place last, so a file under its final name is always complete.
+
+pub mod journal;
+pub mod key;
+pub mod lock;
+
+use crate::atoms::Atoms;
+use crate::error::{Error, Result};
+use crate::executor::{FailureRecord, ResultSink};
+use crate::operation::Location;
+use journal::{Journal, JournalState, OutputState, Resumable};
+pub use key::{AUTOPARA_VERSION, RunKey, canonical_json};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// `DIR/.NAME.suffix` for `DIR/NAME`.
+pub(crate) fn hidden_sibling(path: &Path, suffix: &str) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{suffix}"))
+}
+
+/// `DIR/NAME.suffix` for `DIR/NAME`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!("{name}.{suffix}"))
+}
+
+/// The run record of `output` (`NAME.autopara.json`).
+pub fn record_path(output: &Path) -> PathBuf {
+    sibling(output, "autopara.json")
+}
+
+/// The failure records of `output` (`NAME.failures.jsonl`).
+pub fn failures_path(output: &Path) -> PathBuf {
+    sibling(output, "failures.jsonl")
+}
+
+fn partial_path(output: &Path) -> PathBuf {
+    hidden_sibling(output, "autopara-partial")
+}
+
+fn partial_failures_path(output: &Path) -> PathBuf {
+    hidden_sibling(output, "autopara-failures-partial")
+}
+
+/// The resume journal of a run whose first output is `output`.
+pub fn journal_path(output: &Path) -> PathBuf {
+    hidden_sibling(output, "autopara-journal")
+}
+
+/// Format version of [`RunRecord`].
+pub const RECORD_FORMAT: u32 = 1;
+
+/// `NAME.autopara.json`: what produced a complete output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Record format version ([`RECORD_FORMAT`]).
+    pub autopara_record: u32,
+    /// The run's key.
+    pub key: RunKey,
+    /// Size of the output in bytes.
+    pub bytes: u64,
+    /// `blake3:<hex>` of the output.
+    pub digest: String,
+    /// Input items that map to this output (succeeded or failed).
+    pub items: u64,
+    /// Configurations in the output.
+    pub configs: u64,
+    /// Failed items, listed in `NAME.failures.jsonl`.
+    pub failed: u64,
+}
+
+/// One line of `NAME.failures.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureEntry {
+    /// Global index of the item in the inputs.
+    pub index: u64,
+    /// Where the item came from, as text (` / 0 / 3`).
+    pub location: String,
+    /// The same, structured.
+    pub loc: Location,
+    /// The op.
+    pub op: String,
+    /// Why it failed.
+    pub message: String,
+    /// Byte offset in the output where the item's configurations would be
+    /// (used by `--retry-failed` to merge them in input order).
+    pub offset: u64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+/// `blake3:<hex>` of a file's content.
+pub fn file_digest(path: &Path) -> Result<String> {
+    let mut h = blake3::Hasher::new();
+    let mut f = File::open(path).map_err(io_err(path))?;
+    h.update_reader(&mut f).map_err(io_err(path))?;
+    Ok(format!("blake3:{}", h.finalize().to_hex()))
+}
+
+/// Reads the record of `output`, `None` when there is none.
+pub fn read_record(output: &Path) -> Result<Option<RunRecord>> {
+    let path = record_path(output);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Cache(format!("{}: unreadable autopara record: {e}", path.display())))
+}
+
+/// Reads the failure records of a complete `output` (none when the file is absent).
+pub fn read_failures(output: &Path) -> Result<Vec<FailureEntry>> {
+    let path = failures_path(output);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| Error::Cache(format!("{}: line {}: bad failure record: {e}", path.display(), i + 1)))
+        })
+        .collect()
+}
+
+/// What a run on file outputs will do.
+#[derive(Debug)]
+pub enum Plan {
+    /// Every output is complete with this key: nothing to run.
+    Reuse(Vec<RunRecord>),
+    /// An interrupted run with this key left a journal: continue it.
+    Resume(Resumable),
+    /// Start from the first item; the text says why.
+    Compute(String),
+}
+
+impl Plan {
+    /// One line for `--dry-run` and logs.
+    pub fn describe(&self, outputs: &[PathBuf]) -> String {
+        let names = outputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+        match self {
+            Plan::Reuse(records) => {
+                let items: u64 = records.iter().map(|r| r.items).sum();
+                let failed: u64 = records.iter().map(|r| r.failed).sum();
+                format!("reuse: {names} complete with the same key ({items} items, {failed} failed); nothing to run")
+            }
+            Plan::Resume(state) => format!(
+                "resume: {names}: an interrupted run with the same key finished {} items; continuing from item {}",
+                state.items_done(),
+                state.next_index
+            ),
+            Plan::Compute(why) => format!("compute: {names}: {why}"),
+        }
+    }
+}
+
+/// Decides between reuse, resume and compute for `outputs` under `key`, or
+/// refuses (stale or foreign outputs without `overwrite`).
+pub fn plan(outputs: &[PathBuf], key: &RunKey, overwrite: bool) -> Result<Plan> {
+    let mut records = Vec::new();
+    let mut missing = None;
+    for out in outputs {
+        if !out.exists() {
+            missing.get_or_insert_with(|| format!("{} does not exist", out.display()));
+            continue;
+        }
+        let problem = match read_record(out)? {
+            None => Some(format!(
+                "{} exists but has no autopara record ({}), so it was not written by autopara or its record was \
+                 removed",
+                out.display(),
+                record_path(out).display()
+            )),
+            Some(record) => {
+                let changes = key.changes_from(&record.key);
+                let size = std::fs::metadata(out).map_err(io_err(out))?.len();
+                if !changes.is_empty() {
+                    Some(format!("{} holds results of a different run: {}", out.display(), changes.join("; ")))
+                } else if size != record.bytes || file_digest(out)? != record.digest {
+                    Some(format!("{} was modified after autopara wrote it (its digest differs from the record)", out.display()))
+                } else {
+                    records.push(record);
+                    None
+                }
+            }
+        };
+        if let Some(problem) = problem {
+            if !overwrite {
+                return Err(Error::Cache(format!("{problem}. Rerun with --overwrite (overwrite = true) to recompute it.")));
+            }
+            missing.get_or_insert(format!("{problem}; recomputing (overwrite)"));
+        }
+    }
+    if missing.is_none() {
+        if !overwrite {
+            return Ok(Plan::Reuse(records));
+        }
+        missing = Some("recomputing complete outputs (overwrite)".into());
+    }
+    let why = missing.unwrap_or_default();
+    let Some(first) = outputs.first() else { return Ok(Plan::Compute(why)) };
+    match journal::read(&journal_path(first), key, outputs)? {
+        JournalState::Matches(state) => Ok(Plan::Resume(state)),
+        JournalState::Absent => Ok(Plan::Compute(why)),
+        JournalState::Other(reason) => Ok(Plan::Compute(format!("{why}; discarding an interrupted run: {reason}"))),
+    }
+}
+
+/// A writer that counts the bytes through it.
+struct Counting<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The open partial files of the output currently being written.
+struct Open {
+    index: usize,
+    out_path: PathBuf,
+    failures_path: PathBuf,
+    out: Counting<BufWriter<File>>,
+    failures: Counting<BufWriter<File>>,
+}
+
+/// Writes a run's results into partial files beside its outputs, journaling
+/// each checkpoint; [`FileSink::finish`] turns them into complete outputs.
+pub struct FileSink<'a> {
+    outputs: Vec<PathBuf>,
+    states: Vec<OutputState>,
+    open: Option<Open>,
+    dirty: BTreeSet<usize>,
+    journal: Journal,
+    route: &'a dyn Fn(&Location) -> usize,
+    write_frame: &'a FrameWriter,
+}
+
+/// Serializes one configuration (with the output's tags) to a partial output.
+pub type FrameWriter = dyn Fn(&mut dyn Write, &Atoms) -> std::io::Result<()>;
+
+/// Opens `path` for appending after truncating it to `len` (creating it if needed).
+fn open_at(path: &Path, len: u64) -> Result<Counting<BufWriter<File>>> {
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io_err(path))?;
+    file.set_len(len).map_err(io_err(path))?;
+    drop(file);
+    let file = OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
+    Ok(Counting { inner: BufWriter::with_capacity(1 << 16, file), bytes: len })
+}
+
+impl<'a> FileSink<'a> {
+    /// Starts (or, given `resume`, continues) writing `outputs` for `key`.
+    /// `route` maps an item's location to its output index, `write_frame`
+    /// serializes one configuration.
+    pub fn start(
+        outputs: &[PathBuf],
+        key: &RunKey,
+        resume: Option<&Resumable>,
+        route: &'a dyn Fn(&Location) -> usize,
+        write_frame: &'a FrameWriter,
+    ) -> Result<FileSink<'a>> {
+        FileSink::open(outputs, key, resume, journal::Mode::Run, route, write_frame)
+    }
+
+    /// Starts writing `outputs` as a merge of kept old results and retried items
+    /// (`--retry-failed`); its journal is never resumed.
+    pub fn start_merge(
+        outputs: &[PathBuf],
+        key: &RunKey,
+        route: &'a dyn Fn(&Location) -> usize,
+        write_frame: &'a FrameWriter,
+    ) -> Result<FileSink<'a>> {
+        FileSink::open(outputs, key, None, journal::Mode::Merge, route, write_frame)
+    }
+
+    fn open(
+        outputs: &[PathBuf],
+        key: &RunKey,
+        resume: Option<&Resumable>,
+        mode: journal::Mode,
+        route: &'a dyn Fn(&Location) -> usize,
+        write_frame: &'a FrameWriter,
+    ) -> Result<FileSink<'a>> {
+        let first = outputs.first().ok_or_else(|| Error::Output("no output files".into()))?;
+        for out in outputs {
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+            }
+        }
+        let jpath = journal_path(first);
+        let (states, journal) = match resume {
+            Some(state) => (state.outputs.clone(), Journal::reopen(&jpath, state)?),
+            None => (vec![OutputState::default(); outputs.len()], Journal::create(&jpath, key, outputs, mode)?),
+        };
+        // Bring every partial file to its journaled length (0 for a fresh run).
+        for (out, s) in outputs.iter().zip(&states) {
+            for (path, len) in [(partial_path(out), s.bytes), (partial_failures_path(out), s.failure_bytes)] {
+                let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
+                f.set_len(len).map_err(io_err(&path))?;
+            }
+        }
+        Ok(FileSink { outputs: outputs.to_vec(), states, open: None, dirty: BTreeSet::new(), journal, route, write_frame })
+    }
+
+    /// Copies `len` bytes of kept results from `src` to the end of output
+    /// `index`, counting `items` and `configs` for its record (merges).
+    pub fn append_kept(&mut self, index: usize, src: &mut dyn Read, len: u64, items: u64, configs: u64) -> Result<()> {
+        let open = self.select_index(index)?;
+        let copied = std::io::copy(&mut src.take(len), &mut open.out).map_err(io_err(&open.out_path))?;
+        if copied != len {
+            return Err(Error::Cache(format!(
+                "{}: shorter than its record says (copied {copied} of {len} bytes)",
+                self.outputs[index].display()
+            )));
+        }
+        let s = &mut self.states[index];
+        s.items += items;
+        s.configs += configs;
+        Ok(())
+    }
+
+    /// Flushes the open output and records its lengths in `states`.
+    fn flush_open(&mut self) -> Result<()> {
+        if let Some(open) = &mut self.open {
+            open.out.flush().map_err(io_err(&open.out_path))?;
+            open.failures.flush().map_err(io_err(&open.failures_path))?;
+            let s = &mut self.states[open.index];
+            s.bytes = open.out.bytes;
+            s.failure_bytes = open.failures.bytes;
+        }
+        Ok(())
+    }
+
+    /// The open files of the output for `location`.
+    fn select(&mut self, location: &Location) -> Result<&mut Open> {
+        let index = (self.route)(location);
+        if index >= self.outputs.len() {
+            return Err(Error::Output(format!("item at{location} maps to output {index}, but there are {}", self.outputs.len())));
+        }
+        self.select_index(index)
+    }
+
+    /// The open files of output `index`, switching outputs when needed.
+    fn select_index(&mut self, index: usize) -> Result<&mut Open> {
+        if self.open.as_ref().is_none_or(|o| o.index != index) {
+            self.flush_open()?;
+            let out = &self.outputs[index];
+            let s = self.states[index];
+            let (out_path, failures_path) = (partial_path(out), partial_failures_path(out));
+            self.open = Some(Open {
+                index,
+                out: open_at(&out_path, s.bytes)?,
+                failures: open_at(&failures_path, s.failure_bytes)?,
+                out_path,
+                failures_path,
+            });
+        }
+        self.dirty.insert(index);
+        self.open.as_mut().ok_or_else(|| Error::Other("output switch failed".into()))
+    }
+
+    /// Completes the run: writes records (with `key`), moves failures into
+    /// place, renames every partial output to its final name and removes the
+    /// journal. Returns the records.
+    pub fn finish(mut self, key: &RunKey) -> Result<Vec<RunRecord>> {
+        self.flush_open()?;
+        self.open = None;
+        let mut records = Vec::new();
+        for (out, s) in self.outputs.iter().zip(&self.states) {
+            let partial = partial_path(out);
+            File::open(&partial).and_then(|f| f.sync_all()).map_err(io_err(&partial))?;
+            let record = RunRecord {
+                autopara_record: RECORD_FORMAT,
+                key: key.clone(),
+                bytes: s.bytes,
+                digest: file_digest(&partial)?,
+                items: s.items,
+                configs: s.configs,
+                failed: s.failed,
+            };
+            let pf = partial_failures_path(out);
+            let ff = failures_path(out);
+            if s.failed > 0 {
+                std::fs::rename(&pf, &ff).map_err(io_err(&ff))?;
+            } else {
+                for p in [&pf, &ff] {
+                    match std::fs::remove_file(p) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(p, e)),
+                        _ => {}
+                    }
+                }
+            }
+            let rp = record_path(out);
+            let tmp = hidden_sibling(out, "autopara-record");
+            let text = serde_json::to_string_pretty(&record).map_err(|e| Error::Other(e.to_string()))?;
+            std::fs::write(&tmp, text + "\n").map_err(io_err(&tmp))?;
+            std::fs::rename(&tmp, &rp).map_err(io_err(&rp))?;
+            std::fs::rename(&partial, out).map_err(io_err(out))?;
+            records.push(record);
+        }
+        if let Some(first) = self.outputs.first() {
+            let j = journal_path(first);
+            std::fs::remove_file(&j).map_err(io_err(&j))?;
+        }
+        Ok(records)
+    }
+}
+
+impl ResultSink for FileSink<'_> {
+    fn write_item(&mut self, _index: u64, location: &Location, frames: Vec<Atoms>) -> Result<()> {
+        let write_frame = self.write_frame;
+        let open = self.select(location)?;
+        let index = open.index;
+        let n = frames.len() as u64;
+        for at in frames {
+            write_frame(&mut open.out, &at).map_err(io_err(&open.out_path))?;
+        }
+        let s = &mut self.states[index];
+        s.items += 1;
+        s.configs += n;
+        Ok(())
+    }
+
+    fn write_failure(&mut self, failure: &FailureRecord) -> Result<()> {
+        let open = self.select(&failure.location)?;
+        let index = open.index;
+        let entry = FailureEntry {
+            index: failure.index,
+            location: failure.location.to_string(),
+            loc: failure.location.clone(),
+            op: failure.op.clone(),
+            message: failure.message.clone(),
+            offset: open.out.bytes,
+        };
+        let mut line = serde_json::to_string(&entry).map_err(|e| Error::Other(e.to_string()))?;
+        line.push('\n');
+        open.failures.write_all(line.as_bytes()).map_err(io_err(&open.failures_path))?;
+        let s = &mut self.states[index];
+        s.items += 1;
+        s.failed += 1;
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, next_index: u64) -> Result<()> {
+        self.flush_open()?;
+        let changed: BTreeMap<usize, OutputState> =
+            std::mem::take(&mut self.dirty).into_iter().map(|i| (i, self.states[i])).collect();
+        self.journal.append(next_index, changed)
+    }
+}
+
+#[cfg(test)]
+mod tests;
