@@ -24,8 +24,8 @@ pub mod runner;
 pub mod units;
 
 pub use atoms::{ArrayData, Atoms, Column, Value};
-pub use calculator::{CalcError, CalcResults, Calculator, CalculatorInfo, CalculatorSpec, Properties};
 pub use autopara_info::AutoparaInfo;
+pub use calculator::{CalcError, CalcResults, Calculator, CalculatorInfo, CalculatorSpec, Properties};
 pub use configset::ConfigSet;
 pub use error::{Error, Result};
 pub use operation::{InputKind, Item, ItemFailure, ItemResult, Location, OpInfo, Operation, Payload, WorkerContext};

@@ -142,9 +142,10 @@ fn check_input_kind(op: &dyn Operation, inputs: &ConfigSet) -> Result<()> {
         (InputKind::Configs, true) => {
             Err(Error::Input(format!("op {} works on configurations; give inputs, not a count", info.name)))
         }
-        (InputKind::Counters, false) => {
-            Err(Error::Input(format!("op {} generates configurations from counters; give a count (--count N)", info.name)))
-        }
+        (InputKind::Counters, false) => Err(Error::Input(format!(
+            "op {} generates configurations from counters; give a count (--count N)",
+            info.name
+        ))),
         _ => Ok(()),
     }
 }
@@ -307,7 +308,9 @@ pub fn retry_failed(
     let settings = info.resolve(op.info())?;
     let paths = outputs.resolve(inputs)?;
     if paths.is_empty() {
-        return Err(Error::Output("--retry-failed needs file outputs (in-memory outputs keep no failure records)".into()));
+        return Err(Error::Output(
+            "--retry-failed needs file outputs (in-memory outputs keep no failure records)".into(),
+        ));
     }
     let key = run_key(op, &settings, inputs, outputs)?;
     let _locks = lock_all(&paths)?;
@@ -316,7 +319,10 @@ pub fn retry_failed(
     let mut changes = Vec::new();
     for (i, path) in paths.iter().enumerate() {
         let record = cache::read_record(path)?.filter(|_| path.exists()).ok_or_else(|| {
-            Error::Cache(format!("--retry-failed: {} is not a complete autopara output; run without it first", path.display()))
+            Error::Cache(format!(
+                "--retry-failed: {} is not a complete autopara output; run without it first",
+                path.display()
+            ))
         })?;
         let mut same_run = record.key.clone();
         (same_run.args, same_run.op_version, same_run.seed, same_run.autopara_version) =
@@ -366,12 +372,10 @@ pub fn retry_failed(
     for p in &paths {
         old_files.push((BufReader::new(File::open(p).map_err(|e| Error::io(p, e))?), 0u64));
     }
-    let mut merge = MergeSink {
-        inner: FileSink::start_merge(&paths, &key, &route, &write)?,
-        offsets: &offsets,
-        old: old_files,
-    };
-    let items = inputs.items()?.filter(|it: &Result<Item>| it.as_ref().map_or(true, |i| offsets.contains_key(&i.index)));
+    let mut merge =
+        MergeSink { inner: FileSink::start_merge(&paths, &key, &route, &write)?, offsets: &offsets, old: old_files };
+    let items =
+        inputs.items()?.filter(|it: &Result<Item>| it.as_ref().map_or(true, |i| offsets.contains_key(&i.index)));
     let stats = execute(op, items, &mut merge, &settings, Some(failures.len() as u64))?;
     let MergeSink { mut inner, old, .. } = merge;
     // The kept results after the last retried item, and the kept counts.

@@ -164,7 +164,8 @@ impl Journal {
 
     /// Records a checkpoint: items below `next` are written; `changed` outputs have these states.
     pub fn append(&mut self, next: u64, changed: BTreeMap<usize, OutputState>) -> Result<()> {
-        let mut line = serde_json::to_string(&Line { next, outputs: changed }).map_err(|e| Error::Other(e.to_string()))?;
+        let mut line =
+            serde_json::to_string(&Line { next, outputs: changed }).map_err(|e| Error::Other(e.to_string()))?;
         line.push('\n');
         // One write call per line: a kill leaves either the whole line or a cut one.
         self.file.write_all(line.as_bytes()).map_err(|e| Error::io(&self.path, e))

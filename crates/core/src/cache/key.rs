@@ -21,8 +21,8 @@ pub struct RunKey {
     pub seed: u64,
     /// `blake3:<hex>` of the input content (see [`super::input_digest`]).
     pub inputs: String,
-    /// Tags written into every output configuration.
-    pub tags: BTreeMap<String, String>,
+    /// Tags written into every output configuration (values as plain JSON).
+    pub tags: BTreeMap<String, serde_json::Value>,
     /// autopara's version.
     pub autopara_version: String,
 }
@@ -85,9 +85,10 @@ impl RunKey {
             out.push("input digest differs (the input files or configurations changed)".to_string());
         }
         if old.tags != self.tags {
-            let old_tags = serde_json::to_value(&old.tags).unwrap_or_default();
-            let new_tags = serde_json::to_value(&self.tags).unwrap_or_default();
-            json_diff("tags", &old_tags, &new_tags, &mut out);
+            let as_object = |t: &BTreeMap<String, serde_json::Value>| {
+                serde_json::Value::Object(t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            };
+            json_diff("tags", &as_object(&old.tags), &as_object(&self.tags), &mut out);
         }
         if old.autopara_version != self.autopara_version {
             out.push(format!("autopara version {} -> {}", old.autopara_version, self.autopara_version));
@@ -121,7 +122,7 @@ mod tests {
         new.args = canonical_json(&json!({"steps": 2000, "calculator": {"type": "lennard_jones"}, "dt": 1.0, "x": 1}));
         new.seed = 5;
         new.inputs = "blake3:bb".into();
-        new.tags.insert("run".into(), "b".into());
+        new.tags.insert("run".into(), json!("b"));
         new.autopara_version = "9.9.9".into();
         let changes = new.changes_from(&key());
         assert_eq!(

@@ -40,6 +40,9 @@ impl OutputLock {
     /// Takes the lock of `output`, or fails naming the process that holds it.
     pub fn acquire(output: &Path) -> Result<OutputLock> {
         let path = lock_path(output);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
         loop {
             let mut file = OpenOptions::new()
                 .read(true)

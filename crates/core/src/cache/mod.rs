@@ -211,7 +211,10 @@ pub fn plan(outputs: &[PathBuf], key: &RunKey, overwrite: bool) -> Result<Plan> 
                 if !changes.is_empty() {
                     Some(format!("{} holds results of a different run: {}", out.display(), changes.join("; ")))
                 } else if size != record.bytes || file_digest(out)? != record.digest {
-                    Some(format!("{} was modified after autopara wrote it (its digest differs from the record)", out.display()))
+                    Some(format!(
+                        "{} was modified after autopara wrote it (its digest differs from the record)",
+                        out.display()
+                    ))
                 } else {
                     records.push(record);
                     None
@@ -220,7 +223,9 @@ pub fn plan(outputs: &[PathBuf], key: &RunKey, overwrite: bool) -> Result<Plan> 
         };
         if let Some(problem) = problem {
             if !overwrite {
-                return Err(Error::Cache(format!("{problem}. Rerun with --overwrite (overwrite = true) to recompute it.")));
+                return Err(Error::Cache(format!(
+                    "{problem}. Rerun with --overwrite (overwrite = true) to recompute it."
+                )));
             }
             missing.get_or_insert(format!("{problem}; recomputing (overwrite)"));
         }
@@ -275,11 +280,11 @@ pub struct FileSink<'a> {
     dirty: BTreeSet<usize>,
     journal: Journal,
     route: &'a dyn Fn(&Location) -> usize,
-    write_frame: &'a FrameWriter,
+    write_frame: &'a FrameWriter<'a>,
 }
 
 /// Serializes one configuration (with the output's tags) to a partial output.
-pub type FrameWriter = dyn Fn(&mut dyn Write, &Atoms) -> std::io::Result<()>;
+pub type FrameWriter<'a> = dyn Fn(&mut dyn Write, &Atoms) -> std::io::Result<()> + 'a;
 
 /// Opens `path` for appending after truncating it to `len` (creating it if needed).
 fn open_at(path: &Path, len: u64) -> Result<Counting<BufWriter<File>>> {
@@ -299,7 +304,7 @@ impl<'a> FileSink<'a> {
         key: &RunKey,
         resume: Option<&Resumable>,
         route: &'a dyn Fn(&Location) -> usize,
-        write_frame: &'a FrameWriter,
+        write_frame: &'a FrameWriter<'a>,
     ) -> Result<FileSink<'a>> {
         FileSink::open(outputs, key, resume, journal::Mode::Run, route, write_frame)
     }
@@ -310,7 +315,7 @@ impl<'a> FileSink<'a> {
         outputs: &[PathBuf],
         key: &RunKey,
         route: &'a dyn Fn(&Location) -> usize,
-        write_frame: &'a FrameWriter,
+        write_frame: &'a FrameWriter<'a>,
     ) -> Result<FileSink<'a>> {
         FileSink::open(outputs, key, None, journal::Mode::Merge, route, write_frame)
     }
@@ -321,7 +326,7 @@ impl<'a> FileSink<'a> {
         resume: Option<&Resumable>,
         mode: journal::Mode,
         route: &'a dyn Fn(&Location) -> usize,
-        write_frame: &'a FrameWriter,
+        write_frame: &'a FrameWriter<'a>,
     ) -> Result<FileSink<'a>> {
         let first = outputs.first().ok_or_else(|| Error::Output("no output files".into()))?;
         for out in outputs {
@@ -337,11 +342,20 @@ impl<'a> FileSink<'a> {
         // Bring every partial file to its journaled length (0 for a fresh run).
         for (out, s) in outputs.iter().zip(&states) {
             for (path, len) in [(partial_path(out), s.bytes), (partial_failures_path(out), s.failure_bytes)] {
-                let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
+                let f =
+                    OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
                 f.set_len(len).map_err(io_err(&path))?;
             }
         }
-        Ok(FileSink { outputs: outputs.to_vec(), states, open: None, dirty: BTreeSet::new(), journal, route, write_frame })
+        Ok(FileSink {
+            outputs: outputs.to_vec(),
+            states,
+            open: None,
+            dirty: BTreeSet::new(),
+            journal,
+            route,
+            write_frame,
+        })
     }
 
     /// Copies `len` bytes of kept results from `src` to the end of output
@@ -377,7 +391,10 @@ impl<'a> FileSink<'a> {
     fn select(&mut self, location: &Location) -> Result<&mut Open> {
         let index = (self.route)(location);
         if index >= self.outputs.len() {
-            return Err(Error::Output(format!("item at{location} maps to output {index}, but there are {}", self.outputs.len())));
+            return Err(Error::Output(format!(
+                "item at{location} maps to output {index}, but there are {}",
+                self.outputs.len()
+            )));
         }
         self.select_index(index)
     }

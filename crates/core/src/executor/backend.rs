@@ -32,7 +32,8 @@ impl Job<'_> {
     pub fn worker_context(&self, worker: usize) -> Result<WorkerContext> {
         let mut ctx = WorkerContext::new(worker, self.spec.seed, self.spec.op.clone());
         if let Some(init) = self.initializer {
-            init(&mut ctx).map_err(|message| Error::Other(format!("initializer failed on worker {worker}: {message}")))?;
+            init(&mut ctx)
+                .map_err(|message| Error::Other(format!("initializer failed on worker {worker}: {message}")))?;
         }
         Ok(ctx)
     }

@@ -135,7 +135,11 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 /// Calls the op on `items`, turning a panic into `Err(message)` and a wrong
 /// result count into failures of every item.
-fn call_op(op: &dyn Operation, items: &[Item], ctx: &mut WorkerContext) -> std::result::Result<Vec<ItemResult>, String> {
+fn call_op(
+    op: &dyn Operation,
+    items: &[Item],
+    ctx: &mut WorkerContext,
+) -> std::result::Result<Vec<ItemResult>, String> {
     match catch_unwind(AssertUnwindSafe(|| op.run_chunk(items, ctx))) {
         Ok(results) if results.len() == items.len() => Ok(results),
         Ok(results) => {

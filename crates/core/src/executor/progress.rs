@@ -74,7 +74,10 @@ impl Progress {
             Some(t) if rate > 0.0 && t >= self.done => format!(", ETA {:.0} s", (t - self.done) as f64 / rate),
             _ => String::new(),
         };
-        format!("autopara: {}: {}{} items, {:.1} items/s, {:.1} s elapsed{}", self.label, self.done, total, rate, secs, eta)
+        format!(
+            "autopara: {}: {}{} items, {:.1} items/s, {:.1} s elapsed{}",
+            self.label, self.done, total, rate, secs, eta
+        )
     }
 
     /// Ends the report (clears the bar).

@@ -78,7 +78,11 @@ fn items(n: u64, fail: &[(u64, &str)]) -> Vec<Result<Item>> {
             if let Some((_, how)) = fail.iter().find(|(j, _)| *j == i) {
                 at.info.insert("fail".into(), Value::Str(how.to_string()));
             }
-            Ok(Item { index: i, location: Location { file: None, path: vec![i as usize] }, payload: Payload::Atoms(at) })
+            Ok(Item {
+                index: i,
+                location: Location { file: None, path: vec![i as usize] },
+                payload: Payload::Atoms(at),
+            })
         })
         .collect()
 }
