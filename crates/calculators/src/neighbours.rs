@@ -97,8 +97,8 @@ pub struct NeighbourList {
     vectors: Vec<[f64; 3]>,
     distances: Vec<f64>,
     bins: Bins,
-    /// One centre's pairs before sorting: (j, shift, vector, distance).
-    scratch: Vec<(usize, [i32; 3], [f64; 3], f64)>,
+    /// One centre's candidates before sorting: (order key, j, shift).
+    scratch: Vec<(u64, usize, [i32; 3])>,
     /// Candidate pairs whose distance the last build evaluated.
     examined: u64,
 }
@@ -187,29 +187,35 @@ impl NeighbourList {
         if n as f64 * visits * (n as f64 / total).max(1.0) > 8.0 * MAX_PAIRS as f64 {
             return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
         }
+        let search2 = (self.cutoff * (1.0 + MARGIN)).powi(2);
+        let half = self.kind == ListKind::Half;
         for i in 0..n {
             self.scratch.clear();
             let bi = bins.atom_bin[i];
             let ki = bins.wraps[i];
-            let pi = positions[i];
+            let wi = bins.wrapped[i];
+            // Candidates from wrapped positions, one image vector per visited bin.
             for ox in -rx..=rx {
-                let Some((wx, sx)) = bins.neighbour_bin(0, bi[0], ox, nbx) else { continue };
+                let Some((wx, sx)) = bins.neighbour_bin(0, bi[0], ox) else { continue };
                 for oy in -ry..=ry {
-                    let Some((wy, sy)) = bins.neighbour_bin(1, bi[1], oy, nby) else { continue };
+                    let Some((wy, sy)) = bins.neighbour_bin(1, bi[1], oy) else { continue };
                     for oz in -rz..=rz {
-                        let Some((wz, sz)) = bins.neighbour_bin(2, bi[2], oz, nbz) else { continue };
+                        let Some((wz, sz)) = bins.neighbour_bin(2, bi[2], oz) else { continue };
                         let b = (wx * nby + wy) * nbz + wz;
-                        for &j in &bins.atoms[bins.start[b]..bins.start[b + 1]] {
-                            let kj = bins.wraps[j];
-                            let s = [sx - kj[0] + ki[0], sy - kj[1] + ki[1], sz - kj[2] + ki[2]];
-                            if !keep(self.kind, i, j, s) {
-                                continue;
-                            }
-                            let d = pair_vector(&pi, &positions[j], &shift_vector(s, cell));
-                            let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-                            self.examined += 1;
-                            if r2 < cut2 {
-                                self.scratch.push((j, s, d, r2.sqrt()));
+                        let image = shift_vector([sx, sy, sz], cell);
+                        let base = [image[0] - wi[0], image[1] - wi[1], image[2] - wi[2]];
+                        let (lo, hi) = (bins.start[b], bins.start[b + 1]);
+                        self.examined += (hi - lo) as u64;
+                        for (&j, q) in bins.atoms[lo..hi].iter().zip(&bins.sorted[lo..hi]) {
+                            let d = [q[0] + base[0], q[1] + base[1], q[2] + base[2]];
+                            // One rarely-taken branch: the index test alone mispredicts half the time.
+                            let near = d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < search2;
+                            if near & (!half | (j >= i)) {
+                                let kj = bins.wraps[j];
+                                let s = [sx - kj[0] + ki[0], sy - kj[1] + ki[1], sz - kj[2] + ki[2]];
+                                if keep(self.kind, i, j, s) {
+                                    self.scratch.push((order_key(j, s), j, s));
+                                }
                             }
                         }
                     }
@@ -218,13 +224,24 @@ impl NeighbourList {
             if self.j.len() + self.scratch.len() > MAX_PAIRS {
                 return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
             }
-            self.scratch.sort_unstable_by_key(|&(j, s, _, _)| (j, s));
-            for &(j, s, d, r) in &self.scratch {
-                self.i.push(i);
-                self.j.push(j);
-                self.shifts.push(s);
-                self.vectors.push(d);
-                self.distances.push(r);
+            // Canonical order: by neighbour, then shift.
+            if self.scratch.iter().all(|e| e.0 != u64::MAX) {
+                self.scratch.sort_unstable_by_key(|e| e.0);
+            } else {
+                self.scratch.sort_unstable_by_key(|&(_, j, s)| (j, s));
+            }
+            // The exact test, on vectors from the original positions.
+            let pi = positions[i];
+            for &(_, j, s) in &self.scratch {
+                let d = pair_vector(&pi, &positions[j], &shift_vector(s, cell));
+                let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                if r2 < cut2 {
+                    self.i.push(i);
+                    self.j.push(j);
+                    self.shifts.push(s);
+                    self.vectors.push(d);
+                    self.distances.push(r2.sqrt());
+                }
             }
             self.first[i + 1] = self.j.len();
         }
@@ -290,6 +307,19 @@ fn keep(kind: ListKind, i: usize, j: usize, s: [i32; 3]) -> bool {
     }
 }
 
+/// A sort key ordering pairs by neighbour then shift, or `u64::MAX` when the
+/// values do not fit (then the caller sorts by the tuple itself).
+#[inline]
+fn order_key(j: usize, s: [i32; 3]) -> u64 {
+    const BITS: u32 = 10;
+    const HALF: i32 = 1 << (BITS - 1);
+    if j >= 1 << (64 - 3 * BITS) || s.iter().any(|&x| !(-HALF..HALF).contains(&x)) {
+        return u64::MAX;
+    }
+    let field = |x: i32| (x + HALF) as u64;
+    ((j as u64) << (3 * BITS)) | (field(s[0]) << (2 * BITS)) | (field(s[1]) << BITS) | field(s[2])
+}
+
 /// `S·cell` for an integer shift.
 #[inline]
 fn shift_vector(s: [i32; 3], cell: &[[f64; 3]; 3]) -> [f64; 3] {
@@ -329,6 +359,12 @@ struct Bins {
     atom_bin: Vec<[usize; 3]>,
     /// Lattice vectors subtracted to bring each atom into the cell (periodic axes).
     wraps: Vec<[i32; 3]>,
+    /// Each atom's position with those lattice vectors subtracted.
+    wrapped: Vec<[f64; 3]>,
+    /// `wrapped` in bin order (aligned with `atoms`), for cache-friendly scans.
+    sorted: Vec<[f64; 3]>,
+    /// Per axis, for `t = bin + offset + reach`: the wrapped bin and image shift.
+    images: [Vec<Option<(usize, i32)>>; 3],
     /// Atoms sorted by bin; bin b holds `atoms[start[b]..start[b + 1]]`.
     start: Vec<usize>,
     atoms: Vec<usize>,
@@ -388,9 +424,11 @@ impl Bins {
         });
         self.count = count;
         self.periodic = pbc;
+        self.tabulate_images();
 
         self.atom_bin.clear();
         self.wraps.clear();
+        self.wrapped.clear();
         for p in positions {
             let mut b = [0usize; 3];
             let mut w = [0i32; 3];
@@ -409,6 +447,8 @@ impl Bins {
             }
             self.atom_bin.push(b);
             self.wraps.push(w);
+            let wv = shift_vector(w, cell);
+            self.wrapped.push([p[0] - wv[0], p[1] - wv[1], p[2] - wv[2]]);
         }
         // Counting sort by bin, stable so atoms stay in index order within a bin.
         let total: usize = count.iter().product();
@@ -428,21 +468,34 @@ impl Bins {
             self.atoms[fill[flat]] = a;
             fill[flat] += 1;
         }
+        self.sorted.clear();
+        self.sorted.extend(self.atoms.iter().map(|&a| self.wrapped[a]));
         Ok(())
     }
 
-    /// The bin `offset` away from bin `b` along `axis` (with `nb` bins), and the
-    /// lattice shift of that image; `None` past the edge of an open axis.
+    /// The bin `offset` away from bin `b` along `axis`, and the lattice shift
+    /// of that image; `None` past the edge of an open axis.
     #[inline]
-    fn neighbour_bin(&self, axis: usize, b: usize, offset: i64, nb: usize) -> Option<(usize, i32)> {
-        let t = b as i64 + offset;
-        let nb = nb as i64;
-        if self.periodic[axis] {
-            Some((t.rem_euclid(nb) as usize, t.div_euclid(nb) as i32))
-        } else if (0..nb).contains(&t) {
-            Some((t as usize, 0))
-        } else {
-            None
+    fn neighbour_bin(&self, axis: usize, b: usize, offset: i64) -> Option<(usize, i32)> {
+        // `images[axis]` is indexed by b + offset + reach, always in range.
+        let t = b as i64 + offset + self.reach[axis];
+        self.images[axis].get(usize::try_from(t).ok()?).copied().flatten()
+    }
+
+    /// Tabulates [`Bins::neighbour_bin`] (integer division is slow in the inner loop).
+    fn tabulate_images(&mut self) {
+        for axis in 0..3 {
+            let (nb, r) = (self.count[axis] as i64, self.reach[axis]);
+            self.images[axis].clear();
+            self.images[axis].extend((-r..nb + r).map(|t| {
+                if self.periodic[axis] {
+                    Some((t.rem_euclid(nb) as usize, t.div_euclid(nb) as i32))
+                } else if (0..nb).contains(&t) {
+                    Some((t as usize, 0))
+                } else {
+                    None
+                }
+            }));
         }
     }
 }
@@ -536,6 +589,11 @@ pub fn cell_volume(cell: &[[f64; 3]; 3]) -> Option<f64> {
 /// at every use, in the list's canonical order, so results are exactly those
 /// of a fresh list for any skin.
 ///
+/// The skin only pays when consecutive calls see nearby positions (md,
+/// minimization); for unrelated configurations it only adds pairs. So each
+/// build uses the skin when the atoms moved less than the skin since the
+/// previous build (or at the first build), and no skin otherwise.
+///
 /// ```
 /// use autopara_calculators::neighbours::{ListKind, VerletList};
 /// let cell = [[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]];
@@ -551,7 +609,10 @@ pub fn cell_volume(cell: &[[f64; 3]; 3]) -> Option<f64> {
 #[derive(Debug, Clone)]
 pub struct VerletList {
     cutoff: f64,
+    /// The skin used when positions change a little between calls.
     skin: f64,
+    /// The skin of the current list (`skin` or 0).
+    active_skin: f64,
     list: NeighbourList,
     /// Cartesian shift of each stored pair for the cell of the last build.
     shift_vectors: Vec<[f64; 3]>,
@@ -572,6 +633,7 @@ impl VerletList {
         Ok(VerletList {
             cutoff,
             skin,
+            active_skin: skin,
             list: NeighbourList::new(cutoff + skin, kind)?,
             shift_vectors: Vec::new(),
             reference: Vec::new(),
@@ -599,10 +661,17 @@ impl VerletList {
         cell: &[[f64; 3]; 3],
         pbc: [bool; 3],
     ) -> Result<bool, NeighbourError> {
-        if self.built && !self.needs_rebuild(positions, cell, pbc) {
+        let same_frame = self.built && positions.len() == self.reference.len() && pbc == self.pbc && *cell == self.cell;
+        let moved2 = if same_frame { self.max_displacement2(positions) } else { f64::INFINITY };
+        // Slightly under skin/2, so rounding never lets a pair slip past.
+        let limit = 0.5 * self.active_skin * (1.0 - 1e-6);
+        if same_frame && moved2 <= limit * limit {
             return Ok(false);
         }
+        let small_move = !self.built || moved2 <= self.skin * self.skin;
+        self.active_skin = if small_move { self.skin } else { 0.0 };
         self.built = false;
+        self.list.cutoff = self.cutoff + self.active_skin;
         self.list.build(positions, cell, pbc)?;
         self.shift_vectors.clear();
         self.shift_vectors.extend(self.list.shifts().iter().map(|&s| shift_vector(s, cell)));
@@ -615,18 +684,12 @@ impl VerletList {
         Ok(true)
     }
 
-    fn needs_rebuild(&self, positions: &[[f64; 3]], cell: &[[f64; 3]; 3], pbc: [bool; 3]) -> bool {
-        if positions.len() != self.reference.len() || pbc != self.pbc || *cell != self.cell {
-            return true;
-        }
-        // Slightly under skin/2, so rounding never lets a pair slip past.
-        let limit = 0.5 * self.skin * (1.0 - 1e-6);
-        let limit2 = limit * limit;
-        positions.iter().zip(&self.reference).any(|(p, q)| {
+    /// Largest squared displacement since the last build (infinite for NaN).
+    fn max_displacement2(&self, positions: &[[f64; 3]]) -> f64 {
+        positions.iter().zip(&self.reference).fold(0.0, |m: f64, (p, q)| {
             let d = [p[0] - q[0], p[1] - q[1], p[2] - q[2]];
-            // NaN compares false: treat it as "moved" so the build reports it.
             let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-            r2 > limit2 || r2.is_nan()
+            if r2.is_nan() { f64::INFINITY } else { m.max(r2) }
         })
     }
 
@@ -857,6 +920,20 @@ mod tests {
             }
         }
         assert!(vl.builds() > 1 && vl.builds() < 60, "builds: {}", vl.builds());
+        // Unrelated configurations (no skin then) and back to small moves.
+        for step in 0..10 {
+            if step < 5 {
+                pos = random_positions(&mut rng, 40, &cell, 0.0);
+            } else {
+                pos[step][0] += 0.01;
+            }
+            vl.update(&pos, &cell, [true; 3]).unwrap();
+            fresh.build(&pos, &cell, [true; 3]).unwrap();
+            let mut got = Vec::new();
+            vl.for_each_pair(&pos, |i, j, d, _| got.push((i, j, d)));
+            let want: Vec<_> = (0..fresh.len()).map(|p| (fresh.i()[p], fresh.j()[p], fresh.vectors()[p])).collect();
+            assert_eq!(got, want);
+        }
         // A changed cell forces a rebuild.
         let mut cell2 = cell;
         cell2[0][0] += 0.01;
