@@ -40,7 +40,20 @@ pub enum Command {
 
 /// Runs the CLI with the process arguments; errors go to stderr with exit status 1.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_with_args(std::env::args_os())
+}
+
+/// Runs the CLI with these arguments (the first is the program name), as
+/// `main` does; tests use it to act as the binary with extra ops registered.
+pub fn main_with_args<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

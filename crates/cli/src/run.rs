@@ -79,13 +79,16 @@ pub fn parse_tag(text: &str) -> Result<(String, autopara_core::Value)> {
 
 /// Executes `autopara run`.
 pub fn run(a: RunArgs) -> Result<()> {
-    let op = autopara_core::build_op(&a.op, parse_op_args(a.args.as_deref())?)?;
+    // Report an unknown op first, then bad inputs, then bad arguments.
+    let registration = autopara_core::find_op(&a.op)?;
     let inputs = match (a.count, a.inputs.is_empty()) {
         (Some(n), true) => ConfigSet::counters(n),
         (None, false) => ConfigSet::from_paths(&a.inputs)?,
         (Some(_), false) => return Err(Error::Input("give either inputs (-i) or --count, not both".into())),
         (None, true) => return Err(Error::Input("no inputs: give -i IN... (or --count N for generator ops)".into())),
     };
+    runner::check_input_kind(registration.info, &inputs)?;
+    let op = (registration.build)(parse_op_args(a.args.as_deref())?)?;
     let mut outputs = OutputSpec::from_arg(&a.output).overwrite(a.overwrite);
     for t in &a.tags {
         let (k, v) = parse_tag(t)?;

@@ -25,7 +25,7 @@ use crate::configset::ConfigSet;
 use crate::error::{Error, Result};
 use crate::executor::{FailureRecord, ResultSink, RunStats, execute};
 use crate::map::{IntoItemResult, Map};
-use crate::operation::{InputKind, Item, Location, Operation};
+use crate::operation::{InputKind, Item, Location, OpInfo, Operation};
 use crate::outputspec::{OutputSpec, Outputs};
 use crate::rng::ItemRng;
 use std::collections::BTreeMap;
@@ -135,9 +135,8 @@ pub fn run_key(
     })
 }
 
-/// Fails when the inputs are not the kind the op consumes.
-fn check_input_kind(op: &dyn Operation, inputs: &ConfigSet) -> Result<()> {
-    let info = op.info();
+/// Fails when the inputs are not the kind the op consumes (configurations or counters).
+pub fn check_input_kind(info: &OpInfo, inputs: &ConfigSet) -> Result<()> {
     match (info.input_kind, inputs.is_counters()) {
         (InputKind::Configs, true) => {
             Err(Error::Input(format!("op {} works on configurations; give inputs, not a count", info.name)))
@@ -213,7 +212,7 @@ fn report(op: &dyn Operation, stats: &RunStats, paths: &[PathBuf], records: &[Ru
 /// `skip_failed = false` the first one stops the run with an error naming it,
 /// and a rerun resumes from it.
 pub fn run(op: &dyn Operation, inputs: &ConfigSet, outputs: &OutputSpec, info: &AutoparaInfo) -> Result<RunSummary> {
-    check_input_kind(op, inputs)?;
+    check_input_kind(op.info(), inputs)?;
     let settings = info.resolve(op.info())?;
     let paths = outputs.resolve(inputs)?;
     if paths.is_empty() {
@@ -279,7 +278,7 @@ pub fn run(op: &dyn Operation, inputs: &ConfigSet, outputs: &OutputSpec, info: &
 /// What [`run`] would do, without doing it: `reuse: ...`, `resume: ...`,
 /// `compute: ...`, or `refuse: <why and how to recompute>`.
 pub fn explain(op: &dyn Operation, inputs: &ConfigSet, outputs: &OutputSpec, info: &AutoparaInfo) -> Result<String> {
-    check_input_kind(op, inputs)?;
+    check_input_kind(op.info(), inputs)?;
     let settings = info.resolve(op.info())?;
     let paths = outputs.resolve(inputs)?;
     if paths.is_empty() {
@@ -304,7 +303,7 @@ pub fn retry_failed(
     outputs: &OutputSpec,
     info: &AutoparaInfo,
 ) -> Result<RunSummary> {
-    check_input_kind(op, inputs)?;
+    check_input_kind(op.info(), inputs)?;
     let settings = info.resolve(op.info())?;
     let paths = outputs.resolve(inputs)?;
     if paths.is_empty() {

@@ -1,6 +1,7 @@
 //! Progress reporting: an indicatif bar on stderr when it is a terminal
 //! (items done/total, rate, ETA), otherwise a one-line log every
-//! [`LOG_INTERVAL`]; nothing when disabled (`--quiet`, `AUTOPARA_PROGRESS=0`).
+//! [`LOG_INTERVAL`] (or `AUTOPARA_PROGRESS_INTERVAL` seconds); nothing when
+//! disabled (`--quiet`, `AUTOPARA_PROGRESS=0`).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -9,10 +10,13 @@ use std::time::{Duration, Instant};
 /// Time between log lines when stderr is not a terminal.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Environment variable overriding [`LOG_INTERVAL`], in seconds.
+pub const ENV_PROGRESS_INTERVAL: &str = "AUTOPARA_PROGRESS_INTERVAL";
+
 enum Mode {
     Off,
     Bar(ProgressBar),
-    Log { last: Instant },
+    Log { last: Instant, every: Duration },
 }
 
 /// Progress of one run.
@@ -46,7 +50,12 @@ impl Progress {
             bar.set_prefix(label.to_string());
             Mode::Bar(bar)
         } else {
-            Mode::Log { last: now }
+            let every = std::env::var(ENV_PROGRESS_INTERVAL)
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .unwrap_or(LOG_INTERVAL);
+            Mode::Log { last: now, every }
         };
         Progress { mode, label: label.to_string(), total, done: 0, start: now }
     }
@@ -57,8 +66,8 @@ impl Progress {
         match &mut self.mode {
             Mode::Off => {}
             Mode::Bar(bar) => bar.inc(n),
-            Mode::Log { last } => {
-                if last.elapsed() >= LOG_INTERVAL {
+            Mode::Log { last, every } => {
+                if last.elapsed() >= *every {
                     *last = Instant::now();
                     eprintln!("{}", self.line());
                 }
