@@ -1,8 +1,9 @@
-//! The driver: splits items into content-keyed jobs, submits the ones that
-//! have no live or finished submission, follows them, and gathers results in
-//! input order.
+//! The driver: the executor's [`Backend`] for Slurm. Chunks are grouped into
+//! content-keyed jobs; jobs without a live or finished submission are
+//! submitted, followed with `squeue` and their status files, and their results
+//! handed back to the executor in input order.
 //!
-//! Re-attach rules, applied to each job directory when the driver starts:
+//! Re-attach rules, applied to each job directory when the driver reaches it:
 //! - results with exit status 0: reused, nothing is submitted;
 //! - a recorded submission that Slurm still lists as queued or running: followed;
 //! - a recorded submission that died (time limit, cancelled, node failure, or
@@ -15,11 +16,13 @@
 //!   id), which is adopted.
 
 use crate::error::{QueueError, Result};
-use crate::job::{JobDir, JobTask, Submission, job_script, write_atomic, write_json};
+use crate::job::{JobDir, JobTask, Submission, job_script, read_json, write_atomic, write_json};
 use crate::remote_info::{JOB_FAILED_KEY, RemoteInfo};
 use crate::slurm::{JobState, QueuedJob, Slurm};
-use autopara_core::{Item, ItemFailure, ItemResult, Operation, Payload, Value};
-use std::collections::HashMap;
+use autopara_core::executor::backend::{Backend, Job, Pool};
+use autopara_core::executor::{ChunkOutcome, ChunkTask, JobSpec};
+use autopara_core::{Item, ItemFailure, ItemResult, Payload, Value};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -30,22 +33,19 @@ const GRACE_POLLS: u32 = 3;
 /// Lines of a job's stderr shown in errors.
 const STDERR_TAIL: usize = 20;
 
-/// Runs an op's items as Slurm jobs.
+/// Chunks the executor may hand over before it waits for results. Chunks are
+/// written to job directories as soon as a job is full, so this bounds only
+/// the executor's per-item bookkeeping (index and location); as in wfl, every
+/// job of a run of ordinary size is queued at once.
+const CAPACITY_CHUNKS: usize = 1 << 20;
+
+/// Runs an op's chunks as Slurm jobs: plug it into
+/// `AutoparaInfo { backend: Some(Arc::new(SlurmBackend::new(&info, Slurm::new())?)), .. }`.
 #[derive(Debug, Clone)]
 pub struct SlurmBackend {
     info: RemoteInfo,
     jobs_dir: PathBuf,
     slurm: Slurm,
-}
-
-/// One job of a run and what the driver knows about it.
-struct Job {
-    dir: JobDir,
-    items: Vec<Item>,
-    submission: Option<Submission>,
-    resubmitted: bool,
-    missing_polls: u32,
-    outcome: Option<Vec<ItemResult>>,
 }
 
 impl SlurmBackend {
@@ -62,131 +62,248 @@ impl SlurmBackend {
         &self.info
     }
 
-    /// The job directories for `items`, in order, with how many items each holds
-    /// (what [`SlurmBackend::run`] would use), without writing anything.
-    pub fn plan(
-        &self,
-        op: &dyn Operation,
-        label: &str,
-        seed: u64,
-        chunk_size: usize,
-        items: &[Item],
-    ) -> Result<Vec<(JobDir, usize)>> {
-        let per_job = self.info.items_per_job(chunk_size);
-        items
-            .chunks(per_job)
-            .map(|chunk| {
-                let (dir, _, _) = self.describe(op, label, seed, chunk_size, chunk)?;
-                Ok((dir, chunk.len()))
-            })
-            .collect()
+    /// The job directories a run of `spec` over `items` with `chunk_size` uses,
+    /// in order, without writing anything.
+    pub fn job_dirs(&self, spec: &JobSpec, chunk_size: usize, items: &[Item]) -> Result<Vec<JobDir>> {
+        let per_job = chunk_size.max(1) * self.chunks_per_job(chunk_size);
+        items.chunks(per_job).map(|c| Ok(self.describe(spec, chunk_size, c)?.0)).collect()
     }
 
+    /// Worker threads per job.
     fn threads(&self) -> usize {
         self.info.num_cores.unwrap_or(1) as usize
     }
 
-    fn describe(
-        &self,
-        op: &dyn Operation,
-        label: &str,
-        seed: u64,
-        chunk_size: usize,
-        chunk: &[Item],
-    ) -> Result<(JobDir, JobTask, Vec<u8>)> {
-        let task = JobTask::new(op, label, seed, chunk_size, self.threads(), chunk);
-        let items_json = serde_json::to_vec(chunk).map_err(|e| QueueError::JobFile {
+    /// Whole chunks per job: `num_inputs_per_queued_job` items rounded up to chunks.
+    fn chunks_per_job(&self, chunk_size: usize) -> usize {
+        self.info.items_per_job(chunk_size).div_ceil(chunk_size.max(1))
+    }
+
+    fn describe(&self, spec: &JobSpec, chunk_size: usize, items: &[Item]) -> Result<(JobDir, JobTask, Vec<u8>)> {
+        let task = JobTask::new(spec, chunk_size, self.threads(), items);
+        let items_json = serde_json::to_vec(items).map_err(|e| QueueError::JobFile {
             path: self.jobs_dir.clone(),
             message: format!("serializing items: {e}"),
         })?;
         let hash = task.content_hash(&items_json);
         Ok((JobDir::new(&self.jobs_dir, &self.info.job_name, &hash), task, items_json))
     }
+}
 
-    /// Runs `items` through `op` as Slurm jobs of
-    /// [`RemoteInfo::items_per_job`]`(chunk_size)` items each and returns one
-    /// result per item, in input order. The random stream of each item is the
-    /// one a local run with the same `seed` and `label` gives it, so results are
-    /// identical to a local run.
-    pub fn run(
-        &self,
-        op: &dyn Operation,
-        label: &str,
-        seed: u64,
-        chunk_size: usize,
-        items: Vec<Item>,
-    ) -> Result<Vec<ItemResult>> {
-        let per_job = self.info.items_per_job(chunk_size);
-        let mut jobs = Vec::new();
-        for chunk in items.chunks(per_job) {
-            jobs.push(self.prepare(op, label, seed, chunk_size, chunk)?);
-        }
-        let start = Instant::now();
-        loop {
-            if jobs.iter().all(|j| j.outcome.is_some()) {
-                break;
-            }
-            let queue = self.slurm.jobs()?;
-            for job in jobs.iter_mut().filter(|j| j.outcome.is_none()) {
-                self.advance(job, &queue)?;
-            }
-            let pending: Vec<&str> = jobs.iter().filter(|j| j.outcome.is_none()).map(|j| j.dir.name.as_str()).collect();
-            if pending.is_empty() {
-                break;
-            }
-            if start.elapsed().as_secs_f64() >= self.info.timeout {
-                return Err(QueueError::Timeout {
-                    seconds: self.info.timeout,
-                    pending: pending.len(),
-                    jobs: pending.join(", "),
-                });
-            }
-            std::thread::sleep(Duration::from_secs_f64(self.info.check_interval));
-        }
-        Ok(jobs.into_iter().flat_map(|j| j.outcome.unwrap_or_default()).collect())
+impl Backend for SlurmBackend {
+    fn name(&self) -> &str {
+        "slurm"
     }
 
-    /// Creates (or finds) the job directory for `chunk`.
-    fn prepare(&self, op: &dyn Operation, label: &str, seed: u64, chunk_size: usize, chunk: &[Item]) -> Result<Job> {
-        let (dir, task, items_json) = self.describe(op, label, seed, chunk_size, chunk)?;
-        let mut job =
-            Job { dir, items: chunk.to_vec(), submission: None, resubmitted: false, missing_polls: 0, outcome: None };
+    /// Threads per job.
+    fn workers(&self) -> usize {
+        self.threads()
+    }
+
+    fn run(
+        &self,
+        job: &Job<'_>,
+        driver: &mut dyn FnMut(&mut dyn Pool) -> autopara_core::Result<()>,
+    ) -> autopara_core::Result<()> {
+        let mut pool = SlurmPool {
+            backend: self,
+            spec: job.spec.clone(),
+            chunk_size: None,
+            batch: Vec::new(),
+            jobs: VecDeque::new(),
+            ready: VecDeque::new(),
+            start: Instant::now(),
+        };
+        driver(&mut pool)
+    }
+}
+
+impl From<QueueError> for autopara_core::Error {
+    fn from(e: QueueError) -> autopara_core::Error {
+        match e {
+            QueueError::Core(e) => e,
+            e => autopara_core::Error::Other(e.to_string()),
+        }
+    }
+}
+
+/// How a job ended, as far as the driver knows.
+enum Outcome {
+    /// Status 0: `results.json` holds the results.
+    Succeeded,
+    /// Failed or died with `ignore_failed_jobs`: its items come back flagged.
+    Ignored(String),
+}
+
+/// One job of a run.
+struct QueueJob {
+    dir: JobDir,
+    /// (chunk number, item count) of the executor's chunks in this job, in order.
+    chunks: Vec<(u64, usize)>,
+    submission: Option<Submission>,
+    resubmitted: bool,
+    missing_polls: u32,
+    outcome: Option<Outcome>,
+}
+
+/// The executor's handle on a Slurm run.
+struct SlurmPool<'a> {
+    backend: &'a SlurmBackend,
+    spec: JobSpec,
+    /// The run's chunk size, from the first chunk (every chunk but the last has it).
+    chunk_size: Option<usize>,
+    /// Chunks not yet in a job.
+    batch: Vec<ChunkTask>,
+    /// Jobs in input order whose results have not been handed back.
+    jobs: VecDeque<QueueJob>,
+    /// Outcomes of finished jobs, in order, waiting for `recv`.
+    ready: VecDeque<ChunkOutcome>,
+    start: Instant,
+}
+
+impl Pool for SlurmPool<'_> {
+    fn capacity(&self) -> usize {
+        CAPACITY_CHUNKS
+    }
+
+    fn submit(&mut self, task: ChunkTask) -> autopara_core::Result<()> {
+        let chunk_size = *self.chunk_size.get_or_insert(task.items.len().max(1));
+        self.batch.push(task);
+        if self.batch.len() >= self.backend.chunks_per_job(chunk_size) {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self) -> autopara_core::Result<ChunkOutcome> {
+        if let Some(o) = self.ready.pop_front() {
+            return Ok(o);
+        }
+        // The executor waits only when it has nothing more to hand over.
+        self.flush()?;
+        loop {
+            if self.jobs.front().is_some_and(|j| j.outcome.is_some()) {
+                self.hand_back_front()?;
+                if let Some(o) = self.ready.pop_front() {
+                    return Ok(o);
+                }
+                continue;
+            }
+            if self.jobs.is_empty() {
+                return Err(autopara_core::Error::Other("slurm backend: no chunk outstanding".into()));
+            }
+            self.poll()?;
+            if self.jobs.front().is_some_and(|j| j.outcome.is_some()) {
+                continue;
+            }
+            let info = &self.backend.info;
+            if self.start.elapsed().as_secs_f64() >= info.timeout {
+                let pending: Vec<&str> =
+                    self.jobs.iter().filter(|j| j.outcome.is_none()).map(|j| j.dir.name.as_str()).collect();
+                return Err(QueueError::Timeout {
+                    seconds: info.timeout,
+                    pending: pending.len(),
+                    jobs: pending.join(", "),
+                }
+                .into());
+            }
+            std::thread::sleep(Duration::from_secs_f64(info.check_interval));
+        }
+    }
+}
+
+impl SlurmPool<'_> {
+    /// Turns the batched chunks into a job: writes (or finds) its directory and
+    /// submits it unless it has finished or has a submission already.
+    fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let chunk_size = self.chunk_size.unwrap_or(1);
+        let chunks = self.batch.iter().map(|t| (t.chunk, t.items.len())).collect();
+        let items: Vec<Item> = self.batch.drain(..).flat_map(|t| t.items).collect();
+        let (dir, task, items_json) = self.backend.describe(&self.spec, chunk_size, &items)?;
+        let mut job = QueueJob { dir, chunks, submission: None, resubmitted: false, missing_polls: 0, outcome: None };
         if !job.dir.task().exists() {
             // task.json is written last: a directory without it is incomplete and rewritten.
             std::fs::create_dir_all(&job.dir.dir).map_err(|e| QueueError::io(&job.dir.dir, e))?;
             job.dir.clear_attempt()?;
             write_atomic(&job.dir.items(), &items_json)?;
             write_json(&job.dir.task(), &task)?;
-            return Ok(job);
-        }
-        match job.dir.read_status()? {
-            Some(0) => job.outcome = Some(self.results(&job)?),
-            Some(code) => {
-                eprintln!("autopara: job {} failed in an earlier run (exit code {code}); resubmitting", job.dir.name);
-                job.dir.clear_attempt()?;
+            self.backend.submit(&mut job, 1)?;
+        } else {
+            match job.dir.read_status()? {
+                Some(0) => job.outcome = Some(Outcome::Succeeded),
+                Some(code) => {
+                    eprintln!(
+                        "autopara: job {} failed in an earlier run (exit code {code}); resubmitting",
+                        job.dir.name
+                    );
+                    job.dir.clear_attempt()?;
+                    self.backend.submit(&mut job, 1)?;
+                }
+                None => {
+                    job.submission = job.dir.read_submission()?;
+                    if job.submission.is_none() {
+                        let queue = self.backend.slurm.jobs()?;
+                        self.backend.advance(&mut job, &queue)?;
+                    }
+                }
             }
-            None => job.submission = job.dir.read_submission()?,
         }
-        Ok(job)
+        self.jobs.push_back(job);
+        Ok(())
     }
 
+    /// One look at every unfinished job.
+    fn poll(&mut self) -> Result<()> {
+        let queue = self.backend.slurm.jobs()?;
+        for job in self.jobs.iter_mut().filter(|j| j.outcome.is_none()) {
+            self.backend.advance(job, &queue)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the finished front job's results to `ready`, split into its chunks.
+    fn hand_back_front(&mut self) -> Result<()> {
+        let Some(job) = self.jobs.pop_front() else { return Ok(()) };
+        let n: usize = job.chunks.iter().map(|(_, len)| len).sum();
+        let results: Vec<ItemResult> = match &job.outcome {
+            Some(Outcome::Succeeded) => job.dir.read_results()?,
+            Some(Outcome::Ignored(why)) => flagged(&read_json::<Vec<Item>>(&job.dir.items())?, why),
+            None => return Ok(()),
+        };
+        if results.len() != n {
+            return Err(QueueError::JobFile {
+                path: job.dir.results(),
+                message: format!("{} results for {n} items", results.len()),
+            });
+        }
+        let mut results = results.into_iter();
+        for (chunk, len) in job.chunks {
+            self.ready.push_back(ChunkOutcome { chunk, results: results.by_ref().take(len).collect() });
+        }
+        Ok(())
+    }
+}
+
+impl SlurmBackend {
     /// One poll of one unfinished job.
-    fn advance(&self, job: &mut Job, queue: &HashMap<String, QueuedJob>) -> Result<()> {
+    fn advance(&self, job: &mut QueueJob, queue: &HashMap<String, QueuedJob>) -> Result<()> {
         // The status file is written by the script as its last act: it is the truth.
         if let Some(code) = job.dir.read_status()? {
-            return if code == 0 {
-                job.outcome = Some(self.results(job)?);
-                Ok(())
-            } else {
-                let err = QueueError::JobFailed {
-                    job: job.dir.name.clone(),
-                    slurm_id: slurm_id(job),
-                    dir: job.dir.dir.clone(),
-                    exit_code: code,
-                    stderr_tail: job.dir.stderr_tail(STDERR_TAIL),
-                };
-                self.give_up(job, err)
+            if code == 0 {
+                job.outcome = Some(Outcome::Succeeded);
+                return Ok(());
+            }
+            let err = QueueError::JobFailed {
+                job: job.dir.name.clone(),
+                slurm_id: job.submission.as_ref().map_or_else(|| "?".to_string(), |s| s.slurm_id.clone()),
+                dir: job.dir.dir.clone(),
+                exit_code: code,
+                stderr_tail: job.dir.stderr_tail(STDERR_TAIL),
             };
+            return self.give_up(job, err);
         }
         let Some(sub) = &job.submission else {
             // Only a live job of this name is adopted: a finished one either wrote its
@@ -234,7 +351,7 @@ impl SlurmBackend {
     }
 
     /// Writes the current script and submits it.
-    fn submit(&self, job: &mut Job, attempt: u32) -> Result<()> {
+    fn submit(&self, job: &mut QueueJob, attempt: u32) -> Result<()> {
         write_atomic(&job.dir.script(), job_script(&job.dir, &self.info, self.threads()).as_bytes())?;
         let slurm_id = self.slurm.submit(&job.dir.script())?;
         let sub = Submission { slurm_id, attempt };
@@ -245,41 +362,28 @@ impl SlurmBackend {
     }
 
     /// A failed or dead job: an error, or flagged items with `ignore_failed_jobs`.
-    fn give_up(&self, job: &mut Job, err: QueueError) -> Result<()> {
+    fn give_up(&self, job: &mut QueueJob, err: QueueError) -> Result<()> {
         if !self.info.ignore_failed_jobs {
             return Err(err);
         }
         eprintln!("autopara: ignoring failed job: {err}");
-        let why = err.to_string();
-        job.outcome = Some(
-            job.items
-                .iter()
-                .map(|item| match &item.payload {
-                    Payload::Atoms(a) => {
-                        let mut a = a.clone();
-                        a.info.insert(JOB_FAILED_KEY.to_string(), Value::Bool(true));
-                        Ok(vec![a])
-                    }
-                    Payload::Counter(_) => Err(ItemFailure::new(why.clone())),
-                })
-                .collect(),
-        );
+        job.outcome = Some(Outcome::Ignored(err.to_string()));
         Ok(())
-    }
-
-    /// The job's results, checked to hold one per item.
-    fn results(&self, job: &Job) -> Result<Vec<ItemResult>> {
-        let results = job.dir.read_results()?;
-        if results.len() != job.items.len() {
-            return Err(QueueError::JobFile {
-                path: job.dir.results(),
-                message: format!("{} results for {} items", results.len(), job.items.len()),
-            });
-        }
-        Ok(results)
     }
 }
 
-fn slurm_id(job: &Job) -> String {
-    job.submission.as_ref().map_or_else(|| "?".to_string(), |s| s.slurm_id.clone())
+/// The inputs of a failed job flagged with [`JOB_FAILED_KEY`]; counters, which
+/// have no configuration to flag, become failures.
+fn flagged(items: &[Item], why: &str) -> Vec<ItemResult> {
+    items
+        .iter()
+        .map(|item| match &item.payload {
+            Payload::Atoms(a) => {
+                let mut a = a.clone();
+                a.info.insert(JOB_FAILED_KEY.to_string(), Value::Bool(true));
+                Ok(vec![a])
+            }
+            Payload::Counter(_) => Err(ItemFailure::new(why)),
+        })
+        .collect()
 }

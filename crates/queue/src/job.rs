@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! <jobs_dir>/<hash>/
-//!   task.json        op, version, canonical args, seed, label, chunk size, threads, global item indices
+//!   task.json        op, version, canonical args, seed, chunk size, threads, global item indices
 //!   items.json       the job's items (index, location, configuration or counter)
 //!   job.sh           the batch script (#SBATCH lines, env vars, pre_cmds, worker, status)
 //!   submission.json  Slurm job id and attempt number, written right after `sbatch`
@@ -14,6 +14,7 @@
 
 use crate::error::{QueueError, Result};
 use crate::remote_info::RemoteInfo;
+use autopara_core::executor::JobSpec;
 use autopara_core::{Item, ItemResult};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -23,21 +24,14 @@ use std::path::{Path, PathBuf};
 /// Version of the job-directory format; part of the content hash.
 const FORMAT: u32 = 1;
 
-/// What a job computes: everything that determines its results.
+/// What a job computes: everything that determines its results, plus how to
+/// split the work inside the job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobTask {
     /// Job-directory format version.
     pub format: u32,
-    /// The op's registered name.
-    pub op: String,
-    /// The op's version (results change when it changes).
-    pub op_version: u32,
-    /// The op's canonical arguments.
-    pub args: serde_json::Value,
-    /// The run's seed.
-    pub seed: u64,
-    /// The label of the op call (separates random streams of ops with the same seed).
-    pub label: String,
+    /// Op name, version, canonical arguments and seed.
+    pub spec: JobSpec,
     /// Items per chunk inside the job (does not change results).
     pub chunk_size: usize,
     /// Worker threads inside the job (does not change results).
@@ -48,41 +42,29 @@ pub struct JobTask {
 
 impl JobTask {
     /// A task for `items` (their global indices are recorded).
-    pub fn new(
-        op: &dyn autopara_core::Operation,
-        label: &str,
-        seed: u64,
-        chunk_size: usize,
-        threads: usize,
-        items: &[Item],
-    ) -> JobTask {
-        let info = op.info();
+    pub fn new(spec: &JobSpec, chunk_size: usize, threads: usize, items: &[Item]) -> JobTask {
         JobTask {
             format: FORMAT,
-            op: info.name.to_string(),
-            op_version: info.version,
-            args: op.args(),
-            seed,
-            label: label.to_string(),
+            spec: spec.clone(),
             chunk_size: chunk_size.max(1),
             threads: threads.max(1),
             indices: items.iter().map(|i| i.index).collect(),
         }
     }
 
-    /// The content key: blake3 of the format, op, version, canonical args, seed,
-    /// label and the serialized items (indices, locations, payloads). Chunk size
-    /// and thread count are left out: they do not change results.
+    /// The content key: blake3 of the format, op, version, canonical args, seed
+    /// and the serialized items (indices, locations, payloads). Chunk size and
+    /// thread count are left out: they do not change results.
     pub fn content_hash(&self, items_json: &[u8]) -> String {
         let mut h = blake3::Hasher::new();
         h.update(b"autopara queue job\0");
         h.update(&self.format.to_le_bytes());
-        for part in [self.op.as_bytes(), self.label.as_bytes(), self.args.to_string().as_bytes(), items_json] {
+        for part in [self.spec.op.as_bytes(), self.spec.args.to_string().as_bytes(), items_json] {
             h.update(&(part.len() as u64).to_le_bytes());
             h.update(part);
         }
-        h.update(&self.op_version.to_le_bytes());
-        h.update(&self.seed.to_le_bytes());
+        h.update(&self.spec.op_version.to_le_bytes());
+        h.update(&self.spec.seed.to_le_bytes());
         h.finalize().to_hex()[..32].to_string()
     }
 }
@@ -315,22 +297,15 @@ mod tests {
 
     #[test]
     fn hash_depends_on_content_not_chunking() {
-        let t = JobTask {
-            format: FORMAT,
-            op: "op".into(),
-            op_version: 1,
-            args: serde_json::json!({"a": 1}),
-            seed: 5,
-            label: "op".into(),
-            chunk_size: 2,
-            threads: 1,
-            indices: vec![0, 1],
-        };
+        let spec = JobSpec { op: "op".into(), op_version: 1, args: serde_json::json!({"a": 1}), seed: 5 };
+        let t = JobTask { format: FORMAT, spec: spec.clone(), chunk_size: 2, threads: 1, indices: vec![0, 1] };
         let h = t.content_hash(b"items");
+        let with = |spec: JobSpec| JobTask { spec, ..t.clone() }.content_hash(b"items");
         assert_eq!(h, JobTask { chunk_size: 9, threads: 4, ..t.clone() }.content_hash(b"items"));
-        assert_ne!(h, JobTask { seed: 6, ..t.clone() }.content_hash(b"items"));
-        assert_ne!(h, JobTask { args: serde_json::json!({"a": 2}), ..t.clone() }.content_hash(b"items"));
-        assert_ne!(h, JobTask { op_version: 2, ..t.clone() }.content_hash(b"items"));
+        assert_ne!(h, with(JobSpec { seed: 6, ..spec.clone() }));
+        assert_ne!(h, with(JobSpec { args: serde_json::json!({"a": 2}), ..spec.clone() }));
+        assert_ne!(h, with(JobSpec { op_version: 2, ..spec.clone() }));
+        assert_ne!(h, with(JobSpec { op: "op2".into(), ..spec.clone() }));
         assert_ne!(h, t.content_hash(b"items2"));
     }
 }

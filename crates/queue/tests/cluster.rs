@@ -6,14 +6,19 @@
 //! `run_job_dir` as `autopara worker`, with the test op below registered.
 //! The scenarios share one cluster and run one after another.
 
+use autopara_core::autopara_info::AutoparaInfo;
+use autopara_core::executor::backend::Backend;
+use autopara_core::executor::{JobSpec, execute};
 use autopara_core::{
     Atoms, InputKind, Item, ItemFailure, ItemResult, Location, OpInfo, OpRegistration, Operation, Payload, Value,
     WorkerContext,
 };
 use autopara_queue::testing::LocalCluster;
-use autopara_queue::{JOB_FAILED_KEY, QueueError, RemoteInfo, SlurmBackend};
+use autopara_queue::worker::ItemResults;
+use autopara_queue::{JOB_FAILED_KEY, RemoteInfo, SlurmBackend};
 use rand::Rng;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 static INFO: OpInfo = OpInfo {
@@ -71,7 +76,7 @@ fn build(args: serde_json::Value) -> autopara_core::Result<Box<dyn Operation>> {
 autopara_core::inventory::submit!(OpRegistration { info: &INFO, build });
 
 const SEED: u64 = 20;
-const LABEL: &str = "queue_test";
+const CHUNK: usize = 2;
 
 fn items(n: usize) -> Vec<Item> {
     (0..n)
@@ -83,9 +88,35 @@ fn items(n: usize) -> Vec<Item> {
         .collect()
 }
 
-/// The local result: every item in one chunk on one worker.
+/// Runs `op` over `items` through the executor on `backend` (serial when `None`).
+fn run(
+    op: &dyn Operation,
+    items: &[Item],
+    seed: u64,
+    backend: Option<Arc<dyn Backend>>,
+) -> autopara_core::Result<Vec<ItemResult>> {
+    let settings = AutoparaInfo {
+        workers: Some(1),
+        chunk_size: Some(CHUNK),
+        seed: Some(seed),
+        skip_failed: Some(true),
+        progress: Some(false),
+        backend,
+        ..AutoparaInfo::default()
+    }
+    .resolve(op.info())?;
+    let mut sink = ItemResults::default();
+    execute(op, items.iter().cloned().map(Ok), &mut sink, &settings, None)?;
+    Ok(sink.results)
+}
+
+/// The local result, serial, one chunk for all items.
 fn local(op: &dyn Operation, items: &[Item]) -> Vec<ItemResult> {
-    op.run_chunk(items, &mut WorkerContext::new(0, SEED, LABEL))
+    op.run_chunk(items, &mut WorkerContext::new(0, SEED, op.info().name))
+}
+
+fn slurm(info: &RemoteInfo, cluster: &LocalCluster) -> Option<Arc<dyn Backend>> {
+    Some(Arc::new(SlurmBackend::new(info, cluster.slurm()).unwrap()))
 }
 
 fn remote_info(jobs_dir: &Path) -> RemoteInfo {
@@ -101,12 +132,13 @@ fn remote_info(jobs_dir: &Path) -> RemoteInfo {
 }
 
 /// (dir, Slurm id, attempt) of each job of a run.
-fn submissions(backend: &SlurmBackend, op: &dyn Operation, items: &[Item]) -> Vec<(PathBuf, String, u32)> {
+fn submissions(info: &RemoteInfo, op: &dyn Operation, items: &[Item]) -> Vec<(PathBuf, String, u32)> {
+    let backend = SlurmBackend::new(info, autopara_queue::Slurm::new()).unwrap();
     backend
-        .plan(op, LABEL, SEED, 2, items)
+        .job_dirs(&JobSpec::of(op, SEED), CHUNK, items)
         .unwrap()
         .into_iter()
-        .map(|(d, _)| {
+        .map(|d| {
             let s = d.read_submission().unwrap().expect("a recorded submission");
             (d.dir, s.slurm_id, s.attempt)
         })
@@ -123,20 +155,21 @@ fn normal_run_equals_local_and_rerun_reuses(cluster: &LocalCluster, tmp: &Path) 
     let op = build(serde_json::json!({"fail": [3]})).unwrap();
     let inputs = items(7);
     let info = remote_info(&tmp.join("normal"));
-    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
-    let got = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap();
+    let got = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap();
     assert_eq!(got, local(op.as_ref(), &inputs));
+    assert_eq!(got, run(op.as_ref(), &inputs, SEED, None).unwrap());
     assert!(got[3].is_err() && got[2].is_ok());
-    let subs = submissions(&backend, op.as_ref(), &inputs);
+    let subs = submissions(&info, op.as_ref(), &inputs);
     assert_eq!(subs.len(), 4, "7 items in jobs of 2");
     let before = job_count(cluster);
-    let again = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap();
+    let again = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap();
     assert_eq!(again, got);
-    assert_eq!(submissions(&backend, op.as_ref(), &inputs), subs);
+    assert_eq!(submissions(&info, op.as_ref(), &inputs), subs);
     assert_eq!(job_count(cluster), before, "the rerun submitted jobs");
-    // Another seed is other content: other jobs.
-    let other = backend.run(op.as_ref(), LABEL, SEED + 1, 2, inputs[..2].to_vec()).unwrap();
+    // Another seed is other content: other jobs, other numbers.
+    let other = run(op.as_ref(), &inputs[..2], SEED + 1, slurm(&info, cluster)).unwrap();
     assert_ne!(other, got[..2]);
+    assert_eq!(job_count(cluster), before + 1);
 }
 
 /// A driver that stops while its jobs run (here: its timeout) leaves them
@@ -147,16 +180,14 @@ fn stopped_driver_reattaches(cluster: &LocalCluster, tmp: &Path) {
     let mut info = remote_info(&tmp.join("reattach"));
     info.env_vars.insert("QUEUE_TEST_SLEEP".into(), "3".into());
     info.timeout = 0.5;
-    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
-    let err = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap_err();
-    assert!(matches!(err, QueueError::Timeout { pending: 2, .. }), "{err}");
-    let subs = submissions(&backend, op.as_ref(), &inputs);
+    let err = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap_err().to_string();
+    assert!(err.contains("timed out") && err.contains("2 Slurm job(s)"), "{err}");
+    let subs = submissions(&info, op.as_ref(), &inputs);
     let before = job_count(cluster);
     info.timeout = 120.0;
-    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
-    let got = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap();
+    let got = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap();
     assert_eq!(got, local(op.as_ref(), &inputs));
-    assert_eq!(submissions(&backend, op.as_ref(), &inputs), subs, "jobs were resubmitted");
+    assert_eq!(submissions(&info, op.as_ref(), &inputs), subs, "jobs were resubmitted");
     assert_eq!(job_count(cluster), before);
 }
 
@@ -169,7 +200,7 @@ fn cancelled_job_reported_then_resubmitted(cluster: &LocalCluster, tmp: &Path) {
     let mut info = remote_info(&tmp.join("cancel"));
     info.env_vars.insert("QUEUE_TEST_SLEEP".into(), "60".into());
     let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
-    let (dir, _) = backend.plan(op.as_ref(), LABEL, SEED, 2, &inputs).unwrap().remove(0);
+    let dir = backend.job_dirs(&JobSpec::of(op.as_ref(), SEED), CHUNK, &inputs).unwrap().remove(0);
     let canceller = {
         let (slurm, dir) = (cluster.slurm(), dir.clone());
         std::thread::spawn(move || {
@@ -184,20 +215,17 @@ fn cancelled_job_reported_then_resubmitted(cluster: &LocalCluster, tmp: &Path) {
             panic!("the job was never submitted");
         })
     };
-    let err = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap_err();
+    let err = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap_err().to_string();
     canceller.join().unwrap();
-    let msg = err.to_string();
-    assert!(matches!(&err, QueueError::JobDied { state, .. } if state == "CANCELLED"), "{msg}");
-    assert!(msg.contains(&dir.name), "{msg}");
+    assert!(err.contains(&format!("job {} (Slurm id", dir.name)) && err.contains("died: CANCELLED"), "{err}");
 
     // Without resubmit_killed_jobs a rerun reports the dead job again.
-    let err = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap_err();
-    assert!(matches!(err, QueueError::JobDied { .. }), "{err}");
+    let err = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap_err().to_string();
+    assert!(err.contains("died: CANCELLED"), "{err}");
 
     info.resubmit_killed_jobs = true;
     info.env_vars.insert("QUEUE_TEST_SLEEP".into(), "0".into());
-    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
-    let got = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap();
+    let got = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap();
     assert_eq!(got, local(op.as_ref(), &inputs));
     assert_eq!(dir.read_submission().unwrap().map(|s| s.attempt), Some(2));
 }
@@ -213,15 +241,12 @@ fn failed_job_reported_or_flagged(cluster: &LocalCluster, tmp: &Path) {
     let mut info = remote_info(&tmp.join("failed"));
     info.autopara_bin = broken;
     info.num_inputs_per_queued_job = 2;
-    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
-    let err = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(err, QueueError::JobFailed { exit_code: 3, .. }), "{msg}");
-    assert!(msg.contains("qt+1-") && msg.contains("boom: this worker cannot start"), "{msg}");
+    let err = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap_err().to_string();
+    assert!(err.contains("qt+1-") && err.contains("failed with exit code 3"), "{err}");
+    assert!(err.contains("boom: this worker cannot start"), "{err}");
 
     info.ignore_failed_jobs = true;
-    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
-    let got = backend.run(op.as_ref(), LABEL, SEED, 2, inputs.clone()).unwrap();
+    let got = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap();
     assert_eq!(got.len(), 3);
     for (r, item) in got.iter().zip(&inputs) {
         let out = &r.as_ref().unwrap()[0];
