@@ -228,7 +228,7 @@ impl SlurmPool<'_> {
             // task.json is written last: a directory without it is incomplete and rewritten.
             std::fs::create_dir_all(&job.dir.dir).map_err(|e| QueueError::io(&job.dir.dir, e))?;
             job.dir.clear_attempt()?;
-            write_atomic(&job.dir.items(), &items_json)?;
+            job.dir.write_items(&items, &items_json)?;
             write_json(&job.dir.task(), &task)?;
             self.backend.submit(&mut job, 1)?;
         } else {
@@ -270,7 +270,10 @@ impl SlurmPool<'_> {
         let n: usize = job.chunks.iter().map(|(_, len)| len).sum();
         let results: Vec<ItemResult> = match &job.outcome {
             Some(Outcome::Succeeded) => job.dir.read_results()?,
-            Some(Outcome::Ignored(why)) => flagged(&read_json::<Vec<Item>>(&job.dir.items())?, why),
+            Some(Outcome::Ignored(why)) => {
+                let task: JobTask = read_json(&job.dir.task())?;
+                flagged(&job.dir.read_items(&task)?, why)
+            }
             None => return Ok(()),
         };
         if results.len() != n {

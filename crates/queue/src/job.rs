@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! <jobs_dir>/<hash>/
-//!   task.json        op, version, canonical args, seed, chunk size, threads, global item indices
-//!   items.json       the job's items (index, location, configuration or counter)
+//!   task.json        op, version, canonical args, seed, chunk size, threads, and per item
+//!                    its global index, location (and counter, for generator ops)
+//!   items.xyz        the job's configurations, extxyz, in item order
+//!   items.json       instead of items.xyz when extxyz cannot carry the items exactly
 //!   job.sh           the batch script (#SBATCH lines, env vars, pre_cmds, worker, status)
 //!   submission.json  Slurm job id and attempt number, written right after `sbatch`
 //!   stdout, stderr   the job's output streams
@@ -15,7 +17,7 @@
 use crate::error::{QueueError, Result};
 use crate::remote_info::RemoteInfo;
 use autopara_core::executor::JobSpec;
-use autopara_core::{Item, ItemResult};
+use autopara_core::{Atoms, Item, ItemResult, Location, Payload, extxyz};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -36,19 +38,41 @@ pub struct JobTask {
     pub chunk_size: usize,
     /// Worker threads inside the job (does not change results).
     pub threads: usize,
-    /// Global indices of the job's items, in order.
-    pub indices: Vec<u64>,
+    /// The job's items without their configurations, in order.
+    pub items: Vec<ItemHeader>,
+}
+
+/// An item's identity: its configuration travels in `items.xyz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemHeader {
+    /// Global index over the run's inputs (the item's random stream depends on it).
+    pub index: u64,
+    /// Where the item came from.
+    pub location: Location,
+    /// The counter of a counter item (generator ops); `None` for configurations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter: Option<u64>,
 }
 
 impl JobTask {
-    /// A task for `items` (their global indices are recorded).
+    /// A task for `items` (their indices, locations and counters are recorded).
     pub fn new(spec: &JobSpec, chunk_size: usize, threads: usize, items: &[Item]) -> JobTask {
         JobTask {
             format: FORMAT,
             spec: spec.clone(),
             chunk_size: chunk_size.max(1),
             threads: threads.max(1),
-            indices: items.iter().map(|i| i.index).collect(),
+            items: items
+                .iter()
+                .map(|i| ItemHeader {
+                    index: i.index,
+                    location: i.location.clone(),
+                    counter: match i.payload {
+                        Payload::Counter(n) => Some(n),
+                        Payload::Atoms(_) => None,
+                    },
+                })
+                .collect(),
         }
     }
 
@@ -97,9 +121,63 @@ impl JobDir {
     pub fn task(&self) -> PathBuf {
         self.dir.join("task.json")
     }
-    /// `items.json`.
-    pub fn items(&self) -> PathBuf {
+    /// `items.xyz`.
+    pub fn items_xyz(&self) -> PathBuf {
+        self.dir.join("items.xyz")
+    }
+    /// `items.json` (only when extxyz cannot carry the items exactly).
+    pub fn items_json(&self) -> PathBuf {
         self.dir.join("items.json")
+    }
+
+    /// Writes the job's configurations: `items.xyz` when reading it back gives
+    /// exactly `items` (the usual case: floats are written in shortest
+    /// round-trip form), else `items_json`, the items' exact serialization
+    /// (extxyz turns a string info value such as `"T"` into a bool).
+    pub fn write_items(&self, items: &[Item], items_json: &[u8]) -> Result<()> {
+        let configs: Vec<&Atoms> = items
+            .iter()
+            .filter_map(|i| match &i.payload {
+                Payload::Atoms(a) => Some(a),
+                Payload::Counter(_) => None,
+            })
+            .collect();
+        let mut text = Vec::new();
+        for a in &configs {
+            extxyz::write_frame(&mut text, a).map_err(|e| QueueError::io(self.items_xyz(), e))?;
+        }
+        let exact = std::str::from_utf8(&text)
+            .ok()
+            .and_then(|t| extxyz::read_str(t).ok())
+            .is_some_and(|back| back.len() == configs.len() && back.iter().zip(&configs).all(|(b, a)| b == *a));
+        if exact { write_atomic(&self.items_xyz(), &text) } else { write_atomic(&self.items_json(), items_json) }
+    }
+
+    /// The job's items, from `items.json` if the driver wrote one, else from
+    /// `task` and `items.xyz`.
+    pub fn read_items(&self, task: &JobTask) -> Result<Vec<Item>> {
+        if self.items_json().exists() {
+            return read_json(&self.items_json());
+        }
+        let path = self.items_xyz();
+        let mut frames = extxyz::read_file(&path)
+            .map_err(|e| QueueError::JobFile { path: path.clone(), message: e.to_string() })?
+            .into_iter();
+        let mut items = Vec::with_capacity(task.items.len());
+        for h in &task.items {
+            let payload = match h.counter {
+                Some(n) => Payload::Counter(n),
+                None => Payload::Atoms(frames.next().ok_or_else(|| QueueError::JobFile {
+                    path: path.clone(),
+                    message: format!("fewer configurations than task.json lists ({})", task.items.len()),
+                })?),
+            };
+            items.push(Item { index: h.index, location: h.location.clone(), payload });
+        }
+        if frames.next().is_some() {
+            return Err(QueueError::JobFile { path, message: "more configurations than task.json lists".into() });
+        }
+        Ok(items)
     }
     /// `job.sh`.
     pub fn script(&self) -> PathBuf {
@@ -263,6 +341,7 @@ fn read_json_opt<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use autopara_core::Value;
 
     #[test]
     fn script_has_resources_env_pre_cmds_and_status() {
@@ -295,10 +374,40 @@ mod tests {
         assert!(last_sbatch < s.find("export").unwrap());
     }
 
+    fn item(index: u64, payload: Payload) -> Item {
+        Item { index, location: Location { file: Some(1), path: vec![index as usize + 10] }, payload }
+    }
+
+    /// Writes `items` into a fresh job directory and reads them back.
+    fn round_trip(items: &[Item]) -> (Vec<Item>, bool) {
+        let tmp = tempfile::tempdir().unwrap();
+        let job = JobDir::open(tmp.path());
+        let spec = JobSpec { op: "op".into(), op_version: 1, args: serde_json::json!({}), seed: 0 };
+        let task = JobTask::new(&spec, 2, 1, items);
+        job.write_items(items, &serde_json::to_vec(items).unwrap()).unwrap();
+        let task: JobTask = serde_json::from_slice(&serde_json::to_vec(&task).unwrap()).unwrap();
+        (job.read_items(&task).unwrap(), job.items_xyz().exists())
+    }
+
+    #[test]
+    fn items_travel_as_extxyz_exactly_or_as_json() {
+        let mut a = Atoms::new(vec![29, 1], vec![[0.1, 1.0 / 3.0, 2e-17], [1e300, -0.0, 5.0]]);
+        a.cell = [[3.6, 0.0, 0.0], [0.0, 3.6, 0.0], [0.1, 0.0, 3.6]];
+        a.pbc = [true, false, true];
+        a.info.insert("energy".into(), Value::Float(-1.0 / 7.0));
+        let items =
+            vec![item(4, Payload::Atoms(a.clone())), item(5, Payload::Counter(9)), item(6, Payload::Atoms(a.clone()))];
+        assert_eq!(round_trip(&items), (items.clone(), true));
+        // extxyz would read this string back as a bool: the exact JSON is used instead.
+        a.info.insert("label".into(), Value::Str("T".into()));
+        let items = vec![item(0, Payload::Atoms(a))];
+        assert_eq!(round_trip(&items), (items.clone(), false));
+    }
+
     #[test]
     fn hash_depends_on_content_not_chunking() {
         let spec = JobSpec { op: "op".into(), op_version: 1, args: serde_json::json!({"a": 1}), seed: 5 };
-        let t = JobTask { format: FORMAT, spec: spec.clone(), chunk_size: 2, threads: 1, indices: vec![0, 1] };
+        let t = JobTask { format: FORMAT, spec: spec.clone(), chunk_size: 2, threads: 1, items: Vec::new() };
         let h = t.content_hash(b"items");
         let with = |spec: JobSpec| JobTask { spec, ..t.clone() }.content_hash(b"items");
         assert_eq!(h, JobTask { chunk_size: 9, threads: 4, ..t.clone() }.content_hash(b"items"));

@@ -6,7 +6,7 @@ use crate::error::{QueueError, Result};
 use crate::job::{JobDir, JobTask, read_json, write_json};
 use autopara_core::autopara_info::AutoparaInfo;
 use autopara_core::executor::{FailureRecord, ResultSink, execute};
-use autopara_core::{Atoms, Item, ItemFailure, ItemResult, Location};
+use autopara_core::{Atoms, ItemFailure, ItemResult, Location};
 use std::path::Path;
 
 /// Runs the job in `dir` and writes `results.json`. The op must be registered in
@@ -14,10 +14,10 @@ use std::path::Path;
 pub fn run_job_dir(dir: &Path) -> Result<()> {
     let job = JobDir::open(dir);
     let task: JobTask = read_json(&job.task())?;
-    let items: Vec<Item> = read_json(&job.items())?;
+    let items = job.read_items(&task)?;
     let bad = |message: String| QueueError::Worker { dir: dir.to_path_buf(), message };
-    if items.iter().map(|i| i.index).ne(task.indices.iter().copied()) {
-        return Err(bad("items.json does not hold the items task.json lists".into()));
+    if items.iter().map(|i| i.index).ne(task.items.iter().map(|h| h.index)) {
+        return Err(bad("the job's item files do not match task.json".into()));
     }
     let spec = &task.spec;
     let op = autopara_core::build_op(&spec.op, spec.args.clone())?;

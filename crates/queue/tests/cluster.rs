@@ -161,6 +161,7 @@ fn normal_run_equals_local_and_rerun_reuses(cluster: &LocalCluster, tmp: &Path) 
     assert!(got[3].is_err() && got[2].is_ok());
     let subs = submissions(&info, op.as_ref(), &inputs);
     assert_eq!(subs.len(), 4, "7 items in jobs of 2");
+    assert!(subs.iter().all(|(dir, _, _)| dir.join("items.xyz").exists()), "items travel as extxyz");
     let before = job_count(cluster);
     let again = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap();
     assert_eq!(again, got);
@@ -173,7 +174,8 @@ fn normal_run_equals_local_and_rerun_reuses(cluster: &LocalCluster, tmp: &Path) 
 }
 
 /// A driver that stops while its jobs run (here: its timeout) leaves them
-/// queued; the rerun re-attaches to the same Slurm jobs.
+/// queued; the rerun re-attaches to the same Slurm jobs, also to one whose id
+/// was never recorded.
 fn stopped_driver_reattaches(cluster: &LocalCluster, tmp: &Path) {
     let op = build(serde_json::json!({})).unwrap();
     let inputs = items(4);
@@ -184,6 +186,8 @@ fn stopped_driver_reattaches(cluster: &LocalCluster, tmp: &Path) {
     assert!(err.contains("timed out") && err.contains("2 Slurm job(s)"), "{err}");
     let subs = submissions(&info, op.as_ref(), &inputs);
     let before = job_count(cluster);
+    // A driver killed between `sbatch` and recording the id: the job is adopted by name.
+    std::fs::remove_file(subs[0].0.join("submission.json")).unwrap();
     info.timeout = 120.0;
     let got = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap();
     assert_eq!(got, local(op.as_ref(), &inputs));
