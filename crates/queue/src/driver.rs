@@ -390,3 +390,156 @@ fn flagged(items: &[Item], why: &str) -> Vec<ItemResult> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! Fast tests of the state machine with fake `sbatch`/`squeue` scripts; the
+    //! real-cluster tests are in `tests/cluster.rs`.
+    use super::*;
+    use autopara_core::autopara_info::AutoparaInfo;
+    use autopara_core::executor::execute;
+    use autopara_core::{Atoms, InputKind, Location, OpInfo, OpRegistration, Operation, WorkerContext};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    static INFO: OpInfo = OpInfo {
+        name: "driver_unit_test",
+        version: 1,
+        default_chunk_size: 2,
+        summary: "test op: stores the item index",
+        input_kind: InputKind::Configs,
+    };
+
+    struct IndexOp;
+
+    impl Operation for IndexOp {
+        fn info(&self) -> &'static OpInfo {
+            &INFO
+        }
+        fn args(&self) -> serde_json::Value {
+            serde_json::json!({})
+        }
+        fn run_chunk(&self, items: &[Item], _ctx: &mut WorkerContext) -> Vec<ItemResult> {
+            items
+                .iter()
+                .map(|i| {
+                    let mut a = i.atoms()?.clone();
+                    a.info.insert("seen".into(), Value::Int(i.index as i64));
+                    Ok(vec![a])
+                })
+                .collect()
+        }
+    }
+
+    autopara_core::inventory::submit!(OpRegistration { info: &INFO, build: |_| Ok(Box::new(IndexOp)) });
+
+    /// A directory with fake `sbatch` (logs the script, prints the next id) and
+    /// `squeue` (lists nothing: every job looks gone).
+    fn fake_slurm(dir: &Path) -> Slurm {
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let log = dir.join("sbatch.log");
+        let sbatch = format!("#!/bin/sh\necho \"$2\" >> '{}'\nwc -l < '{}'\n", log.display(), log.display());
+        std::fs::write(bin.join("sbatch"), sbatch).unwrap();
+        std::fs::write(bin.join("squeue"), "#!/bin/sh\nexit 0\n").unwrap();
+        for f in ["sbatch", "squeue"] {
+            std::fs::set_permissions(bin.join(f), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        Slurm::new().with_bin_dir(bin)
+    }
+
+    /// Plays the compute node: runs the job of every submitted script from
+    /// number `first_run` on (1-based) and writes its status, as `job.sh` would.
+    fn compute_node(dir: PathBuf, first_run: usize, jobs: usize) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            let (mut next, mut ran) = (0, 0);
+            let start = Instant::now();
+            while ran < jobs && start.elapsed() < Duration::from_secs(30) {
+                let log = std::fs::read_to_string(dir.join("sbatch.log")).unwrap_or_default();
+                for script in log.lines().skip(next) {
+                    next += 1;
+                    if next >= first_run {
+                        let job = Path::new(script).parent().unwrap();
+                        crate::worker::run_job_dir(job).unwrap();
+                        std::fs::write(job.join("status"), "0\n").unwrap();
+                        ran += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    }
+
+    fn items(n: usize) -> Vec<Item> {
+        (0..n)
+            .map(|i| Item {
+                index: i as u64,
+                location: Location { file: None, path: vec![i] },
+                payload: Payload::Atoms(Atoms::new(vec![1], vec![[i as f64, 0.0, 0.0]])),
+            })
+            .collect()
+    }
+
+    fn run(info: &RemoteInfo, slurm: Slurm, n: usize) -> autopara_core::Result<Vec<ItemResult>> {
+        let backend = SlurmBackend::new(info, slurm).unwrap();
+        let settings = AutoparaInfo {
+            chunk_size: Some(2),
+            progress: Some(false),
+            backend: Some(Arc::new(backend)),
+            ..AutoparaInfo::default()
+        }
+        .resolve(&INFO)?;
+        let mut sink = crate::worker::ItemResults::default();
+        execute(&IndexOp, items(n).into_iter().map(Ok), &mut sink, &settings, None)?;
+        Ok(sink.results)
+    }
+
+    fn info(dir: &Path) -> RemoteInfo {
+        RemoteInfo { check_interval: 0.01, timeout: 30.0, jobs_dir: dir.join("jobs"), ..RemoteInfo::default() }
+    }
+
+    #[test]
+    fn a_job_gone_without_status_dies_after_the_grace_polls() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = run(&info(tmp.path()), fake_slurm(tmp.path()), 3).unwrap_err().to_string();
+        assert!(err.contains("died: gone from the queue without a status file"), "{err}");
+        let log = std::fs::read_to_string(tmp.path().join("sbatch.log")).unwrap();
+        assert_eq!(log.lines().count(), 1, "one job of 3 items (num_inputs_per_queued_job = -100)");
+    }
+
+    #[test]
+    fn resubmitted_once_then_results_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut info = info(tmp.path());
+        info.resubmit_killed_jobs = true;
+        info.num_inputs_per_queued_job = 3; // rounded up to whole chunks: jobs of 4 items
+        // The first attempts of both jobs vanish; the resubmissions (scripts 3 and 4) run.
+        let node = compute_node(tmp.path().to_path_buf(), 3, 2);
+        let got = run(&info, fake_slurm(tmp.path()), 7).unwrap();
+        node.join().unwrap();
+        let seen: Vec<i64> = got.iter().map(|r| r.as_ref().unwrap()[0].info["seen"].as_i64().unwrap()).collect();
+        assert_eq!(seen, (0..7).collect::<Vec<_>>());
+        let log = std::fs::read_to_string(tmp.path().join("sbatch.log")).unwrap();
+        assert_eq!(log.lines().count(), 4);
+        // A second death is an error, not a second resubmission.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut again = info.clone();
+        again.jobs_dir = tmp.path().join("jobs");
+        let err = run(&again, fake_slurm(tmp.path()), 1).unwrap_err().to_string();
+        assert!(err.contains("gone from the queue"), "{err}");
+        assert_eq!(std::fs::read_to_string(tmp.path().join("sbatch.log")).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn ignored_failures_flag_configs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut info = info(tmp.path());
+        info.ignore_failed_jobs = true;
+        let got = run(&info, fake_slurm(tmp.path()), 2).unwrap();
+        for (r, item) in got.iter().zip(items(2)) {
+            let a = &r.as_ref().unwrap()[0];
+            assert_eq!(a.info[JOB_FAILED_KEY], Value::Bool(true));
+            assert_eq!(a.positions, item.atoms().unwrap().positions);
+        }
+    }
+}
