@@ -48,6 +48,11 @@ fn test(args: &[String]) -> Result<(), String> {
     let mut test_args = vec!["test", "--workspace"];
     test_args.extend(args.iter().map(String::as_str));
     util::cargo_env(&root, &test_args, &[("AUTOPARA_REQUIRE_REFERENCES", "1")])?;
+    // The Slurm backend end to end (`autopara run --remote-info`) needs the
+    // facade's `slurm` feature, which `--workspace` does not turn on.
+    util::cargo(&root, &["clippy", "-p", "autopara", "--features", "slurm", "--all-targets", "--", "-D", "warnings"])?;
+    let slurm = ["test", "-p", "autopara", "--features", "slurm", "--test", "slurm"];
+    util::cargo_env(&root, &slurm, &[("AUTOPARA_REQUIRE_REFERENCES", "1")])?;
     println!("xtask test: all checks passed");
     Ok(())
 }

@@ -1,0 +1,120 @@
+//! `autopara run --remote-info` on a real single-node Slurm (started by
+//! `LocalCluster`; skipped loudly without Slurm): the output equals a local
+//! run with the same seed, and a driver killed mid-run re-attaches to its
+//! jobs when rerun. Jobs run this build's `autopara worker`.
+//!
+//! Run with `cargo test -p autopara --features slurm --test slurm`.
+
+use autopara::queue::testing::LocalCluster;
+use autopara::{Atoms, extxyz};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_autopara");
+const MD_ARGS: &str = r#"{"calculator": {"type": "emt"}, "steps": 6, "dt": 1.0, "temperature": 500, "traj_step_interval": 3}"#;
+
+/// Six small Cu clusters, each slightly different.
+fn write_inputs(path: &Path) {
+    let frames: Vec<Atoms> = (0..6)
+        .map(|i| {
+            let d = 0.05 * i as f64;
+            Atoms::new(vec![29; 4], vec![[0.0, 0.0, 0.0], [1.8 + d, 1.8, 0.0], [1.8, 0.0, 1.8 - d], [0.0, 1.8, 1.8 + d]])
+        })
+        .collect();
+    extxyz::write_file(path, &frames).unwrap();
+}
+
+fn autopara(cluster: &LocalCluster, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args).envs(cluster.envs()).envs(env.iter().copied()).env_remove("AUTOPARA_REMOTE_INFO");
+    c
+}
+
+fn run_md(cluster: &LocalCluster, dir: &Path, out: &str, extra: &[&str], env: &[(&str, &str)]) -> Command {
+    let input = dir.join("in.xyz");
+    let output = dir.join(out);
+    let mut args = vec!["run", "md", "-i", input.to_str().unwrap(), "-o", output.to_str().unwrap()];
+    args.extend(["--args", MD_ARGS, "--seed", "7", "--chunk-size", "1", "-q"]);
+    args.extend(extra);
+    autopara(cluster, &args, env)
+}
+
+fn ok(mut c: Command) {
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{c:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn remote_info(jobs_dir: &Path, pre_cmds: &[&str]) -> String {
+    serde_json::json!({
+        "md": {
+            "job_name": "md",
+            "num_inputs_per_queued_job": -2,
+            "check_interval": 0.2,
+            "timeout": 120,
+            "pre_cmds": pre_cmds,
+            "autopara_bin": BIN,
+            "jobs_dir": jobs_dir,
+        }
+    })
+    .to_string()
+}
+
+/// Job directory → Slurm id, for directories with a recorded submission.
+fn submissions(jobs_dir: &Path) -> BTreeMap<PathBuf, String> {
+    std::fs::read_dir(jobs_dir)
+        .map(|rd| {
+            rd.filter_map(|e| {
+                let dir = e.ok()?.path();
+                let sub: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(dir.join("submission.json")).ok()?).ok()?;
+                Some((dir, sub["slurm_id"].as_str()?.to_string()))
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn slurm_run_equals_local_and_killed_driver_reattaches() {
+    let Some(cluster) = LocalCluster::start_or_skip("slurm_run_equals_local_and_killed_driver_reattaches") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_inputs(&dir.join("in.xyz"));
+    ok(run_md(&cluster, dir, "local.xyz", &["--workers", "1"], &[]));
+    let local = extxyz::read_file(dir.join("local.xyz")).unwrap();
+    assert_eq!(local.len(), 6 * 3, "frames at steps 0, 3, 6 per config");
+
+    // --remote-info: 3 jobs of 2 configs; the same trajectories, bit for bit.
+    let jobs = dir.join("jobs");
+    ok(run_md(&cluster, dir, "remote.xyz", &["--remote-info", &remote_info(&jobs, &[])], &[]));
+    assert_eq!(extxyz::read_file(dir.join("remote.xyz")).unwrap(), local);
+    assert_eq!(submissions(&jobs).len(), 3);
+
+    // A driver killed (SIGKILL) while its jobs are queued or running...
+    let jobs = dir.join("jobs-killed");
+    let slow = remote_info(&jobs, &["sleep 3"]);
+    let mut driver = run_md(&cluster, dir, "killed.xyz", &["--remote-info", &slow], &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while submissions(&jobs).len() < 3 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the driver never submitted its 3 jobs");
+        assert!(driver.try_wait().unwrap().is_none(), "the driver ended before it was killed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    driver.kill().unwrap();
+    driver.wait().unwrap();
+    let before = submissions(&jobs);
+    let queued = cluster.slurm().jobs().unwrap().len();
+    // ... and rerun (remote info from the environment this time) re-attaches to the same jobs.
+    ok(run_md(&cluster, dir, "killed.xyz", &[], &[("AUTOPARA_REMOTE_INFO", &slow)]));
+    assert_eq!(extxyz::read_file(dir.join("killed.xyz")).unwrap(), local);
+    assert_eq!(submissions(&jobs), before, "a job was resubmitted");
+    assert_eq!(cluster.slurm().jobs().unwrap().len(), queued, "the rerun submitted jobs");
+}
