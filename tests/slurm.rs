@@ -13,14 +13,18 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_autopara");
-const MD_ARGS: &str = r#"{"calculator": {"type": "emt"}, "steps": 6, "dt": 1.0, "temperature": 500, "traj_step_interval": 3}"#;
+const MD_ARGS: &str =
+    r#"{"calculator": {"type": "emt"}, "steps": 6, "dt": 1.0, "temperature": 500, "traj_step_interval": 3}"#;
 
 /// Six small Cu clusters, each slightly different.
 fn write_inputs(path: &Path) {
     let frames: Vec<Atoms> = (0..6)
         .map(|i| {
             let d = 0.05 * i as f64;
-            Atoms::new(vec![29; 4], vec![[0.0, 0.0, 0.0], [1.8 + d, 1.8, 0.0], [1.8, 0.0, 1.8 - d], [0.0, 1.8, 1.8 + d]])
+            Atoms::new(
+                vec![29; 4],
+                vec![[0.0, 0.0, 0.0], [1.8 + d, 1.8, 0.0], [1.8, 0.0, 1.8 - d], [0.0, 1.8, 1.8 + d]],
+            )
         })
         .collect();
     extxyz::write_file(path, &frames).unwrap();
@@ -28,7 +32,7 @@ fn write_inputs(path: &Path) {
 
 fn autopara(cluster: &LocalCluster, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut c = Command::new(BIN);
-    c.args(args).envs(cluster.envs()).envs(env.iter().copied()).env_remove("AUTOPARA_REMOTE_INFO");
+    c.args(args).env_remove("AUTOPARA_REMOTE_INFO").envs(cluster.envs()).envs(env.iter().copied());
     c
 }
 
@@ -116,5 +120,6 @@ fn slurm_run_equals_local_and_killed_driver_reattaches() {
     ok(run_md(&cluster, dir, "killed.xyz", &[], &[("AUTOPARA_REMOTE_INFO", &slow)]));
     assert_eq!(extxyz::read_file(dir.join("killed.xyz")).unwrap(), local);
     assert_eq!(submissions(&jobs), before, "a job was resubmitted");
+    assert!(before.keys().all(|d| d.join("status").exists()), "the rerun did not wait for the jobs");
     assert_eq!(cluster.slurm().jobs().unwrap().len(), queued, "the rerun submitted jobs");
 }

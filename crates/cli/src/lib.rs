@@ -2,6 +2,8 @@
 //! links every enabled op crate); this crate holds the commands.
 
 #[cfg(feature = "slurm")]
+pub mod remote;
+#[cfg(feature = "slurm")]
 pub mod worker;
 
 use clap::{Parser, Subcommand};
