@@ -12,12 +12,14 @@
 //! assert!(spec.validate().is_ok());
 //! ```
 
+pub mod calculate;
 pub mod emt;
 pub mod lennard_jones;
 pub mod morse;
 pub mod neighbours;
 mod pair;
 
+pub use calculate::{Calculate, CalculateArgs};
 pub use emt::Emt;
 pub use lennard_jones::LennardJones;
 pub use morse::Morse;

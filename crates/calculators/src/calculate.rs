@@ -1,0 +1,271 @@
+//! The `calculate` op: single-point energies, forces and stress of every
+//! configuration, with the semantics of wfl's `generic.calculate`.
+//!
+//! Arguments (JSON/TOML, fields as in wfl):
+//! - `calculator`: the calculator spec, e.g. `{"type": "emt"}`;
+//! - `properties`: any of `energy`, `free_energy` (stored with `energy`),
+//!   `forces`, `stress`, `energies` (per-atom); default `["energy", "forces",
+//!   "stress"]`. `stress` is dropped for configurations periodic in no direction;
+//! - `output_prefix`: default `"_auto_"`, which means the calculator's ASE class
+//!   name and `_` (`EMT_`, `LennardJones_`, `MorsePotential_`); `""` is rejected
+//!   (too easily confused with ASE's own extxyz keys);
+//! - `raise_calc_exceptions`: default false.
+//!
+//! Results go to `info["<prefix>energy"]` (and `<prefix>free_energy`),
+//! `arrays["<prefix>forces"]`, `info["<prefix>stress"]` (Voigt 6, ASE order) and
+//! `arrays["<prefix>energies"]`, replacing older keys with the prefix. When the
+//! calculator fails on a configuration, the configuration is still output,
+//! without results and with `info["<prefix>calculation_failed"] = True` and the
+//! reason in `info["<prefix>calculation_error"]`; with
+//! `raise_calc_exceptions = true` the failure instead becomes the item's failure
+//! record (the run goes on unless `skip_failed` is false).
+//!
+//! Per-configuration calculators (wfl's `WFL_CALCULATOR_INITIALIZER` / `_ARGS` /
+//! `_KWARGS`, which hold Python objects) are given by two info keys holding JSON text:
+//! - [`CALCULATOR_KEY`] (`AUTOPARA_CALCULATOR`): a whole spec that replaces the
+//!   op's calculator for this configuration, e.g. `{"type": "lennard_jones", "sigma": 2.3}`;
+//! - [`CALCULATOR_KWARGS_KEY`] (`AUTOPARA_CALCULATOR_KWARGS`): an object of fields
+//!   merged into the calculator spec (the op's, or the replacement), e.g. `{"rc": 6.0}`.
+//!
+//! The output prefix follows the op's calculator, as in wfl. A malformed
+//! override is a failure record naming the key.
+
+use autopara_core::calculator::{spec_from_json, spec_to_json};
+use autopara_core::results::{clear_results, store_results};
+use autopara_core::{
+    Atoms, CalcError, CalcResults, CalculatorSpec, Error, InputKind, Item, ItemFailure, ItemResult, OpInfo,
+    OpRegistration, Operation, Properties, Value, WorkerContext, parse_args,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// Info key of a per-configuration calculator spec (JSON) replacing the op's.
+pub const CALCULATOR_KEY: &str = "AUTOPARA_CALCULATOR";
+/// Info key of per-configuration calculator fields (a JSON object) merged into the spec.
+pub const CALCULATOR_KWARGS_KEY: &str = "AUTOPARA_CALCULATOR_KWARGS";
+/// wfl's per-configuration keys, which hold Python objects we cannot run.
+const WFL_KEYS: [&str; 3] = ["WFL_CALCULATOR_INITIALIZER", "WFL_CALCULATOR_ARGS", "WFL_CALCULATOR_KWARGS"];
+
+/// The prefix value that means "the calculator's name and `_`".
+pub const AUTO_PREFIX: &str = "_auto_";
+
+/// The `calculate` op's static facts (chunk size 10, as wfl's generic calculate).
+pub static CALCULATE_INFO: OpInfo = OpInfo {
+    name: "calculate",
+    version: 1,
+    default_chunk_size: 10,
+    summary: "single-point energy, forces, stress (and per-atom energies) with any registered calculator",
+    input_kind: InputKind::Configs,
+};
+
+/// A property the `calculate` op can store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Property {
+    /// Total energy (also stored as `free_energy`).
+    Energy,
+    /// The same as `energy` for these calculators.
+    FreeEnergy,
+    /// Forces.
+    Forces,
+    /// Stress (Voigt 6, ASE's order and sign).
+    Stress,
+    /// Per-atom energies.
+    Energies,
+}
+
+fn default_properties() -> Vec<Property> {
+    vec![Property::Energy, Property::Forces, Property::Stress]
+}
+
+fn default_prefix() -> String {
+    AUTO_PREFIX.to_string()
+}
+
+/// The `calculate` op's arguments.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalculateArgs {
+    /// The calculator spec.
+    pub calculator: Box<dyn CalculatorSpec>,
+    /// Properties to compute and store.
+    #[serde(default = "default_properties")]
+    pub properties: Vec<Property>,
+    /// Prefix of the result keys; `_auto_` means `<CalculatorName>_`.
+    #[serde(default = "default_prefix")]
+    pub output_prefix: String,
+    /// Turn calculator errors into failure records instead of `calculation_failed` outputs.
+    #[serde(default)]
+    pub raise_calc_exceptions: bool,
+}
+
+/// The `calculate` op.
+#[derive(Debug)]
+pub struct Calculate {
+    args: CalculateArgs,
+    request: Properties,
+    canonical: Json,
+}
+
+impl Calculate {
+    /// Parses and validates the arguments; errors name the offending field.
+    pub fn from_json(value: Json) -> autopara_core::Result<Calculate> {
+        let mut args: CalculateArgs = parse_args("calculate", value)?;
+        // Validate the calculator as a spec of its own, naming `calculator.<field>`.
+        args.calculator = spec_from_json(spec_to_json(args.calculator.as_ref())).map_err(|e| match e {
+            Error::Args { field, message, .. } => Error::Args {
+                context: "calculate".into(),
+                field: if field == "-" { "calculator".into() } else { format!("calculator.{field}") },
+                message,
+            },
+            other => other,
+        })?;
+        if args.output_prefix.is_empty() {
+            return Err(Error::Args {
+                context: "calculate".into(),
+                field: "output_prefix".into(),
+                message: "must not be empty (too easily confused with ASE's own extxyz keys); the default is _auto_"
+                    .into(),
+            });
+        }
+        if args.properties.is_empty() {
+            return Err(Error::Args {
+                context: "calculate".into(),
+                field: "properties".into(),
+                message: "at least one property is needed".into(),
+            });
+        }
+        args.properties.sort();
+        args.properties.dedup();
+        let has = |p: Property| args.properties.contains(&p);
+        let request = Properties {
+            energy: has(Property::Energy) || has(Property::FreeEnergy),
+            forces: has(Property::Forces),
+            stress: has(Property::Stress),
+            energies: has(Property::Energies),
+        };
+        let canonical = serde_json::json!({
+            "calculator": spec_to_json(args.calculator.as_ref()),
+            "properties": args.properties,
+            "output_prefix": args.output_prefix,
+            "raise_calc_exceptions": args.raise_calc_exceptions,
+        });
+        Ok(Calculate { args, request, canonical })
+    }
+
+    /// The typed arguments.
+    pub fn calculate_args(&self) -> &CalculateArgs {
+        &self.args
+    }
+
+    /// The per-configuration calculator spec from the override keys, if any.
+    fn override_spec(&self, atoms: &Atoms) -> Result<Option<Box<dyn CalculatorSpec>>, ItemFailure> {
+        if let Some(key) = WFL_KEYS.iter().find(|k| atoms.info.contains_key(**k)) {
+            return Err(ItemFailure::new(format!(
+                "info key {key} holds a Python calculator constructor; give a spec in {CALCULATOR_KEY} \
+                 and fields in {CALCULATOR_KWARGS_KEY} instead"
+            )));
+        }
+        let replace = atoms.info.get(CALCULATOR_KEY);
+        let merge = atoms.info.get(CALCULATOR_KWARGS_KEY);
+        if replace.is_none() && merge.is_none() {
+            return Ok(None);
+        }
+        let json_of = |key: &str, v: &Value| -> Result<Json, ItemFailure> {
+            let text = v
+                .as_str()
+                .ok_or_else(|| ItemFailure::new(format!("info key {key}: expected a string holding JSON")))?;
+            serde_json::from_str(text).map_err(|e| ItemFailure::new(format!("info key {key}: invalid JSON: {e}")))
+        };
+        let mut spec = match replace {
+            Some(v) => json_of(CALCULATOR_KEY, v)?,
+            None => spec_to_json(self.args.calculator.as_ref()),
+        };
+        if let Some(v) = merge {
+            let Json::Object(fields) = json_of(CALCULATOR_KWARGS_KEY, v)? else {
+                return Err(ItemFailure::new(format!("info key {CALCULATOR_KWARGS_KEY}: expected a JSON object")));
+            };
+            let Some(obj) = spec.as_object_mut() else {
+                return Err(ItemFailure::new(format!("info key {CALCULATOR_KEY}: expected a JSON object")));
+            };
+            obj.extend(fields);
+        }
+        let key = if replace.is_some() { CALCULATOR_KEY } else { CALCULATOR_KWARGS_KEY };
+        spec_from_json(spec)
+            .map(Some)
+            .map_err(|e| ItemFailure::new(format!("per-config calculator from info key {key}: {e}")))
+    }
+
+    fn run_item(&self, item: &Item, prefix: &str, ctx: &mut WorkerContext, out: &mut CalcResults) -> ItemResult {
+        let atoms = item.atoms()?;
+        let own = self.override_spec(atoms)?;
+        let spec = own.as_deref().unwrap_or(self.args.calculator.as_ref());
+        let mut request = self.request;
+        if !atoms.any_pbc() {
+            request.stress = false; // as wfl: no stress without periodicity
+        }
+        let result = ctx.calculator(spec).and_then(|calc| calc.calculate(atoms, request, out));
+        let mut at = atoms.clone();
+        match result {
+            Ok(()) => {
+                // Store what was asked for (a calculator may compute more).
+                let mut stored = out.computed;
+                stored.energy &= request.energy;
+                stored.forces &= request.forces;
+                stored.stress &= request.stress;
+                stored.energies &= request.energies;
+                let computed = std::mem::replace(&mut out.computed, stored);
+                store_results(&mut at, prefix, out);
+                out.computed = computed;
+                Ok(vec![at])
+            }
+            Err(e) if self.args.raise_calc_exceptions => Err(failure(item, &e)),
+            Err(e) => {
+                clear_results(&mut at, prefix);
+                at.info.insert(format!("{prefix}calculation_failed"), Value::Bool(true));
+                at.info.insert(format!("{prefix}calculation_error"), Value::Str(e.to_string()));
+                Ok(vec![at])
+            }
+        }
+    }
+}
+
+/// A failure record for a calculator error.
+fn failure(item: &Item, e: &CalcError) -> ItemFailure {
+    ItemFailure::new(format!("calculator failed on config {} ({}): {e}", item.index, item.location))
+}
+
+impl Operation for Calculate {
+    fn info(&self) -> &'static OpInfo {
+        &CALCULATE_INFO
+    }
+
+    fn args(&self) -> Json {
+        self.canonical.clone()
+    }
+
+    fn run_chunk(&self, items: &[Item], ctx: &mut WorkerContext) -> Vec<ItemResult> {
+        let prefix = if self.args.output_prefix == AUTO_PREFIX {
+            // The op's calculator names the prefix (as wfl), built once per worker.
+            match ctx.calculator(self.args.calculator.as_ref()) {
+                Ok(calc) => format!("{}_", calc.name()),
+                Err(e) => {
+                    let msg = format!("cannot build the calculator: {e}");
+                    return items.iter().map(|_| Err(ItemFailure::new(msg.clone()))).collect();
+                }
+            }
+        } else {
+            self.args.output_prefix.clone()
+        };
+        let mut out = CalcResults::default();
+        items.iter().map(|item| self.run_item(item, &prefix, ctx, &mut out)).collect()
+    }
+}
+
+fn build(args: Json) -> autopara_core::Result<Box<dyn Operation>> {
+    Ok(Box::new(Calculate::from_json(args)?))
+}
+
+inventory::submit! {
+    OpRegistration { info: &CALCULATE_INFO, build }
+}
