@@ -76,6 +76,8 @@ from ase.calculators.lj import LennardJones
 from ase.md.verlet import VelocityVerlet
 from ase.md.nvtberendsen import NVTBerendsen
 from ase.md.nptberendsen import NPTBerendsen
+from ase.md.langevin import Langevin
+from ase.md.langevinbaoab import LangevinBAOAB
 warnings.simplefilter("ignore")
 d = json.load(sys.stdin)
 c = d["config"]
@@ -88,6 +90,10 @@ if kind == "vv":
     dyn = VelocityVerlet(at, dt)
 elif kind == "nvt":
     dyn = NVTBerendsen(at, dt, temperature_K=d["T"], taut=d["tau_fs"] * units.fs)
+elif kind == "langevin":
+    dyn = Langevin(at, dt, temperature_K=d["T"], friction=1 / (d["tau_fs"] * units.fs), rng=np.random.default_rng(0))
+elif kind == "baoab":
+    dyn = LangevinBAOAB(at, dt, temperature_K=d["T"], T_tau=d["tau_fs"] * units.fs, rng=0)
 else:
     dyn = NPTBerendsen(at, dt, temperature_K=d["T"], taut=d["tau_fs"] * units.fs,
                        pressure_au=d["P_GPa"] * units.GPa, taup=d["taup_fs"] * units.fs,
@@ -185,6 +191,39 @@ fn berendsen_nvt_and_npt_match_ase() {
             let expect = if i == j { grow * l0 } else { 0.0 };
             assert!((x - expect).abs() < 1e-12, "cell not isotropic: {:?}", last.cell);
         }
+    }
+}
+
+#[test]
+fn langevin_and_baoab_friction_match_ase_at_zero_kelvin() {
+    let Some(py) = autopara_testkit::python_or_skip("langevin_and_baoab_friction_match_ase_at_zero_kelvin") else {
+        return;
+    };
+    // At 0 K the noise vanishes and both propagators are deterministic: this checks
+    // their friction and force terms (ASE's formulas) from a rattled crystal at rest.
+    let mut at = lj_bench_system();
+    let mut rng = autopara_core::rng::item_rng(3, "rattle", 0);
+    for p in &mut at.positions {
+        for x in p.iter_mut() {
+            *x += 0.05 * (rand::Rng::random::<f64>(&mut rng) - 0.5);
+        }
+    }
+    let calc = serde_json::from_str::<Json>(LJ_BENCH_CALC).unwrap();
+    for (integrator, kind) in [("Langevin", "langevin"), ("LangevinBAOAB", "baoab")] {
+        let args = json!({"calculator": calc, "steps": 100, "dt": 0.0509, "integrator": integrator,
+                          "temperature": 0.0, "temperature_tau": 1.0, "traj_step_interval": 100});
+        let traj = run(args, at.clone(), 4);
+        let r = reference(
+            &py,
+            json!({"config": config_json(&traj[0]), "calc": {"sigma": 1.0, "epsilon": 1.0, "rc": 2.5},
+                   "integrator": kind, "dt_fs": 0.0509, "steps": 100, "T": 0.0, "tau_fs": 1.0}),
+        );
+        let dx = max_abs_diff(&traj[1].positions, &r["positions"]);
+        assert!(dx < 1e-8, "{integrator}: positions differ from ASE by {dx} A");
+        let dp = max_abs_diff(&traj[1].array_vec3("momenta").unwrap(), &r["momenta"]);
+        assert!(dp < 1e-8, "{integrator}: momenta differ from ASE by {dp}");
+        let moved = max_abs_diff(&traj[0].positions, &r["positions"]);
+        assert!(moved > 1e-3, "{integrator}: {moved}");
     }
 }
 

@@ -8,7 +8,9 @@
 /// Registered benchmarks: name and entry point.
 type Bench = (&'static str, fn() -> Result<(), String>);
 
-const BENCHES: &[Bench] = &[];
+mod md;
+
+const BENCHES: &[Bench] = &[("md", md::run)];
 
 /// Benchmark names, for usage text.
 pub fn names() -> Vec<&'static str> {
