@@ -57,6 +57,13 @@ pub fn run() -> Result<(), String> {
 }
 
 fn run_in(bin: &Path, dir: &Path) -> Result<(), String> {
+    // Wall-clock figures (2 workers) only mean something on an otherwise idle machine.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average before: {} (cores: {})",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     let python = util::venv_python();
     let wfl = python.as_ref().filter(|py| python_has(py, "wfl.generate.md"));
     if wfl.is_none() {
@@ -109,9 +116,10 @@ fn report(ours: &Ours, lammps: Option<(&str, &Timing)>, wfl: Option<&(Timing, Ti
         ours.one.wall
     );
     println!(
-        "autopara, 2 workers: {:.3} M atom-steps per wall-s ({:.2} s wall); speed-up over 1 worker {:.2}x (target >= 1.8x)",
+        "autopara, 2 workers: {:.3} M atom-steps per wall-s ({:.2} s wall, {:.2} s CPU); speed-up over 1 worker {:.2}x (target >= 1.8x)",
         m(ours.two.per_wall()),
         ours.two.wall,
+        ours.two.cpu,
         ours.one.wall / ours.two.wall
     );
     if let Some((name, t)) = lammps {
