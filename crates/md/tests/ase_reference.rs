@@ -67,7 +67,8 @@ fn config_json(at: &Atoms) -> Json {
     })
 }
 
-/// Runs ASE dynamics on `config` and returns the final positions, momenta, cell and energy.
+/// Runs ASE dynamics for each request (a configuration and an integrator) and
+/// returns the final positions, momenta, cell and energy of each.
 const ASE_DYNAMICS: &str = r#"
 import json, sys, warnings
 import numpy as np
@@ -79,28 +80,30 @@ from ase.md.nptberendsen import NPTBerendsen
 from ase.md.langevin import Langevin
 from ase.md.langevinbaoab import LangevinBAOAB
 warnings.simplefilter("ignore")
-d = json.load(sys.stdin)
-c = d["config"]
-at = Atoms(numbers=c["numbers"], positions=c["positions"], cell=c["cell"], pbc=c["pbc"], masses=c["masses"])
-at.set_momenta(np.array(c["momenta"]))
-at.calc = LennardJones(**d["calc"])
-dt = d["dt_fs"] * units.fs
-kind = d["integrator"]
-if kind == "vv":
-    dyn = VelocityVerlet(at, dt)
-elif kind == "nvt":
-    dyn = NVTBerendsen(at, dt, temperature_K=d["T"], taut=d["tau_fs"] * units.fs)
-elif kind == "langevin":
-    dyn = Langevin(at, dt, temperature_K=d["T"], friction=1 / (d["tau_fs"] * units.fs), rng=np.random.default_rng(0))
-elif kind == "baoab":
-    dyn = LangevinBAOAB(at, dt, temperature_K=d["T"], T_tau=d["tau_fs"] * units.fs, rng=0)
-else:
-    dyn = NPTBerendsen(at, dt, temperature_K=d["T"], taut=d["tau_fs"] * units.fs,
-                       pressure_au=d["P_GPa"] * units.GPa, taup=d["taup_fs"] * units.fs,
-                       compressibility_au=d["compressibility_au"])
-dyn.run(d["steps"])
-print(json.dumps({"positions": at.positions.tolist(), "momenta": at.get_momenta().tolist(),
-                  "cell": at.cell.tolist(), "energy": at.get_potential_energy()}))
+def run(d):
+    c = d["config"]
+    at = Atoms(numbers=c["numbers"], positions=c["positions"], cell=c["cell"], pbc=c["pbc"], masses=c["masses"])
+    at.set_momenta(np.array(c["momenta"]))
+    at.calc = LennardJones(**d["calc"])
+    dt = d["dt_fs"] * units.fs
+    kind = d["integrator"]
+    if kind == "vv":
+        dyn = VelocityVerlet(at, dt)
+    elif kind == "nvt":
+        dyn = NVTBerendsen(at, dt, temperature_K=d["T"], taut=d["tau_fs"] * units.fs)
+    elif kind == "langevin":
+        dyn = Langevin(at, dt, temperature_K=d["T"], friction=1 / (d["tau_fs"] * units.fs),
+                       rng=np.random.default_rng(0))
+    elif kind == "baoab":
+        dyn = LangevinBAOAB(at, dt, temperature_K=d["T"], T_tau=d["tau_fs"] * units.fs, rng=0)
+    else:
+        dyn = NPTBerendsen(at, dt, temperature_K=d["T"], taut=d["tau_fs"] * units.fs,
+                           pressure_au=d["P_GPa"] * units.GPa, taup=d["taup_fs"] * units.fs,
+                           compressibility_au=d["compressibility_au"])
+    dyn.run(d["steps"])
+    return {"positions": at.positions.tolist(), "momenta": at.get_momenta().tolist(),
+            "cell": at.cell.tolist(), "energy": at.get_potential_energy()}
+print(json.dumps([run(d) for d in json.load(sys.stdin)]))
 "#;
 
 fn max_abs_diff(a: &[[f64; 3]], b: &Json) -> f64 {
@@ -109,8 +112,10 @@ fn max_abs_diff(a: &[[f64; 3]], b: &Json) -> f64 {
     a.iter().zip(&b).flat_map(|(x, y)| (0..3).map(move |k| (x[k] - y[k]).abs())).fold(0.0, f64::max)
 }
 
-fn reference(py: &std::path::PathBuf, request: Json) -> Json {
-    autopara_testkit::run_python_json(py, ASE_DYNAMICS, &request.to_string())
+/// ASE's results for several requests, in one Python run.
+fn reference(py: &std::path::PathBuf, requests: Vec<Json>) -> Vec<Json> {
+    let out = autopara_testkit::run_python_json(py, ASE_DYNAMICS, &Json::Array(requests).to_string());
+    serde_json::from_value(out).expect("a list of results")
 }
 
 #[test]
@@ -125,9 +130,10 @@ fn velocity_verlet_matches_ase_after_100_steps() {
     assert_eq!(traj.len(), 2);
     let r = reference(
         &py,
-        json!({"config": config_json(&traj[0]), "calc": {"sigma": 1.0, "epsilon": 1.0, "rc": 2.5},
-               "integrator": "vv", "dt_fs": 0.0509, "steps": 100}),
-    );
+        vec![json!({"config": config_json(&traj[0]), "calc": {"sigma": 1.0, "epsilon": 1.0, "rc": 2.5},
+                    "integrator": "vv", "dt_fs": 0.0509, "steps": 100})],
+    )
+    .remove(0);
     let last = &traj[1];
     let dx = max_abs_diff(&last.positions, &r["positions"]);
     assert!(dx < 1e-8, "positions differ from ASE by {dx} A");
@@ -147,27 +153,27 @@ fn berendsen_nvt_and_npt_match_ase() {
     let t = 1.0 / KB;
     let nvt = json!({"calculator": calc, "steps": 100, "dt": 0.0509, "temperature": t,
                      "temperature_tau": 1.0, "traj_step_interval": 100});
-    let traj = run(nvt, lj_bench_system(), 12);
-    let r = reference(
-        &py,
-        json!({"config": config_json(&traj[0]), "calc": {"sigma": 1.0, "epsilon": 1.0, "rc": 2.5},
-               "integrator": "nvt", "dt_fs": 0.0509, "steps": 100, "T": t, "tau_fs": 1.0}),
-    );
-    let dx = max_abs_diff(&traj[1].positions, &r["positions"]);
-    assert!(dx < 1e-8, "NVT positions differ from ASE by {dx} A");
-
+    let nvt_traj = run(nvt, lj_bench_system(), 12);
     // NPT: the cell must change isotropically towards the target pressure, as ASE's.
     let (p_gpa, kappa) = (100.0, 0.05);
     let npt = json!({"calculator": calc, "steps": 100, "dt": 0.0509, "temperature": t,
                      "temperature_tau": 1.0, "pressure": p_gpa, "pressure_tau": 2.0,
                      "compressibility_au": kappa, "traj_step_interval": 100});
     let traj = run(npt, lj_bench_system(), 12);
-    let r = reference(
+    let mut refs = reference(
         &py,
-        json!({"config": config_json(&traj[0]), "calc": {"sigma": 1.0, "epsilon": 1.0, "rc": 2.5},
-               "integrator": "npt", "dt_fs": 0.0509, "steps": 100, "T": t, "tau_fs": 1.0,
-               "P_GPa": p_gpa, "taup_fs": 2.0, "compressibility_au": kappa}),
+        vec![
+            json!({"config": config_json(&nvt_traj[0]), "calc": {"sigma": 1.0, "epsilon": 1.0, "rc": 2.5},
+                   "integrator": "nvt", "dt_fs": 0.0509, "steps": 100, "T": t, "tau_fs": 1.0}),
+            json!({"config": config_json(&traj[0]), "calc": {"sigma": 1.0, "epsilon": 1.0, "rc": 2.5},
+                   "integrator": "npt", "dt_fs": 0.0509, "steps": 100, "T": t, "tau_fs": 1.0,
+                   "P_GPa": p_gpa, "taup_fs": 2.0, "compressibility_au": kappa}),
+        ],
     );
+    let r = refs.remove(1);
+    let dx = max_abs_diff(&nvt_traj[1].positions, &refs[0]["positions"]);
+    assert!(dx < 1e-8, "NVT positions differ from ASE by {dx} A");
+
     let last = &traj[1];
     assert_eq!(info(last, "MD_pressure_GPa"), p_gpa);
     let dx = max_abs_diff(&last.positions, &r["positions"]);
@@ -209,15 +215,24 @@ fn langevin_and_baoab_friction_match_ase_at_zero_kelvin() {
         }
     }
     let calc = serde_json::from_str::<Json>(LJ_BENCH_CALC).unwrap();
-    for (integrator, kind) in [("Langevin", "langevin"), ("LangevinBAOAB", "baoab")] {
-        let args = json!({"calculator": calc, "steps": 100, "dt": 0.0509, "integrator": integrator,
-                          "temperature": 0.0, "temperature_tau": 1.0, "traj_step_interval": 100});
-        let traj = run(args, at.clone(), 4);
-        let r = reference(
-            &py,
+    let cases = [("Langevin", "langevin"), ("LangevinBAOAB", "baoab")];
+    let trajs: Vec<Vec<Atoms>> = cases
+        .iter()
+        .map(|(integrator, _)| {
+            let args = json!({"calculator": calc, "steps": 100, "dt": 0.0509, "integrator": integrator,
+                              "temperature": 0.0, "temperature_tau": 1.0, "traj_step_interval": 100});
+            run(args, at.clone(), 4)
+        })
+        .collect();
+    let requests = cases
+        .iter()
+        .zip(&trajs)
+        .map(|((_, kind), traj)| {
             json!({"config": config_json(&traj[0]), "calc": {"sigma": 1.0, "epsilon": 1.0, "rc": 2.5},
-                   "integrator": kind, "dt_fs": 0.0509, "steps": 100, "T": 0.0, "tau_fs": 1.0}),
-        );
+                   "integrator": kind, "dt_fs": 0.0509, "steps": 100, "T": 0.0, "tau_fs": 1.0})
+        })
+        .collect();
+    for (((integrator, _), traj), r) in cases.iter().zip(&trajs).zip(reference(&py, requests)) {
         let dx = max_abs_diff(&traj[1].positions, &r["positions"]);
         assert!(dx < 1e-8, "{integrator}: positions differ from ASE by {dx} A");
         let dp = max_abs_diff(&traj[1].array_vec3("momenta").unwrap(), &r["momenta"]);
