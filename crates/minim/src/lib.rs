@@ -1,1 +1,116 @@
-//! autopara minim (under construction).
+//! autopara minim: the `minim` op, geometry optimization with wfl's
+//! `optimize` arguments and outputs, and ASE 3.28's optimizers step for step
+//! (PreconLBFGS with the Exp preconditioner, wfl's default; LBFGS; FIRE).
+//!
+//! - Variable cell with a `pressure` (GPa): ASE's `FrechetCellFilter`
+//!   (log-deformation cell degrees of freedom) with `stress_mask`.
+//! - Fixed atoms from ASE's extxyz `move_mask` column (width 1 or 3) stay put
+//!   and the column is written back.
+//! - `keep_symmetry`: forces, stress and steps symmetrised with the space
+//!   group moyo detects (symprec 0.01), reported in `optimize_symmetry_initial`
+//!   and `optimize_symmetry_final`.
+//! - Frames and keys as wfl: `optimize_config_type` (`optimize_initial`,
+//!   `optimize_mid`, `optimize_last_{converged,unconverged,exception}`),
+//!   `optimize_n_steps`, `optimize_pressure_GPa`, `config_type` appended,
+//!   results under `last_op__optimize_`.
+//!
+//! ```
+//! let op = autopara_core::build_op("minim", serde_json::json!({
+//!     "calculator": {"type": "emt"}, "fmax": 0.01, "pressure": 0.0
+//! })).unwrap();
+//! assert_eq!(op.info().default_chunk_size, 10);
+//! assert_eq!(op.args()["optimizer"], "PreconLBFGS");
+//! ```
+
+mod args;
+mod error;
+mod linalg;
+mod optimizers;
+mod precon;
+mod run;
+mod symmetry;
+mod system;
+
+pub use args::{MaskEntry, MinimArgs, OptimizerKind, PreconKind, StressMask, TrajSubselect, UpdateConfigType};
+pub use error::MinimError;
+pub use run::{Minimization, Status, minimize};
+pub use symmetry::SYMPREC;
+pub use system::MOVE_MASK;
+
+use autopara_core::{
+    Error, InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration, Operation, WorkerContext, parse_args,
+};
+
+/// The op's static facts.
+pub static INFO: OpInfo = OpInfo {
+    name: "minim",
+    version: 1,
+    default_chunk_size: 10,
+    summary: "geometry optimization (PreconLBFGS, LBFGS, FIRE; fixed or variable cell) with wfl's optimize outputs",
+    input_kind: InputKind::Configs,
+};
+
+/// The `minim` op: validated arguments and their canonical JSON.
+#[derive(Debug)]
+pub struct Minim {
+    args: MinimArgs,
+    canonical: serde_json::Value,
+}
+
+impl Minim {
+    /// Builds the op from JSON arguments, naming the offending field on error.
+    pub fn from_json(value: serde_json::Value) -> autopara_core::Result<Minim> {
+        let args: MinimArgs = parse_args(INFO.name, value)?;
+        args.validate().map_err(|e| Error::Args {
+            context: INFO.name.into(),
+            field: match &e {
+                MinimError::InvalidArg { field, .. } | MinimError::InvalidConfig { field, .. } => field.to_string(),
+                _ => "-".into(),
+            },
+            message: match &e {
+                MinimError::InvalidArg { message, .. } | MinimError::InvalidConfig { message, .. } => message.clone(),
+                other => other.to_string(),
+            },
+        })?;
+        let canonical = serde_json::to_value(&args)
+            .map_err(|e| Error::Args { context: INFO.name.into(), field: "-".into(), message: e.to_string() })?;
+        Ok(Minim { args, canonical })
+    }
+
+    /// The arguments.
+    pub fn args(&self) -> &MinimArgs {
+        &self.args
+    }
+
+    fn run_item(&self, item: &Item, ctx: &mut WorkerContext) -> ItemResult {
+        let atoms = item.atoms()?;
+        let calc = ctx.calculator(self.args.calculator.as_ref())?;
+        let m = minimize(&self.args, calc, atoms).map_err(|e| ItemFailure::new(e.to_string()))?;
+        match &m.status {
+            Status::Exception(message) if !self.args.skip_failures => {
+                Err(ItemFailure::new(format!("optimization failed after {} steps: {message}", m.steps)))
+            }
+            _ => Ok(m.frames),
+        }
+    }
+}
+
+impl Operation for Minim {
+    fn info(&self) -> &'static OpInfo {
+        &INFO
+    }
+
+    fn args(&self) -> serde_json::Value {
+        self.canonical.clone()
+    }
+
+    fn run_chunk(&self, items: &[Item], ctx: &mut WorkerContext) -> Vec<ItemResult> {
+        items.iter().map(|item| self.run_item(item, ctx)).collect()
+    }
+}
+
+fn build(value: serde_json::Value) -> autopara_core::Result<Box<dyn Operation>> {
+    Ok(Box::new(Minim::from_json(value)?))
+}
+
+autopara_core::inventory::submit!(OpRegistration { info: &INFO, build });

@@ -1,0 +1,61 @@
+//! Errors of the `minim` op.
+
+use autopara_core::CalcError;
+
+/// Why arguments are refused, or why one optimization could not go on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MinimError {
+    /// An argument with a bad value.
+    #[error("{field}: {message}")]
+    InvalidArg {
+        /// The argument's name.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A configuration the arguments cannot apply to (pressure without a cell, ...).
+    #[error("{field}: {message}")]
+    InvalidConfig {
+        /// The argument that does not fit this configuration.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// A per-atom column with the wrong shape or type.
+    #[error("arrays[{key}]: {message}")]
+    BadColumn {
+        /// The column's key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The calculator failed during the optimization.
+    #[error("calculator failed after {evaluations} evaluations: {source}")]
+    Calculator {
+        /// Evaluations done before the failure.
+        evaluations: usize,
+        /// The calculator's error.
+        #[source]
+        source: CalcError,
+    },
+    /// The line search found no acceptable step, even after resetting the Hessian.
+    #[error("line search failed after a reset of the Hessian: {reason}")]
+    LineSearch {
+        /// Why the last attempt failed.
+        reason: String,
+    },
+    /// The volume per atom fell below `info["RSS_min_vol_per_atom"]` (wfl's guard).
+    #[error("volume per atom {volume:.4} A^3 under minimum {minimum}")]
+    VolumeTooSmall {
+        /// Volume per atom now.
+        volume: f64,
+        /// The minimum from `info`.
+        minimum: f64,
+    },
+    /// A cell that cannot be inverted or a matrix function that did not converge.
+    #[error("cell degrees of freedom: {0}")]
+    Cell(String),
+    /// The preconditioner could not be built.
+    #[error("preconditioner: {0}")]
+    Precon(String),
+}

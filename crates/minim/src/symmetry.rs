@@ -1,0 +1,254 @@
+//! `keep_symmetry`: the space group detected by moyo, and the symmetrisation
+//! of forces, stress and position steps with it, as ASE's `FixSymmetry` does
+//! (rank-1 and rank-2 tensors averaged over the operations in the input
+//! cell's fractional basis).
+
+use crate::linalg::{inverse, mat, matrix_to_voigt, rows, vec_mat, voigt_to_matrix};
+use autopara_core::Atoms;
+use moyo::MoyoDataset;
+use moyo::base::{Cell, Lattice};
+use nalgebra::{Matrix3, Vector3};
+
+/// Symmetry precision (Å), as wfl's `FixSymmetry` and its reports.
+pub const SYMPREC: f64 = 0.01;
+
+/// A detected space group and its action on the atoms.
+#[derive(Debug, Clone)]
+pub(crate) struct Symmetry {
+    /// Rotations in the fractional basis of the cell (acting on column vectors).
+    rotations: Vec<Matrix3<f64>>,
+    /// Fractional translations.
+    translations: Vec<[f64; 3]>,
+    /// `maps[op][i]`: the atom that atom `i` goes to under the operation.
+    maps: Vec<Vec<usize>>,
+    /// International space-group number.
+    pub number: i32,
+    /// Hermann–Mauguin symbol.
+    pub symbol: String,
+}
+
+/// Space group of a configuration with a full-rank cell (`None` without one,
+/// or when moyo finds no consistent group).
+pub(crate) fn detect(atoms: &Atoms) -> Option<MoyoDataset> {
+    let cell = mat(&atoms.cell);
+    if cell.determinant().abs() < 1e-12 {
+        return None;
+    }
+    let inv = cell.try_inverse()?;
+    let positions = atoms.positions.iter().map(|p| Vector3::from(vec_mat(p, &inv))).collect();
+    let numbers = atoms.numbers.iter().map(|&z| i32::from(z)).collect();
+    let moyo_cell = Cell::new(Lattice::from_basis(atoms.cell), positions, numbers);
+    MoyoDataset::with_default(&moyo_cell, SYMPREC).ok()
+}
+
+/// Text of a dataset for `info`: `"225 Fm-3m @ 0.01"` (as wfl prints it), or
+/// `"none @ 0.01"` when there is no cell or no group.
+pub(crate) fn describe(dataset: Option<&MoyoDataset>) -> String {
+    match dataset {
+        Some(d) => format!("{} {} @ {SYMPREC}", d.number, d.hm_symbol),
+        None => format!("none @ {SYMPREC}"),
+    }
+}
+
+impl Symmetry {
+    /// The operations of `dataset` on `atoms`, with ASE's atom maps (nearest
+    /// image in fractional coordinates).
+    pub(crate) fn new(atoms: &Atoms, dataset: &MoyoDataset) -> Option<Symmetry> {
+        let inv = mat(&atoms.cell).try_inverse()?;
+        let frac: Vec<[f64; 3]> = atoms.positions.iter().map(|p| vec_mat(p, &inv)).collect();
+        let mut rotations = Vec::with_capacity(dataset.operations.len());
+        let mut translations = Vec::with_capacity(dataset.operations.len());
+        let mut maps = Vec::with_capacity(dataset.operations.len());
+        for op in &dataset.operations {
+            let r = op.rotation.map(f64::from);
+            let t = [op.translation[0], op.translation[1], op.translation[2]];
+            let map = frac
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let img = apply(&r, &t, s);
+                    nearest_image(&frac, &atoms.numbers, atoms.numbers[i], &img)
+                })
+                .collect();
+            rotations.push(r);
+            translations.push(t);
+            maps.push(map);
+        }
+        Some(Symmetry { rotations, translations, maps, number: dataset.number, symbol: dataset.hm_symbol.clone() })
+    }
+
+    /// Number of operations.
+    pub(crate) fn len(&self) -> usize {
+        self.rotations.len()
+    }
+
+    /// Symmetrises per-atom vectors (forces, steps) in place, as ASE's
+    /// `symmetrize_rank1`; `scratch` is reused between calls.
+    pub(crate) fn symmetrize_vectors(
+        &self,
+        cell: &[[f64; 3]; 3],
+        v: &mut [[f64; 3]],
+        scratch: &mut Vec<[f64; 3]>,
+    ) -> Option<()> {
+        let lattice = mat(cell);
+        let inv = lattice.try_inverse()?;
+        scratch.clear();
+        scratch.resize(v.len(), [0.0; 3]);
+        for (r, map) in self.rotations.iter().zip(&self.maps) {
+            for (i, vi) in v.iter().enumerate() {
+                let f = vec_mat(vi, &inv);
+                let rf = r * Vector3::from(f);
+                let out = &mut scratch[map[i]];
+                for d in 0..3 {
+                    out[d] += rf[d];
+                }
+            }
+        }
+        let n = self.len() as f64;
+        for (vi, s) in v.iter_mut().zip(scratch.iter()) {
+            *vi = vec_mat(&s.map(|x| x / n), &lattice);
+        }
+        Some(())
+    }
+
+    /// Symmetrises a Voigt stress in place, as ASE's `symmetrize_rank2`.
+    pub(crate) fn symmetrize_stress(&self, cell: &[[f64; 3]; 3], stress: &mut [f64; 6]) -> Option<()> {
+        let lattice = mat(cell);
+        let inv = lattice.try_inverse()?;
+        let scaled = lattice * voigt_to_matrix(stress) * lattice.transpose();
+        let mut sum = Matrix3::zeros();
+        for r in &self.rotations {
+            sum += r.transpose() * scaled * r;
+        }
+        sum /= self.len() as f64;
+        *stress = matrix_to_voigt(&(inv * sum * inv.transpose()));
+        Some(())
+    }
+
+    /// Makes a nearly symmetric configuration exactly symmetric (ASE's
+    /// `refine_symmetry` at FixSymmetry's start): the cell metric and the
+    /// fractional positions are averaged over the operations, and the cell
+    /// keeps its orientation.
+    pub(crate) fn refine(&self, atoms: &mut Atoms) -> Option<()> {
+        let lattice = mat(&atoms.cell);
+        let inv = lattice.try_inverse()?;
+        let metric = lattice * lattice.transpose();
+        let mut sym_metric = Matrix3::zeros();
+        for r in &self.rotations {
+            sym_metric += r.transpose() * metric * r;
+        }
+        sym_metric /= self.len() as f64;
+        // L' = G'^(1/2) G^(-1/2) L has metric G' and stays close to L.
+        let new_lattice = spd_sqrt(&sym_metric)? * inverse(&spd_sqrt(&metric)?, "metric").ok()? * lattice;
+        let frac: Vec<[f64; 3]> = atoms.positions.iter().map(|p| vec_mat(p, &inv)).collect();
+        let mut sums = vec![[0.0; 3]; frac.len()];
+        let mut counts = vec![0usize; frac.len()];
+        for ((r, t), map) in self.rotations.iter().zip(&self.translations).zip(&self.maps) {
+            for (j, s) in frac.iter().enumerate() {
+                let i = map[j];
+                let img = apply(r, t, s);
+                for d in 0..3 {
+                    sums[i][d] += img[d] - (img[d] - frac[i][d]).round();
+                }
+                counts[i] += 1;
+            }
+        }
+        for ((p, s), c) in atoms.positions.iter_mut().zip(&sums).zip(&counts) {
+            if *c > 0 {
+                *p = vec_mat(&s.map(|x| x / *c as f64), &new_lattice);
+            }
+        }
+        atoms.cell = rows(&new_lattice);
+        Some(())
+    }
+}
+
+/// `R s + t`.
+fn apply(r: &Matrix3<f64>, t: &[f64; 3], s: &[f64; 3]) -> [f64; 3] {
+    let rs = r * Vector3::from(*s);
+    [rs[0] + t[0], rs[1] + t[1], rs[2] + t[2]]
+}
+
+/// The atom of species `z` nearest to fractional point `p` (modulo lattice
+/// translations), by fractional distance as ASE's `prep_symmetry`.
+fn nearest_image(frac: &[[f64; 3]], numbers: &[u8], z: u8, p: &[f64; 3]) -> usize {
+    let mut best = (f64::INFINITY, 0);
+    for (j, s) in frac.iter().enumerate() {
+        if numbers[j] != z {
+            continue;
+        }
+        let d2: f64 = (0..3).map(|d| (s[d] - p[d] - (s[d] - p[d]).round()).powi(2)).sum();
+        if d2 < best.0 {
+            best = (d2, j);
+            if d2 < 1e-20 {
+                break;
+            }
+        }
+    }
+    best.1
+}
+
+/// Square root of a symmetric positive-definite 3x3 matrix.
+fn spd_sqrt(m: &Matrix3<f64>) -> Option<Matrix3<f64>> {
+    let eig = m.symmetric_eigen();
+    if eig.eigenvalues.iter().any(|&l| l <= 0.0) {
+        return None;
+    }
+    let d = Matrix3::from_diagonal(&eig.eigenvalues.map(f64::sqrt));
+    Some(eig.eigenvectors * d * eig.eigenvectors.transpose())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fcc_cu(n: usize) -> Atoms {
+        let a = 3.6;
+        let basis = [[0.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]];
+        let mut pos = Vec::new();
+        for i in 0..n {
+            for j in 0..n {
+                for k in 0..n {
+                    for b in &basis {
+                        pos.push([(i as f64 + b[0]) * a, (j as f64 + b[1]) * a, (k as f64 + b[2]) * a]);
+                    }
+                }
+            }
+        }
+        let mut at = Atoms::new(vec![29; pos.len()], pos);
+        let l = a * n as f64;
+        at.cell = [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]];
+        at.pbc = [true; 3];
+        at
+    }
+
+    #[test]
+    fn fcc_is_fm3m_and_symmetrised_forces_respect_it() {
+        let mut at = fcc_cu(1);
+        // Break the symmetry below symprec: refinement must restore it.
+        at.positions[1][0] += 0.002;
+        let ds = detect(&at).unwrap();
+        assert_eq!(ds.number, 225);
+        assert_eq!(describe(Some(&ds)), "225 Fm-3m @ 0.01");
+        let sym = Symmetry::new(&at, &ds).unwrap();
+        sym.refine(&mut at).unwrap();
+        assert!(at.positions[1][0].abs() < 1e-12, "{:?}", at.positions[1]);
+        // Any force field averaged over Fm-3m on the fcc sites is zero.
+        let mut f = vec![[0.3, -0.1, 0.2], [0.0, 1.0, 0.0], [0.5, 0.5, 0.5], [-1.0, 0.0, 2.0]];
+        sym.symmetrize_vectors(&at.cell, &mut f, &mut Vec::new()).unwrap();
+        assert!(f.iter().flatten().all(|x| x.abs() < 1e-12), "{f:?}");
+        // A cubic stress keeps only its isotropic part.
+        let mut s = [1.0, 2.0, 3.0, 0.5, 0.1, -0.2];
+        sym.symmetrize_stress(&at.cell, &mut s).unwrap();
+        for (got, want) in s.iter().zip([2.0, 2.0, 2.0, 0.0, 0.0, 0.0]) {
+            assert!((got - want).abs() < 1e-12, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn no_cell_means_no_symmetry() {
+        let at = Atoms::new(vec![1, 1], vec![[0.0; 3], [0.7, 0.0, 0.0]]);
+        assert!(detect(&at).is_none());
+        assert_eq!(describe(None), "none @ 0.01");
+    }
+}
