@@ -21,10 +21,6 @@ pub(crate) struct Symmetry {
     translations: Vec<[f64; 3]>,
     /// `maps[op][i]`: the atom that atom `i` goes to under the operation.
     maps: Vec<Vec<usize>>,
-    /// International space-group number.
-    pub number: i32,
-    /// Hermann–Mauguin symbol.
-    pub symbol: String,
 }
 
 /// Space group of a configuration with a full-rank cell (`None` without one,
@@ -74,7 +70,7 @@ impl Symmetry {
             translations.push(t);
             maps.push(map);
         }
-        Some(Symmetry { rotations, translations, maps, number: dataset.number, symbol: dataset.hm_symbol.clone() })
+        Some(Symmetry { rotations, translations, maps })
     }
 
     /// Number of operations.

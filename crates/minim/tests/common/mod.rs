@@ -1,0 +1,70 @@
+//! Shared test helpers: crystals, rattling, and the ASE/wfl reference runner.
+#![allow(dead_code)] // each test binary uses a subset
+
+use autopara_core::{Atoms, CalculatorSpec};
+use autopara_minim::{MinimArgs, Minimization, minimize};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+use serde_json::{Value as Json, json};
+
+/// The reference script (wfl's optimize for PreconLBFGS, ASE for LBFGS/FIRE).
+pub const REFERENCE: &str = include_str!("../reference/ase_minim.py");
+
+/// An `n`x`n`x`n` cubic fcc supercell of element `z` with lattice constant `a`.
+pub fn fcc(z: u8, a: f64, n: usize) -> Atoms {
+    let basis = [[0.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]];
+    let mut pos = Vec::new();
+    for i in 0..n {
+        for j in 0..n {
+            for k in 0..n {
+                for b in &basis {
+                    pos.push([(i as f64 + b[0]) * a, (j as f64 + b[1]) * a, (k as f64 + b[2]) * a]);
+                }
+            }
+        }
+    }
+    let mut at = Atoms::new(vec![z; pos.len()], pos);
+    let l = a * n as f64;
+    at.cell = [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]];
+    at.pbc = [true; 3];
+    at
+}
+
+/// Adds normal displacements of standard deviation `stdev` (as ASE's `rattle`).
+pub fn rattle(at: &mut Atoms, stdev: f64, seed: u64) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let normal = Normal::new(0.0, stdev).unwrap();
+    for p in &mut at.positions {
+        for x in p.iter_mut() {
+            *x += normal.sample(&mut rng);
+        }
+    }
+}
+
+/// A config as the reference script reads it.
+pub fn config_json(at: &Atoms, fixed: &[usize]) -> Json {
+    json!({"numbers": at.numbers, "positions": at.positions, "cell": at.cell, "pbc": at.pbc, "fixed": fixed})
+}
+
+/// Runs the reference; `None` (after a loud skip notice) without the venv.
+pub fn reference(test: &str, request: &Json) -> Option<Json> {
+    let python = autopara_testkit::python_or_skip(test)?;
+    Some(autopara_testkit::run_python_json(&python, REFERENCE, &request.to_string()))
+}
+
+/// Parses op arguments.
+pub fn args(v: Json) -> MinimArgs {
+    serde_json::from_value(v).expect("valid minim arguments")
+}
+
+/// Runs our minimization with the calculator of `args`.
+pub fn run(args: &MinimArgs, at: &Atoms) -> Minimization {
+    let spec: &dyn CalculatorSpec = args.calculator.as_ref();
+    let mut calc = spec.build().expect("calculator builds");
+    minimize(args, calc.as_mut(), at).expect("minimize runs")
+}
+
+/// The final energy stored in the last frame.
+pub fn final_energy(m: &Minimization) -> f64 {
+    m.frames.last().and_then(|f| f.info_f64("last_op__optimize_energy")).expect("last frame has an energy")
+}
