@@ -72,8 +72,11 @@ impl Minim {
                 other => other.to_string(),
             },
         })?;
-        let canonical = serde_json::to_value(&args)
-            .map_err(|e| Error::Args { context: INFO.name.into(), field: "-".into(), message: e.to_string() })?;
+        let canonical = serde_json::to_value(&args).map_err(|e| Error::Args {
+            context: INFO.name.into(),
+            field: "-".into(),
+            message: e.to_string(),
+        })?;
         Ok(Minim { args, canonical })
     }
 

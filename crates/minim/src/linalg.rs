@@ -22,7 +22,9 @@ pub(crate) fn vec_mat(v: &[f64; 3], m: &Matrix3<f64>) -> [f64; 3] {
 
 /// Inverse of a 3x3 matrix, or an error when it is singular.
 pub(crate) fn inverse(m: &Matrix3<f64>, what: &str) -> Result<Matrix3<f64>, MinimError> {
-    m.try_inverse().filter(|i| i.iter().all(|x| x.is_finite())).ok_or_else(|| MinimError::Cell(format!("{what} is singular")))
+    m.try_inverse()
+        .filter(|i| i.iter().all(|x| x.is_finite()))
+        .ok_or_else(|| MinimError::Cell(format!("{what} is singular")))
 }
 
 /// Voigt (xx yy zz yz xz xy) to a full symmetric 3x3 matrix.

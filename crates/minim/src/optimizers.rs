@@ -120,7 +120,7 @@ pub(crate) struct Optimizer {
 }
 
 enum Kind {
-    Precon(PreconLbfgs),
+    Precon(Box<PreconLbfgs>),
     Lbfgs(Lbfgs),
     Fire(Fire),
 }
@@ -166,13 +166,13 @@ impl Optimizer {
     /// An optimizer for `sys`; `use_precon` picks the Exp preconditioner for PreconLBFGS.
     pub(crate) fn new(kind: OptimizerKind, use_precon: bool, maxstep: f64, sys: &System<'_>) -> Optimizer {
         let kind = match kind {
-            OptimizerKind::PreconLbfgs => Kind::Precon(PreconLbfgs {
+            OptimizerKind::PreconLbfgs => Kind::Precon(Box::new(PreconLbfgs {
                 history: History::new(),
                 precon: use_precon.then(ExpPrecon::new),
                 just_reset: true,
                 e_previous: None,
                 e_last: None,
-            }),
+            })),
             OptimizerKind::Lbfgs => Kind::Lbfgs(Lbfgs { history: History::new(), iteration: 0 }),
             OptimizerKind::Fire => Kind::Fire(Fire { velocity: None, dt: 0.1, alpha: 0.1, n_positive: 0 }),
         };
@@ -260,11 +260,16 @@ impl PreconLbfgs {
 
     /// ASE's `LineSearchArmijo.run`: backtracking with quadratic interpolation
     /// until `phi(a) <= phi(0) + c1 a phi'(0)`. Leaves `sys` at the accepted point.
-    fn armijo(&self, sys: &mut System<'_>, buf: &mut Buffers, e: f64, maxstep: f64) -> Result<(f64, f64), SearchFailure> {
+    fn armijo(
+        &self,
+        sys: &mut System<'_>,
+        buf: &mut Buffers,
+        e: f64,
+        maxstep: f64,
+    ) -> Result<(f64, f64), SearchFailure> {
         const C1: f64 = 0.23;
         const A_MAX: f64 = 2.0;
         const A_MIN: f64 = 1e-10;
-        const TOL: f64 = 1e-14;
         let slope = long_sum(buf.f.iter().zip(&buf.p).map(|(f, p)| -f * p));
         if slope >= 0.0 || slope.is_nan() {
             return Err(SearchFailure::Gave(format!("direction is not downhill (slope {slope:e})")));
@@ -276,7 +281,8 @@ impl PreconLbfgs {
             Some(e0) => 2.0 * (e - e0) / slope,
             None => 1.0,
         };
-        if a1 > A_MAX || a1 < TOL || a1 < A_MIN {
+        // ASE also resets below its tolerance 1e-14, which A_MIN covers.
+        if !(A_MIN..=A_MAX).contains(&a1) {
             a1 = 1.0;
         }
         let longest = System::max_row_norm(&buf.p) * a1.abs();

@@ -243,12 +243,12 @@ impl ExpPrecon {
         let h = 1e-2 * r_nn;
         let mut v = vec![0.0; ndof];
         let mut h_diag = [0.0; 3];
-        for d in 0..3 {
+        for (d, hd) in h_diag.iter_mut().enumerate() {
             let col = x.iter().skip(d).step_by(3);
             let (lo, hi) = col.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &c| (lo.min(c), hi.max(c)));
             let len = hi - lo;
             if len != 0.0 {
-                h_diag[d] = h;
+                *hd = h;
                 for (vi, xi) in v.iter_mut().skip(d).step_by(3).zip(x.iter().skip(d).step_by(3)) {
                     *vi = h * (xi / len).sin();
                 }
@@ -273,11 +273,11 @@ impl ExpPrecon {
         for d in 0..3 {
             self.matrix.mul(|i| v[3 * i + d], |i, y| pv[3 * i + d] = y);
         }
-        for k in 3 * n..ndof {
-            pv[k] = v[k];
-        }
+        pv[3 * n..].copy_from_slice(&v[3 * n..]);
         let rhs: Vec<f64> = pv.iter().zip(&v).map(|(a, b)| a * b).collect();
-        let ratio = |range: std::ops::Range<usize>| long_sum(lhs[range.clone()].iter().copied()) / long_sum(rhs[range].iter().copied());
+        let ratio = |range: std::ops::Range<usize>| {
+            long_sum(lhs[range.clone()].iter().copied()) / long_sum(rhs[range].iter().copied())
+        };
         let mu = ratio(0..3 * n);
         if !mu.is_finite() {
             return Err(MinimError::Precon(format!("estimated mu is {mu}")));
@@ -341,8 +341,10 @@ fn nearest_neighbour_distance(atoms: &autopara_core::Atoms) -> Result<f64, Minim
         2.0 * longest_cell
     } else {
         let span = |d: usize| {
-            let (lo, hi) =
-                atoms.positions.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p[d]), hi.max(p[d])));
+            let (lo, hi) = atoms
+                .positions
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p[d]), hi.max(p[d])));
             (hi - lo).max(0.0)
         };
         2.0 * (span(0).powi(2) + span(1).powi(2) + span(2).powi(2)).sqrt()

@@ -164,7 +164,7 @@ fn drive(
         opt.step(sys)?;
         *steps += 1;
         sys.evaluate()?;
-        if *steps % args.traj_step_interval == 0 {
+        if steps.is_multiple_of(args.traj_step_interval) {
             observe(args, sys, frames)?;
         }
         converged = opt.converged(sys, fmax, smax);

@@ -37,11 +37,15 @@ pub(crate) fn detect(atoms: &Atoms) -> Option<MoyoDataset> {
     MoyoDataset::with_default(&moyo_cell, SYMPREC).ok()
 }
 
-/// Text of a dataset for `info`: `"225 Fm-3m @ 0.01"` (as wfl prints it), or
+/// Text of a dataset for `info`: `"225 Fm-3m @ 0.01"` (number and spglib's
+/// compact international symbol, as wfl prints them), or
 /// `"none @ 0.01"` when there is no cell or no group.
 pub(crate) fn describe(dataset: Option<&MoyoDataset>) -> String {
     match dataset {
-        Some(d) => format!("{} {} @ {SYMPREC}", d.number, d.hm_symbol),
+        Some(d) => {
+            let symbol: String = d.hm_symbol.split_whitespace().collect();
+            format!("{} {symbol} @ {SYMPREC}", d.number)
+        }
         None => format!("none @ {SYMPREC}"),
     }
 }
@@ -228,7 +232,14 @@ mod tests {
         assert_eq!(describe(Some(&ds)), "225 Fm-3m @ 0.01");
         let sym = Symmetry::new(&at, &ds).unwrap();
         sym.refine(&mut at).unwrap();
-        assert!(at.positions[1][0].abs() < 1e-12, "{:?}", at.positions[1]);
+        // Exactly fcc again, up to a rigid shift of the whole crystal.
+        let ideal = fcc_cu(1);
+        for (p, q) in at.positions.iter().zip(&ideal.positions) {
+            for d in 0..3 {
+                let shift = at.positions[0][d] - ideal.positions[0][d];
+                assert!((p[d] - q[d] - shift).abs() < 1e-12, "{:?}", at.positions);
+            }
+        }
         // Any force field averaged over Fm-3m on the fcc sites is zero.
         let mut f = vec![[0.3, -0.1, 0.2], [0.0, 1.0, 0.0], [0.5, 0.5, 0.5], [-1.0, 0.0, 2.0]];
         sym.symmetrize_vectors(&at.cell, &mut f, &mut Vec::new()).unwrap();

@@ -58,8 +58,11 @@ impl Constraints {
         } else {
             flags.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect()
         };
-        let fixed_atoms =
-            if col.width == 1 { flags.iter().enumerate().filter(|(_, m)| !**m).map(|(i, _)| i).collect() } else { vec![] };
+        let fixed_atoms = if col.width == 1 {
+            flags.iter().enumerate().filter(|(_, m)| !**m).map(|(i, _)| i).collect()
+        } else {
+            vec![]
+        };
         let any_fixed = movable.iter().flatten().any(|m| !m);
         Ok(Constraints { movable: any_fixed.then_some(movable), fixed_atoms, symmetry: None })
     }
@@ -101,7 +104,12 @@ pub(crate) struct CellFilter {
 
 impl CellFilter {
     /// A filter whose reference is `cell`.
-    pub(crate) fn new(cell: &[[f64; 3]; 3], mask: [[f64; 3]; 3], pressure: f64, natoms: usize) -> Result<Self, MinimError> {
+    pub(crate) fn new(
+        cell: &[[f64; 3]; 3],
+        mask: [[f64; 3]; 3],
+        pressure: f64,
+        natoms: usize,
+    ) -> Result<Self, MinimError> {
         let reference = mat(cell);
         let mask = mat(&mask);
         Ok(CellFilter {
@@ -366,7 +374,8 @@ impl<'c> System<'c> {
     /// optimizer sees them), and with a cell filter every stress component below `smax`.
     pub(crate) fn converged_forces_and_stress(&self, fmax: f64, smax: f64) -> bool {
         let n = self.natoms();
-        let fmax_sq = self.gradient[..3 * n].chunks_exact(3).map(|g| g.iter().map(|x| x * x).sum::<f64>()).fold(0.0, f64::max);
+        let fmax_sq =
+            self.gradient[..3 * n].chunks_exact(3).map(|g| g.iter().map(|x| x * x).sum::<f64>()).fold(0.0, f64::max);
         let forces_ok = fmax_sq < fmax * fmax;
         match &self.filter {
             None => forces_ok,

@@ -45,7 +45,11 @@ fn compare(test: &str, calculator: Json, optimizer: &str, opt_args: Json, config
         assert!((e_ours - e_ref).abs() < tol, "{test} config {k}: energy {e_ours} vs reference {e_ref}");
         let last = ours.frames.last().unwrap();
         assert_eq!(last.info["optimize_config_type"].as_str(), theirs["status"].as_str(), "{test} config {k}");
-        assert!(ours.evaluations <= calls_ref, "{test} config {k}: {} calculator calls, ASE {calls_ref}", ours.evaluations);
+        assert!(
+            ours.evaluations <= calls_ref,
+            "{test} config {k}: {} calculator calls, ASE {calls_ref}",
+            ours.evaluations
+        );
     }
 }
 
@@ -53,37 +57,65 @@ fn lj() -> Json {
     json!({"type": "lennard_jones", "sigma": 1.0, "epsilon": 1.0, "rc": 2.5})
 }
 
-/// LAMMPS bench/in.lj's fcc lattice (a = 1.6796 sigma), 108 atoms, rattled.
-fn lj_cells(n: usize, a: f64, stdev: f64) -> Vec<(Atoms, Vec<usize>)> {
-    (0..n)
-        .map(|s| {
-            let mut at = fcc(18, a, 3);
-            rattle(&mut at, stdev, 100 + s as u64);
-            (at, vec![])
-        })
-        .collect()
+/// LAMMPS bench/in.lj's fcc lattice (a = 1.6796 sigma), 32 atoms, rattled.
+fn lj_cell() -> Vec<(Atoms, Vec<usize>)> {
+    let mut at = fcc(18, 1.6796, 2);
+    rattle(&mut at, 0.05, 100);
+    vec![(at, vec![])]
 }
 
 #[test]
-fn lj_precon_lbfgs_fixed_cell_matches_wfl() {
-    compare("lj_precon_lbfgs_fixed_cell_matches_wfl", lj(), "PreconLBFGS", json!({"fmax": 1e-3}), &lj_cells(2, 1.6796, 0.05), 1e-4);
+fn lj_optimizers_match_ase() {
+    let cells = lj_cell();
+    compare("lj_lbfgs_matches_ase", lj(), "LBFGS", json!({"fmax": 1e-3}), &cells, 1e-4);
+    compare("lj_fire_matches_ase", lj(), "FIRE", json!({"fmax": 1e-3}), &cells, 1e-4);
+    compare("lj_precon_lbfgs_matches_wfl", lj(), "PreconLBFGS", json!({"fmax": 1e-3, "precon": "Exp"}), &cells, 1e-4);
+}
+
+/// A rattled (0.1 Å) Cu cell of `n`x`n`x`n` cubic cells (4 n³ atoms).
+fn cu_cell(a: f64, n: usize) -> Vec<(Atoms, Vec<usize>)> {
+    let mut at = fcc(29, a, n);
+    rattle(&mut at, 0.1, 7);
+    vec![(at, vec![])]
 }
 
 #[test]
-fn lj_precon_lbfgs_variable_cell_matches_wfl() {
+fn emt_cu_fixed_cell_matches_wfl() {
     compare(
-        "lj_precon_lbfgs_variable_cell_matches_wfl",
-        lj(),
+        "emt_cu_fixed_cell_matches_wfl",
+        json!({"type": "emt"}),
         "PreconLBFGS",
-        json!({"fmax": 1e-3, "pressure": 20.0}),
-        &lj_cells(1, 1.56, 0.03),
+        json!({"fmax": 1e-3}),
+        &cu_cell(3.61, 3),
         1e-4,
     );
 }
 
 #[test]
-fn lj_lbfgs_and_fire_match_ase() {
-    let cells = lj_cells(1, 1.6796, 0.05);
-    compare("lj_lbfgs_matches_ase", lj(), "LBFGS", json!({"fmax": 1e-3}), &cells, 1e-4);
-    compare("lj_fire_matches_ase", lj(), "FIRE", json!({"fmax": 1e-3}), &cells, 1e-4);
+fn emt_cu_variable_cell_at_pressure_matches_wfl() {
+    compare(
+        "emt_cu_variable_cell_at_pressure_matches_wfl",
+        json!({"type": "emt"}),
+        "PreconLBFGS",
+        json!({"fmax": 1e-3, "pressure": 2.0, "precon": "Exp"}),
+        &cu_cell(3.64, 2),
+        1e-4,
+    );
+}
+
+#[test]
+fn emt_cu_fixed_atoms_and_stress_mask_match_wfl() {
+    // A 32-atom cell below ASE's "auto" threshold, so no preconditioner; the
+    // bottom layer fixed; only the diagonal strains relax.
+    let mut at = fcc(29, 3.6, 2);
+    rattle(&mut at, 0.1, 3);
+    let fixed: Vec<usize> = (0..at.len()).filter(|&i| at.positions[i][2] < 0.5).collect();
+    compare(
+        "emt_cu_fixed_atoms_and_stress_mask_match_wfl",
+        json!({"type": "emt"}),
+        "PreconLBFGS",
+        json!({"fmax": 1e-3, "pressure": 1.0, "stress_mask": [1, 1, 1, 0, 0, 0]}),
+        &[(at, fixed)],
+        1e-4,
+    );
 }
