@@ -14,6 +14,7 @@
 
 pub mod calculate;
 pub mod emt;
+pub mod external;
 pub mod lennard_jones;
 pub mod morse;
 pub mod neighbours;
@@ -21,6 +22,7 @@ mod pair;
 
 pub use calculate::{Calculate, CalculateArgs};
 pub use emt::Emt;
+pub use external::{External, KeepFiles};
 pub use lennard_jones::LennardJones;
 pub use morse::Morse;
 
