@@ -45,9 +45,12 @@ fn run_md(cluster: &LocalCluster, dir: &Path, out: &str, extra: &[&str], env: &[
     autopara(cluster, &args, env)
 }
 
-fn ok(mut c: Command) {
+/// Runs `c`, checks it succeeded, returns its stderr.
+fn ok(mut c: Command) -> String {
     let out = c.output().unwrap();
-    assert!(out.status.success(), "{c:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{c:?} failed:\n{stderr}");
+    stderr
 }
 
 fn remote_info(jobs_dir: &Path, pre_cmds: &[&str]) -> String {
@@ -88,7 +91,8 @@ fn slurm_run_equals_local_and_killed_driver_reattaches() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     write_inputs(&dir.join("in.xyz"));
-    ok(run_md(&cluster, dir, "local.xyz", &["--workers", "1"], &[]));
+    let log = ok(run_md(&cluster, dir, "local.xyz", &["--workers", "1"], &[]));
+    assert!(!log.contains("slurm"), "the local run used Slurm:\n{log}");
     let local = extxyz::read_file(dir.join("local.xyz")).unwrap();
     assert_eq!(local.len(), 6 * 3, "frames at steps 0, 3, 6 per config");
 
@@ -117,7 +121,8 @@ fn slurm_run_equals_local_and_killed_driver_reattaches() {
     let before = submissions(&jobs);
     let queued = cluster.slurm().jobs().unwrap().len();
     // ... and rerun (remote info from the environment this time) re-attaches to the same jobs.
-    ok(run_md(&cluster, dir, "killed.xyz", &[], &[("AUTOPARA_REMOTE_INFO", &slow)]));
+    let log = ok(run_md(&cluster, dir, "killed.xyz", &[], &[("AUTOPARA_REMOTE_INFO", &slow)]));
+    assert!(log.contains("3 jobs in") && log.contains("0 submitted, 3 re-attached"), "{log}");
     assert_eq!(extxyz::read_file(dir.join("killed.xyz")).unwrap(), local);
     assert_eq!(submissions(&jobs), before, "a job was resubmitted");
     assert!(before.keys().all(|d| d.join("status").exists()), "the rerun did not wait for the jobs");

@@ -65,8 +65,17 @@ impl SlurmBackend {
     /// The job directories a run of `spec` over `items` with `chunk_size` uses,
     /// in order, without writing anything.
     pub fn job_dirs(&self, spec: &JobSpec, chunk_size: usize, items: &[Item]) -> Result<Vec<JobDir>> {
-        let per_job = chunk_size.max(1) * self.chunks_per_job(chunk_size);
-        items.chunks(per_job).map(|c| Ok(self.describe(spec, chunk_size, c)?.0)).collect()
+        items
+            .chunk_by(|a, b| self.job_number(chunk_size, a.index) == self.job_number(chunk_size, b.index))
+            .map(|c| Ok(self.describe(spec, chunk_size, c)?.0))
+            .collect()
+    }
+
+    /// The job an item belongs to: jobs cover fixed ranges of global indices, so a
+    /// run resumed after part of its output was written (starting mid-range)
+    /// still meets the earlier run's later jobs, and re-attaches to them.
+    fn job_number(&self, chunk_size: usize, index: u64) -> u64 {
+        index / (chunk_size.max(1) * self.chunks_per_job(chunk_size)) as u64
     }
 
     /// Worker threads per job.
@@ -113,6 +122,8 @@ impl Backend for SlurmBackend {
             jobs: VecDeque::new(),
             ready: VecDeque::new(),
             start: Instant::now(),
+            counts: (0, 0, 0),
+            reported: false,
         };
         driver(&mut pool)
     }
@@ -159,6 +170,10 @@ struct SlurmPool<'a> {
     /// Outcomes of finished jobs, in order, waiting for `recv`.
     ready: VecDeque<ChunkOutcome>,
     start: Instant,
+    /// Jobs so far: (submitted by this run, followed from an earlier run, finished earlier).
+    counts: (usize, usize, usize),
+    /// Whether the counts were reported (once, when the driver first waits).
+    reported: bool,
 }
 
 impl Pool for SlurmPool<'_> {
@@ -168,6 +183,10 @@ impl Pool for SlurmPool<'_> {
 
     fn submit(&mut self, task: ChunkTask) -> autopara_core::Result<()> {
         let chunk_size = *self.chunk_size.get_or_insert(task.items.len().max(1));
+        let job_of = |t: &ChunkTask| t.items.first().map(|i| self.backend.job_number(chunk_size, i.index));
+        if self.batch.last().is_some_and(|last| job_of(last) != job_of(&task)) {
+            self.flush()?;
+        }
         self.batch.push(task);
         if self.batch.len() >= self.backend.chunks_per_job(chunk_size) {
             self.flush()?;
@@ -181,6 +200,15 @@ impl Pool for SlurmPool<'_> {
         }
         // The executor waits only when it has nothing more to hand over.
         self.flush()?;
+        if !self.reported {
+            self.reported = true;
+            let (new, followed, finished) = self.counts;
+            eprintln!(
+                "autopara: slurm: {} jobs in {}: {new} submitted, {followed} re-attached, {finished} finished earlier",
+                new + followed + finished,
+                self.backend.jobs_dir.display()
+            );
+        }
         loop {
             if self.jobs.front().is_some_and(|j| j.outcome.is_some()) {
                 self.hand_back_front()?;
@@ -231,9 +259,13 @@ impl SlurmPool<'_> {
             job.dir.write_items(&items, &items_json)?;
             write_json(&job.dir.task(), &task)?;
             self.backend.submit(&mut job, 1)?;
+            self.counts.0 += 1;
         } else {
             match job.dir.read_status()? {
-                Some(0) => job.outcome = Some(Outcome::Succeeded),
+                Some(0) => {
+                    job.outcome = Some(Outcome::Succeeded);
+                    self.counts.2 += 1;
+                }
                 Some(code) => {
                     eprintln!(
                         "autopara: job {} failed in an earlier run (exit code {code}); resubmitting",
@@ -241,6 +273,7 @@ impl SlurmPool<'_> {
                     );
                     job.dir.clear_attempt()?;
                     self.backend.submit(&mut job, 1)?;
+                    self.counts.0 += 1;
                 }
                 None => {
                     job.submission = job.dir.read_submission()?;
@@ -248,6 +281,7 @@ impl SlurmPool<'_> {
                         let queue = self.backend.slurm.jobs()?;
                         self.backend.advance(&mut job, &queue)?;
                     }
+                    self.counts.1 += 1;
                 }
             }
         }
@@ -433,23 +467,34 @@ mod tests {
 
     autopara_core::inventory::submit!(OpRegistration { info: &INFO, build: |_| Ok(Box::new(IndexOp)) });
 
-    /// A directory with fake `sbatch` (logs the script, prints the next id) and
-    /// `squeue` (lists nothing: every job looks gone).
-    fn fake_slurm(dir: &Path) -> Slurm {
+    /// A directory with fake `sbatch` (logs the script, prints its line number as
+    /// the id) and `squeue`: with `lists`, every submitted job is `RUNNING` unless
+    /// the compute node marked it gone; without, the queue is always empty.
+    fn fake_slurm(dir: &Path, lists: bool) -> Slurm {
         let bin = dir.join("bin");
+        std::fs::create_dir_all(dir.join("gone")).unwrap();
         std::fs::create_dir_all(&bin).unwrap();
-        let log = dir.join("sbatch.log");
-        let sbatch = format!("#!/bin/sh\necho \"$2\" >> '{}'\nwc -l < '{}'\n", log.display(), log.display());
+        let d = dir.display();
+        let sbatch = format!("#!/bin/sh\necho \"$2\" >> '{d}/sbatch.log'\nwc -l < '{d}/sbatch.log'\n");
+        let squeue = if lists {
+            format!(
+                "#!/bin/sh\n[ -e '{d}/sbatch.log' ] || exit 0\nn=0\nwhile read -r s; do n=$((n+1)); \
+                 [ -e '{d}/gone/'$n ] || echo \"$n|RUNNING|x\"; done < '{d}/sbatch.log'\n"
+            )
+        } else {
+            "#!/bin/sh\nexit 0\n".to_string()
+        };
         std::fs::write(bin.join("sbatch"), sbatch).unwrap();
-        std::fs::write(bin.join("squeue"), "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::write(bin.join("squeue"), squeue).unwrap();
         for f in ["sbatch", "squeue"] {
             std::fs::set_permissions(bin.join(f), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         }
         Slurm::new().with_bin_dir(bin)
     }
 
-    /// Plays the compute node: runs the job of every submitted script from
-    /// number `first_run` on (1-based) and writes its status, as `job.sh` would.
+    /// Plays the compute node: jobs submitted before script number `first_run`
+    /// (1-based) vanish from the queue; later ones run and write their status, as
+    /// `job.sh` would. Stops after running `jobs` jobs.
     fn compute_node(dir: PathBuf, first_run: usize, jobs: usize) -> std::thread::JoinHandle<()> {
         std::thread::spawn(move || {
             let (mut next, mut ran) = (0, 0);
@@ -458,12 +503,14 @@ mod tests {
                 let log = std::fs::read_to_string(dir.join("sbatch.log")).unwrap_or_default();
                 for script in log.lines().skip(next) {
                     next += 1;
-                    if next >= first_run {
-                        let job = Path::new(script).parent().unwrap();
-                        crate::worker::run_job_dir(job).unwrap();
-                        std::fs::write(job.join("status"), "0\n").unwrap();
-                        ran += 1;
+                    if next < first_run {
+                        std::fs::write(dir.join(format!("gone/{next}")), "").unwrap();
+                        continue;
                     }
+                    let job = Path::new(script).parent().unwrap();
+                    crate::worker::run_job_dir(job).unwrap();
+                    std::fs::write(job.join("status"), "0\n").unwrap();
+                    ran += 1;
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -501,7 +548,7 @@ mod tests {
     #[test]
     fn a_job_gone_without_status_dies_after_the_grace_polls() {
         let tmp = tempfile::tempdir().unwrap();
-        let err = run(&info(tmp.path()), fake_slurm(tmp.path()), 3).unwrap_err().to_string();
+        let err = run(&info(tmp.path()), fake_slurm(tmp.path(), false), 3).unwrap_err().to_string();
         assert!(err.contains("died: gone from the queue without a status file"), "{err}");
         let log = std::fs::read_to_string(tmp.path().join("sbatch.log")).unwrap();
         assert_eq!(log.lines().count(), 1, "one job of 3 items (num_inputs_per_queued_job = -100)");
@@ -515,7 +562,7 @@ mod tests {
         info.num_inputs_per_queued_job = 3; // rounded up to whole chunks: jobs of 4 items
         // The first attempts of both jobs vanish; the resubmissions (scripts 3 and 4) run.
         let node = compute_node(tmp.path().to_path_buf(), 3, 2);
-        let got = run(&info, fake_slurm(tmp.path()), 7).unwrap();
+        let got = run(&info, fake_slurm(tmp.path(), true), 7).unwrap();
         node.join().unwrap();
         let seen: Vec<i64> = got.iter().map(|r| r.as_ref().unwrap()[0].info["seen"].as_i64().unwrap()).collect();
         assert_eq!(seen, (0..7).collect::<Vec<_>>());
@@ -525,9 +572,44 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut again = info.clone();
         again.jobs_dir = tmp.path().join("jobs");
-        let err = run(&again, fake_slurm(tmp.path()), 1).unwrap_err().to_string();
+        let err = run(&again, fake_slurm(tmp.path(), false), 1).unwrap_err().to_string();
         assert!(err.contains("gone from the queue"), "{err}");
         assert_eq!(std::fs::read_to_string(tmp.path().join("sbatch.log")).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn jobs_cover_fixed_index_ranges() {
+        let tmp = tempfile::tempdir().unwrap();
+        let info = RemoteInfo { num_inputs_per_queued_job: -2, ..info(tmp.path()) };
+        let backend = SlurmBackend::new(&info, Slurm::new()).unwrap();
+        let spec = JobSpec::of(&IndexOp, 0);
+        let all = backend.job_dirs(&spec, 2, &items(10)).unwrap();
+        assert_eq!(all.len(), 3, "jobs of 4 items: 0..4, 4..8, 8..10");
+        // A run resumed at item 2 redoes 2..4 in a new job and meets the others.
+        let resumed = backend.job_dirs(&spec, 2, &items(10)[2..]).unwrap();
+        assert_eq!(resumed.len(), 3);
+        assert_ne!(resumed[0], all[0]);
+        assert_eq!(resumed[1..], all[1..]);
+        // The pool groups the executor's chunks the same way.
+        let node = compute_node(tmp.path().to_path_buf(), 1, 3);
+        let slurm = fake_slurm(tmp.path(), true);
+        let backend = SlurmBackend::new(&info, slurm).unwrap();
+        let settings = AutoparaInfo {
+            chunk_size: Some(2),
+            progress: Some(false),
+            backend: Some(Arc::new(backend)),
+            ..AutoparaInfo::default()
+        }
+        .resolve(&INFO)
+        .unwrap();
+        let mut sink = crate::worker::ItemResults::default();
+        execute(&IndexOp, items(10).into_iter().skip(2).map(Ok), &mut sink, &settings, None).unwrap();
+        node.join().unwrap();
+        assert_eq!(sink.results.len(), 8);
+        let log = std::fs::read_to_string(tmp.path().join("sbatch.log")).unwrap();
+        let submitted: Vec<&Path> = log.lines().map(|l| Path::new(l).parent().unwrap()).collect();
+        let expected: Vec<&Path> = resumed.iter().map(|d| d.dir.as_path()).collect();
+        assert_eq!(submitted, expected);
     }
 
     #[test]
@@ -535,7 +617,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut info = info(tmp.path());
         info.ignore_failed_jobs = true;
-        let got = run(&info, fake_slurm(tmp.path()), 2).unwrap();
+        let got = run(&info, fake_slurm(tmp.path(), false), 2).unwrap();
         for (r, item) in got.iter().zip(items(2)) {
             let a = &r.as_ref().unwrap()[0];
             assert_eq!(a.info[JOB_FAILED_KEY], Value::Bool(true));
