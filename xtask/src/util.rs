@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Instant;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -35,4 +36,43 @@ pub fn cargo_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(), 
         cmd.env(k, v);
     }
     run(&mut cmd)
+}
+
+/// Runs a command and returns (CPU seconds of the child, wall seconds).
+pub fn timed(cmd: &mut Command) -> Result<(f64, f64), String> {
+    let cpu0 = children_cpu()?;
+    let t0 = Instant::now();
+    run(cmd)?;
+    let wall = t0.elapsed().as_secs_f64();
+    Ok((children_cpu()? - cpu0, wall))
+}
+
+/// CPU seconds (user + system) of this process's finished children, from
+/// `/proc/self/stat` (`cutime`, `cstime`, in the kernel's fixed 100 Hz ticks).
+fn children_cpu() -> Result<f64, String> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| format!("/proc/self/stat: {e}"))?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("malformed /proc/self/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields after the command name start at field 3 (state); cutime is 16, cstime 17.
+    let tick = |i: usize| fields.get(i).and_then(|s| s.parse::<f64>().ok()).ok_or("malformed /proc/self/stat");
+    Ok((tick(13)? + tick(14)?) / 100.0)
+}
+
+/// Runs a command and returns its stdout, failing with its stderr.
+pub fn output(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    String::from_utf8(out.stdout).map_err(|e| e.to_string())
+}
+
+/// Whether the interpreter `py` can import `module`.
+pub fn python_has(py: &Path, module: &str) -> bool {
+    Command::new(py).args(["-c", &format!("import {module}")]).output().is_ok_and(|o| o.status.success())
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` or `<root>/target`.
+pub fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
 }

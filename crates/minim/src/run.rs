@@ -137,7 +137,7 @@ pub fn minimize(args: &MinimArgs, calc: &mut dyn Calculator, input: &Atoms) -> R
         }
         frames.push(frame);
     }
-    finish_frames(args, &mut frames, &status, steps);
+    finish_frames(args, &mut frames, &status, steps, sys.evaluations);
     let frames = match args.traj_subselect {
         None => frames,
         Some(TrajSubselect::Last) => frames.pop().into_iter().collect(),
@@ -195,15 +195,17 @@ fn same_geometry(a: &Atoms, b: &Atoms) -> bool {
     a.positions == b.positions && a.cell == b.cell && a.numbers == b.numbers && a.pbc == b.pbc
 }
 
-/// The `optimize_*` keys of the first and last frames, the final symmetry,
-/// and `config_type`.
-fn finish_frames(args: &MinimArgs, frames: &mut [Atoms], status: &Status, steps: usize) {
+/// The `optimize_*` keys of the first and last frames (the last also gets
+/// `optimize_n_evaluations`, the calculator calls, which wfl does not
+/// record), the final symmetry, and `config_type`.
+fn finish_frames(args: &MinimArgs, frames: &mut [Atoms], status: &Status, steps: usize, evaluations: usize) {
     if let Some(first) = frames.first_mut() {
         first.info.insert("optimize_config_type".into(), Value::Str("optimize_initial".into()));
     }
     if let Some(last) = frames.last_mut() {
         last.info.insert("optimize_config_type".into(), Value::Str(format!("optimize_last_{}", status.label())));
         last.info.insert("optimize_n_steps".into(), Value::Int(steps as i64));
+        last.info.insert("optimize_n_evaluations".into(), Value::Int(evaluations as i64));
         if let Status::Exception(message) = status {
             last.info.insert("optimize_exception".into(), Value::Str(message.clone()));
         }

@@ -108,6 +108,7 @@ fn frames_and_keys_follow_wfl() {
     assert_eq!(m.frames[0].info["config_type"].as_str(), Some("bulk:optimize_initial"));
     assert_eq!(m.frames[2].info["optimize_n_steps"].as_i64(), Some(2));
     assert!(!m.frames[1].info.contains_key("optimize_n_steps"));
+    assert_eq!(m.frames[2].info["optimize_n_evaluations"].as_i64(), Some(m.evaluations as i64));
     for f in &m.frames {
         assert!(!f.info.contains_key("last_op__md_energy"), "stale last_op__ key kept");
         assert!(f.info.contains_key("last_op__optimize_energy"));

@@ -18,9 +18,8 @@ use crate::util;
 use autopara_core::units::KB;
 use autopara_core::{Atoms, Column, extxyz};
 use serde_json::{Value as Json, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 const SYSTEMS: usize = 64;
 const STEPS: u64 = 1000;
@@ -47,7 +46,7 @@ impl Timing {
 pub fn run() -> Result<(), String> {
     let root = util::root();
     util::cargo(&root, &["build", "--release", "--quiet", "-p", "autopara", "--bin", "autopara"])?;
-    let bin = target_dir(&root).join("release/autopara");
+    let bin = util::target_dir(&root).join("release/autopara");
     let dir = std::env::temp_dir().join(format!("autopara-bench-md-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let result = run_in(&bin, &dir);
@@ -65,7 +64,7 @@ fn run_in(bin: &Path, dir: &Path) -> Result<(), String> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let python = util::venv_python();
-    let wfl = python.as_ref().filter(|py| python_has(py, "wfl.generate.md"));
+    let wfl = python.as_ref().filter(|py| util::python_has(py, "wfl.generate.md"));
     if wfl.is_none() {
         println!("peer wfl+ASE: missing (run `cargo xtask deps --peers`); reported as absent");
     }
@@ -185,7 +184,7 @@ fn measure_ours(bin: &Path, dir: &Path, name: &str, input: &Path, args: &Json) -
             .arg("--args")
             .arg(format!("@{}", args_file.display()))
             .args(["--workers", &workers.to_string(), "--seed", "1", "--overwrite", "--quiet"]);
-        let (cpu, wall) = timed(&mut cmd)?;
+        let (cpu, wall) = util::timed(&mut cmd)?;
         let frames = extxyz::read_file(&out).map_err(|e| e.to_string())?;
         let expected = SYSTEMS * (1 + (STEPS / INTERVAL) as usize);
         if frames.len() != expected {
@@ -215,7 +214,7 @@ fn measure_lammps(dir: &Path) -> Result<Option<Timing>, String> {
     std::fs::write(&input, script).map_err(|e| format!("{}: {e}", input.display()))?;
     let mut cmd = Command::new("lmp");
     cmd.arg("-in").arg(&input).args(["-log", "none", "-screen", "none"]).current_dir(dir);
-    let (cpu, wall) = timed(&mut cmd)?;
+    let (cpu, wall) = util::timed(&mut cmd)?;
     Ok(Some(Timing { atom_steps: (SYSTEMS * ATOMS) as f64 * STEPS as f64, cpu, wall }))
 }
 
@@ -226,7 +225,7 @@ fn measure_wfl(py: &Path, input: &Path, calc: &str, n: usize, steps: u64) -> Res
     for procs in [0, 2] {
         let request =
             json!({"input": input, "calc": calc, "n": n, "steps": steps, "interval": INTERVAL, "procs": procs});
-        let text = util_output(Command::new(py).arg("-c").arg(WFL_SCRIPT).arg(request.to_string()))?;
+        let text = util::output(Command::new(py).arg("-c").arg(WFL_SCRIPT).arg(request.to_string()))?;
         let v: Json = serde_json::from_str(text.trim()).map_err(|e| format!("wfl output {text:?}: {e}"))?;
         let num = |k: &str| v[k].as_f64().ok_or_else(|| format!("wfl output lacks {k}: {v}"));
         out.push(Timing { atom_steps: (n * ATOMS) as f64 * steps as f64, cpu: num("cpu")?, wall: num("wall")? });
@@ -262,40 +261,3 @@ wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 assert n == d["n"] * (1 + d["steps"] // d["interval"]), n
 print(json.dumps({"wall": wall, "cpu": cpu}))
 "#;
-
-/// Runs a command and returns (CPU seconds of the child, wall seconds).
-fn timed(cmd: &mut Command) -> Result<(f64, f64), String> {
-    let cpu0 = children_cpu()?;
-    let t0 = Instant::now();
-    util::run(cmd)?;
-    let wall = t0.elapsed().as_secs_f64();
-    Ok((children_cpu()? - cpu0, wall))
-}
-
-/// CPU seconds (user + system) of this process's finished children, from
-/// `/proc/self/stat` (`cutime`, `cstime`, in the kernel's fixed 100 Hz ticks).
-fn children_cpu() -> Result<f64, String> {
-    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| format!("/proc/self/stat: {e}"))?;
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("malformed /proc/self/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Fields after the command name start at field 3 (state); cutime is 16, cstime 17.
-    let tick = |i: usize| fields.get(i).and_then(|s| s.parse::<f64>().ok()).ok_or("malformed /proc/self/stat");
-    Ok((tick(13)? + tick(14)?) / 100.0)
-}
-
-fn util_output(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    String::from_utf8(out.stdout).map_err(|e| e.to_string())
-}
-
-fn python_has(py: &Path, module: &str) -> bool {
-    Command::new(py).args(["-c", &format!("import {module}")]).output().is_ok_and(|o| o.status.success())
-}
-
-/// Cargo's target directory: `$CARGO_TARGET_DIR` or `<root>/target`.
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
-}

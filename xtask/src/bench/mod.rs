@@ -9,8 +9,9 @@
 type Bench = (&'static str, fn() -> Result<(), String>);
 
 mod md;
+mod minim;
 
-const BENCHES: &[Bench] = &[("md", md::run)];
+const BENCHES: &[Bench] = &[("md", md::run), ("minim", minim::run)];
 
 /// Benchmark names, for usage text.
 pub fn names() -> Vec<&'static str> {
