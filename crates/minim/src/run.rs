@@ -181,7 +181,9 @@ fn observe(args: &MinimArgs, sys: &System<'_>, frames: &mut Vec<Atoms>) -> Resul
             return Err(MinimError::VolumeTooSmall { volume, minimum });
         }
     }
-    if frames.last().is_some_and(|last| same_geometry(last, atoms)) {
+    // With a sub-selection only the final geometry survives, and it is
+    // appended at the end anyway: keep no intermediate frames.
+    if args.traj_subselect.is_some() || frames.last().is_some_and(|last| same_geometry(last, atoms)) {
         return Ok(());
     }
     let mut frame = atoms.clone();

@@ -329,7 +329,14 @@ impl<'c> System<'c> {
                 }
             }
             Some(filter) => {
-                if !self.raw.computed.stress || self.stress.iter().any(|s| !s.is_finite()) {
+                if !self.raw.computed.stress {
+                    return Err(calc_err(autopara_core::CalcError::Unsupported {
+                        calculator: self.calc.name().to_string(),
+                        property: "stress",
+                        reason: "a variable cell (pressure) needs the stress".into(),
+                    }));
+                }
+                if self.stress.iter().any(|s| !s.is_finite()) {
                     return Err(nonfinite("stress"));
                 }
                 let volume = self.atoms.volume();

@@ -285,3 +285,39 @@ fn calculator_failure_ends_the_item_not_the_run() {
         assert!(op.run_chunk(&[item(1, at.clone())], &mut ctx)[0].is_ok());
     }
 }
+
+#[test]
+fn two_input_files_give_two_output_files() {
+    use autopara_core::{AutoparaInfo, ConfigSet, OutputSpec, extxyz, runner};
+    // wfl's test_mult_files: 2 configs in f1, 1 in f2, EMT, fmax 1e-2, no
+    // preconditioner, pressure -1.1215 GPa: each output holds its own inputs' trajectories.
+    let dir = tempfile::tempdir().unwrap();
+    let mut base = fcc(29, 3.6, 1);
+    rattle(&mut base, 0.05, 11);
+    for (name, n) in [("f1", 2), ("f2", 1)] {
+        let frames: Vec<Atoms> = (0..n)
+            .map(|i| {
+                let mut at = base.clone();
+                at.info.insert("source".into(), Value::Str(format!("{name}/{i}")));
+                at
+            })
+            .collect();
+        extxyz::write_file(dir.path().join(format!("{name}.xyz")), &frames).unwrap();
+    }
+    let inputs = ConfigSet::from_paths(&[dir.path().join("f*.xyz").to_str().unwrap()]).unwrap();
+    let op =
+        build_op("minim", json!({"calculator": {"type": "emt"}, "fmax": 1e-2, "precon": null, "pressure": -1.1215}))
+            .unwrap();
+    let template = format!("{}/{{stem}}.out.xyz", dir.path().display());
+    let info = AutoparaInfo { workers: Some(2), chunk_size: Some(1), progress: Some(false), ..Default::default() };
+    runner::run(op.as_ref(), &inputs, &OutputSpec::per_input(&template), &info).unwrap();
+    let f1 = extxyz::read_file(dir.path().join("f1.out.xyz")).unwrap();
+    let f2 = extxyz::read_file(dir.path().join("f2.out.xyz")).unwrap();
+    assert!(f2.len() > 1, "a whole trajectory");
+    assert_eq!(f1.len(), 2 * f2.len());
+    assert!(f1.iter().all(|f| f.info["source"].as_str().unwrap().starts_with("f1/")));
+    assert!(f2.iter().all(|f| f.info["source"].as_str() == Some("f2/0")));
+    let last = f2.last().unwrap();
+    assert_eq!(last.info["optimize_config_type"].as_str(), Some("optimize_last_converged"));
+    assert_eq!(last.info_f64("optimize_pressure_GPa"), Some(-1.1215));
+}
