@@ -366,7 +366,10 @@ impl SlurmBackend {
             }
             None => {
                 job.missing_polls += 1;
-                (job.missing_polls >= GRACE_POLLS).then(|| "gone from the queue without a status file".to_string())
+                (job.missing_polls >= GRACE_POLLS).then(|| match self.slurm.accounted_state(&sub.slurm_id) {
+                    Some(state) => format!("{state} (sacct) without a status file"),
+                    None => "gone from the queue without a status file".to_string(),
+                })
             }
         };
         let Some(state) = dead else { return Ok(()) };
@@ -484,9 +487,15 @@ mod tests {
         } else {
             "#!/bin/sh\nexit 0\n".to_string()
         };
+        // Accounting: what `sacct.txt` says, else disabled as on the test cluster.
+        let sacct = format!(
+            "#!/bin/sh\n[ -e '{d}/sacct.txt' ] && exec cat '{d}/sacct.txt'\n\
+             echo 'Slurm accounting storage is disabled' >&2\nexit 1\n"
+        );
         std::fs::write(bin.join("sbatch"), sbatch).unwrap();
         std::fs::write(bin.join("squeue"), squeue).unwrap();
-        for f in ["sbatch", "squeue"] {
+        std::fs::write(bin.join("sacct"), sacct).unwrap();
+        for f in ["sbatch", "squeue", "sacct"] {
             std::fs::set_permissions(bin.join(f), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         }
         Slurm::new().with_bin_dir(bin)
@@ -552,6 +561,11 @@ mod tests {
         assert!(err.contains("died: gone from the queue without a status file"), "{err}");
         let log = std::fs::read_to_string(tmp.path().join("sbatch.log")).unwrap();
         assert_eq!(log.lines().count(), 1, "one job of 3 items (num_inputs_per_queued_job = -100)");
+        // Where accounting works, it names the state; the rerun re-attaches, submits nothing.
+        std::fs::write(tmp.path().join("sacct.txt"), "TIMEOUT\n").unwrap();
+        let err = run(&info(tmp.path()), fake_slurm(tmp.path(), false), 3).unwrap_err().to_string();
+        assert!(err.contains("died: TIMEOUT (sacct) without a status file"), "{err}");
+        assert_eq!(std::fs::read_to_string(tmp.path().join("sbatch.log")).unwrap().lines().count(), 1);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The Slurm client commands the driver uses: `sbatch --parsable` to submit,
 //! `squeue -t all` to follow jobs (pending, running, and finished ones for
 //! `MinJobAge` seconds), `scancel`. `sacct` is not needed: a job's outcome is
-//! its status file, so clusters without accounting work too.
+//! its status file, so clusters without accounting work too; where it works,
+//! it names the final state of a job that left `squeue` without a status file.
 
 use crate::error::{QueueError, Result};
 use std::collections::HashMap;
@@ -134,6 +135,16 @@ impl Slurm {
                 ))
             })
             .collect())
+    }
+
+    /// A finished job's state from accounting (`sacct`), for clusters that have it;
+    /// `None` when `sacct` is missing, fails (no slurmdbd) or does not know the job.
+    pub fn accounted_state(&self, id: &str) -> Option<String> {
+        let mut c = self.command("sacct");
+        c.args(["--noheader", "--parsable2", "--allocations", "--format=State", "--jobs", id]);
+        let out = Slurm::output(c).ok()?;
+        // `CANCELLED by 1234` → `CANCELLED`.
+        out.lines().next().and_then(|l| l.split_whitespace().next()).map(str::to_string)
     }
 
     /// Cancels a job (`scancel`).
