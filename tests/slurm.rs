@@ -128,3 +128,27 @@ fn slurm_run_equals_local_and_killed_driver_reattaches() {
     assert!(before.keys().all(|d| d.join("status").exists()), "the rerun did not wait for the jobs");
     assert_eq!(cluster.slurm().jobs().unwrap().len(), queued, "the rerun submitted jobs");
 }
+
+/// Remote info without an entry for the op: an error from `--remote-info`, a
+/// local run (with a notice) from `AUTOPARA_REMOTE_INFO`. No cluster needed.
+#[test]
+fn remote_info_without_an_entry_for_the_op() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_inputs(&dir.join("in.xyz"));
+    let input = dir.join("in.xyz");
+    let other_op = r#"{"calculate": {"job_name": "c"}}"#;
+    let run = |out: &str| {
+        let mut c = Command::new(BIN);
+        c.args(["run", "md", "-i", input.to_str().unwrap(), "-o", dir.join(out).to_str().unwrap()]);
+        c.args(["--args", MD_ARGS, "-q"]).env_remove("AUTOPARA_REMOTE_INFO");
+        c
+    };
+    let out = run("a.xyz").args(["--remote-info", other_op]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("no entry for op label 'md'"), "{stderr}");
+    let out = run("b.xyz").env("AUTOPARA_REMOTE_INFO", other_op).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("no entry for op label 'md'; running locally"), "{stderr}");
+    assert_eq!(extxyz::read_file(dir.join("b.xyz")).unwrap().len(), 18);
+}

@@ -10,19 +10,21 @@ use std::sync::Arc;
 /// (which must have an entry for the label), else from [`REMOTE_INFO_ENV`]
 /// (no entry: `None`, the op runs locally).
 pub fn backend(remote_info: Option<&str>, label: &str) -> Result<Option<Arc<dyn Backend>>> {
-    let info = match remote_info {
-        Some(spec) => Some(RemoteInfo::select(spec, "--remote-info", label)?.ok_or_else(|| Error::Args {
-            context: "--remote-info".into(),
-            field: label.into(),
-            message: format!("no entry for op label '{label}' (nor '*')"),
-        })?),
-        None => RemoteInfo::from_env(label)?,
+    let backend = match remote_info {
+        Some(spec) => {
+            let info = RemoteInfo::select(spec, "--remote-info", label)?.ok_or_else(|| Error::Args {
+                context: "--remote-info".into(),
+                field: label.into(),
+                message: format!("no entry for op label '{label}' (nor '*')"),
+            })?;
+            Some(SlurmBackend::new(&info, Slurm::new())?)
+        }
+        None => SlurmBackend::from_env(label)?,
     };
-    match info {
-        Some(info) => {
-            let backend = SlurmBackend::new(&info, Slurm::new())?;
-            eprintln!("autopara: {label} runs on Slurm (jobs in {})", info.jobs_dir.display());
-            Ok(Some(Arc::new(backend)))
+    match backend {
+        Some(b) => {
+            eprintln!("autopara: {label} runs on Slurm (jobs in {})", b.info().jobs_dir.display());
+            Ok(Some(Arc::new(b)))
         }
         None => {
             if std::env::var_os(REMOTE_INFO_ENV).is_some() {
