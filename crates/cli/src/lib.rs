@@ -1,6 +1,7 @@
 //! The `autopara` command line. The binary lives in the facade package (so it
 //! links every enabled op crate); this crate holds the commands.
 
+pub mod convert;
 #[cfg(feature = "slurm")]
 pub mod remote;
 #[cfg(feature = "slurm")]
@@ -29,6 +30,8 @@ pub enum Command {
     Ops,
     /// List registered calculators and their spec fields.
     Calculators,
+    /// Read extxyz files (or globs) and write them to OUT, adding tags.
+    Convert(convert::ConvertArgs),
     /// Run one Slurm job's items (used by the job scripts of the Slurm backend).
     #[cfg(feature = "slurm")]
     Worker {
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> autopara_core::Result<()> {
             }
             Ok(())
         }
+        Command::Convert(args) => convert::run(&args),
         #[cfg(feature = "slurm")]
         Command::Worker { job_dir } => worker::run(&job_dir),
         Command::Run(args) => run::run(args),

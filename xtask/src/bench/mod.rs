@@ -8,10 +8,11 @@
 /// Registered benchmarks: name and entry point.
 type Bench = (&'static str, fn() -> Result<(), String>);
 
+mod io;
 mod md;
 mod minim;
 
-const BENCHES: &[Bench] = &[("md", md::run), ("minim", minim::run)];
+const BENCHES: &[Bench] = &[("io", io::run), ("md", md::run), ("minim", minim::run)];
 
 /// Benchmark names, for usage text.
 pub fn names() -> Vec<&'static str> {
@@ -37,4 +38,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
         f()?;
     }
     Ok(())
+}
+
+/// From a debug build, re-runs `cargo xtask bench NAME` as a release build
+/// (timings of unoptimised code mean nothing) and returns `Ok(true)`; in a
+/// release build returns `Ok(false)` so the caller runs the benchmark.
+pub fn rerun_in_release(name: &str) -> Result<bool, String> {
+    if !cfg!(debug_assertions) {
+        return Ok(false);
+    }
+    println!("(building xtask in release mode for timing)");
+    crate::util::cargo(&crate::util::root(), &["run", "--release", "--quiet", "-p", "xtask", "--", "bench", name])?;
+    Ok(true)
 }

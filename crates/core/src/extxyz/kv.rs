@@ -27,8 +27,10 @@ use std::fmt::Write as _;
 pub(crate) enum RawValue {
     /// A key without `=`: a flag meaning `True`.
     Flag,
-    /// Bare, quoted or `{}` text (escapes resolved).
+    /// Bare or quoted text (escapes resolved).
     Text(String),
+    /// The inside of an old-style `{...}` group.
+    Braced(String),
     /// A new-style `[...]` array.
     List(Vec<Elem>),
 }
@@ -77,7 +79,7 @@ pub(crate) fn tokenize(line: &str) -> Parsed<Vec<(String, RawValue)>> {
         let value = match p.peek() {
             None => return Err(p.error(&format!("key '{key}' has '=' but no value"))),
             Some(q @ ('"' | '\'')) => RawValue::Text(p.quoted(q)?),
-            Some('{') => RawValue::Text(p.braced()?),
+            Some('{') => RawValue::Braced(p.braced()?),
             Some('[') => RawValue::List(p.list(0)?),
             Some(_) => RawValue::Text(p.bare(|_| false)?),
         };
@@ -277,9 +279,23 @@ fn scalar_of(data: ArrayData) -> Value {
     }
 }
 
-/// Interprets bare, quoted or `{}` text (ASE's rules, see the module docs).
+fn pieces(text: &str) -> Vec<&str> {
+    text.split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()).collect()
+}
+
+/// Interprets bare or quoted text (ASE's rules, see the module docs): a
+/// number, bool, or array of them, else a string (`_JSON` decoded).
+///
+/// ```
+/// use autopara_core::{Value, extxyz::parse_value};
+/// assert_eq!(parse_value("3"), Value::Int(3));
+/// assert_eq!(parse_value("1.5d0"), Value::Float(1.5));
+/// assert_eq!(parse_value("T"), Value::Bool(true));
+/// assert_eq!(parse_value("1 2.5"), Value::floats(vec![1.0, 2.5]));
+/// assert_eq!(parse_value("a b"), Value::Str("a b".into()));
+/// ```
 pub fn parse_value(text: &str) -> Value {
-    let pieces: Vec<&str> = text.split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()).collect();
+    let pieces = pieces(text);
     if !pieces.is_empty()
         && let Some(data) = typed_pieces(&pieces)
     {
@@ -291,6 +307,20 @@ pub fn parse_value(text: &str) -> Value {
         return v;
     }
     Value::Str(text.to_string())
+}
+
+/// Interprets an old-style `{...}` group as the libAtoms parser does: like
+/// quoted text, except that several words make a string array.
+pub(crate) fn braced_value(text: &str) -> Value {
+    let pieces = pieces(text);
+    match pieces.as_slice() {
+        [] => Value::Str(String::new()),
+        [one] => parse_value(one),
+        many => match typed_pieces(many) {
+            Some(data) => scalar_of(data),
+            None => scalar_of(ArrayData::Str(many.iter().map(|s| s.to_string()).collect())),
+        },
+    }
 }
 
 /// Interprets a new-style array: a vector, or a matrix when every element is a row.
@@ -558,7 +588,7 @@ pub(crate) fn write_value(out: &mut String, key: &str, v: &Value) -> Result<(), 
                     write_elem(out, data, (i % 3) * 3 + i / 3);
                 }
                 out.push('"');
-            } else if shape.len() == 1 && numeric && shape[0] >= 2 {
+            } else if shape.len() == 1 && numeric && shape[0] >= 2 && shape[0] != 9 {
                 out.push('"');
                 for i in 0..shape[0] {
                     if i > 0 {
@@ -568,11 +598,15 @@ pub(crate) fn write_value(out: &mut String, key: &str, v: &Value) -> Result<(), 
                 }
                 out.push('"');
             } else if shape.len() == 1 && numeric {
-                // Zero or one element: new style, since ASE's old style would
-                // read a single element back as a scalar.
+                // New style for one element (ASE's old style reads back as a
+                // scalar) and for nine (the libAtoms parser reads nine old-style
+                // numbers as a 3x3 matrix). ASE reads `[a, b]` as a vector too.
                 out.push('[');
-                if shape[0] == 1 {
-                    write_elem(out, data, 0);
+                for i in 0..shape[0] {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_elem(out, data, i);
                 }
                 out.push(']');
             } else {
@@ -605,7 +639,7 @@ mod tests {
                 ("a".into(), text("1")),
                 ("b".into(), text("x y")),
                 ("flag".into(), RawValue::Flag),
-                ("c".into(), text("1 2")),
+                ("c".into(), RawValue::Braced("1 2".into())),
                 ("k k".into(), text("q")),
                 ("e".into(), text("\"z")),
             ]

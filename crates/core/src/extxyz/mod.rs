@@ -27,10 +27,12 @@
 //! ```
 
 mod kv;
+mod parallel;
 mod reader;
 mod writer;
 
 pub use kv::parse_value;
+pub use parallel::read_file_par;
 pub use reader::Reader;
 pub use writer::{write_frame, write_frame_with};
 

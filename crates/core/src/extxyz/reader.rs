@@ -43,6 +43,14 @@ impl<R: BufRead> Reader<R> {
         }
     }
 
+    /// Numbers errors as if the source started at 0-based frame `frame`
+    /// after `lines` lines (for a part of a larger file).
+    pub(crate) fn starting_at(mut self, frame: usize, lines: usize) -> Reader<R> {
+        self.frame = frame;
+        self.lines.line = lines;
+        self
+    }
+
     /// The source's name as used in errors.
     pub fn path(&self) -> &Path {
         &self.path
@@ -238,6 +246,7 @@ impl Header {
                 let value = match raw {
                     RawValue::Flag => Value::Bool(true),
                     RawValue::Text(t) => kv::parse_value(&t),
+                    RawValue::Braced(t) => kv::braced_value(&t),
                     RawValue::List(elems) => {
                         kv::list_value(&elems).map_err(|m| format!("comment line: key '{key}': {m}"))?
                     }

@@ -8,8 +8,8 @@ use std::io::{self, Write};
 
 /// Writes one frame: `Lattice` (when the cell is non-zero),
 /// `Properties=species:S:1:pos:R:3:...` with the arrays in insertion order, the
-/// info in insertion order, then `pbc` (when there is a cell or any periodic
-/// direction), and one line per atom.
+/// info in insertion order, then `pbc` (always, as ASE writes it), and one
+/// line per atom.
 ///
 /// Output is deterministic and floats are written in their shortest form that
 /// reads back bit for bit. Fails with [`io::ErrorKind::InvalidData`] when the
@@ -21,7 +21,9 @@ use std::io::{self, Write};
 /// let at = Atoms::new(vec![1], vec![[0.0, 0.0, 0.5]]);
 /// let mut out = Vec::new();
 /// extxyz::write_frame(&mut out, &at).unwrap();
-/// assert_eq!(String::from_utf8(out).unwrap(), "1\nProperties=species:S:1:pos:R:3\nH               0.0              0.0              0.5\n");
+/// let text = String::from_utf8(out).unwrap();
+/// assert_eq!(text.lines().nth(1), Some("Properties=species:S:1:pos:R:3 pbc=\"F F F\""));
+/// assert_eq!(text.lines().nth(2), Some("H               0.0              0.0              0.5"));
 /// ```
 pub fn write_frame<W: Write + ?Sized>(w: &mut W, atoms: &Atoms) -> io::Result<()> {
     write_frame_with(w, atoms, &IndexMap::new())
@@ -116,10 +118,9 @@ fn format_frame(s: &mut String, atoms: &Atoms, extra: &IndexMap<String, Value>) 
         s.push('=');
         kv::write_value(s, key, value).map_err(|m| format!("info '{key}': {m}"))?;
     }
-    if has_cell || atoms.any_pbc() {
-        let [a, b, c] = atoms.pbc.map(|p| if p { 'T' } else { 'F' });
-        let _ = write!(s, " pbc=\"{a} {b} {c}\"");
-    }
+    // Always written, as ASE does: the libAtoms parser takes a missing pbc as periodic.
+    let [a, b, c] = atoms.pbc.map(|p| if p { 'T' } else { 'F' });
+    let _ = write!(s, " pbc=\"{a} {b} {c}\"");
     s.push('\n');
 
     for i in 0..n {
