@@ -2,7 +2,8 @@
 //! extxyz inputs (files or globs) and writes them to an output file, or to one
 //! file per input with a `{stem}` template, adding tags to every configuration.
 
-use autopara_core::{ConfigSet, Error, OutputSpec, Result, Value, extxyz, outputspec::Outputs};
+use crate::run::parse_tag;
+use autopara_core::{ConfigSet, Error, OutputSpec, Result, outputspec::Outputs};
 
 /// Arguments of `autopara convert`.
 #[derive(Debug, clap::Args)]
@@ -15,27 +16,20 @@ pub struct ConvertArgs {
     pub output: String,
     /// Info entries added to every configuration; VALUE is typed as on an
     /// extxyz comment line (`3` int, `2.5` float, `T` bool, else string).
-    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
-    pub tags: Vec<(String, Value)>,
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
     /// Replace existing output files.
     #[arg(long)]
     pub overwrite: bool,
-}
-
-/// Parses `KEY=VALUE` (a `--tag` argument).
-pub fn parse_tag(arg: &str) -> std::result::Result<(String, Value), String> {
-    match arg.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), extxyz::parse_value(v))),
-        _ => Err(format!("'{arg}' is not KEY=VALUE")),
-    }
 }
 
 /// Runs the conversion; prints what was written.
 pub fn run(args: &ConvertArgs) -> Result<()> {
     let inputs = ConfigSet::from_paths(&args.inputs)?;
     let mut spec = OutputSpec::from_arg(&args.output).overwrite(args.overwrite);
-    for (k, v) in &args.tags {
-        spec = spec.with_tag(k.clone(), v.clone());
+    for t in &args.tags {
+        let (k, v) = parse_tag(t)?;
+        spec = spec.with_tag(k, v);
     }
     let mut writer = spec.writer(&inputs)?;
     let mut n = 0u64;
