@@ -54,6 +54,13 @@ impl SlurmBackend {
     pub fn new(info: &RemoteInfo, slurm: Slurm) -> Result<SlurmBackend> {
         info.validate("SlurmBackend")?;
         let jobs_dir = std::path::absolute(&info.jobs_dir).map_err(|e| QueueError::io(&info.jobs_dir, e))?;
+        if jobs_dir.to_string_lossy().chars().any(char::is_whitespace) {
+            return Err(QueueError::RemoteInfo {
+                origin: "SlurmBackend".into(),
+                field: "jobs_dir".into(),
+                message: format!("{} contains whitespace, which #SBATCH lines cannot hold", jobs_dir.display()),
+            });
+        }
         Ok(SlurmBackend { info: info.clone(), jobs_dir, slurm })
     }
 
@@ -631,6 +638,13 @@ mod tests {
         let submitted: Vec<&Path> = log.lines().map(|l| Path::new(l).parent().unwrap()).collect();
         let expected: Vec<&Path> = resumed.iter().map(|d| d.dir.as_path()).collect();
         assert_eq!(submitted, expected);
+    }
+
+    #[test]
+    fn jobs_dir_with_whitespace_is_refused() {
+        let info = RemoteInfo { jobs_dir: "/tmp/my jobs".into(), ..RemoteInfo::default() };
+        let err = SlurmBackend::new(&info, Slurm::new()).unwrap_err().to_string();
+        assert!(err.contains("jobs_dir") && err.contains("whitespace"), "{err}");
     }
 
     #[test]
