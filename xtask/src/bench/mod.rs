@@ -8,11 +8,12 @@
 /// Registered benchmarks: name and entry point.
 type Bench = (&'static str, fn() -> Result<(), String>);
 
+mod calculate;
 mod io;
 mod md;
 mod minim;
 
-const BENCHES: &[Bench] = &[("io", io::run), ("md", md::run), ("minim", minim::run)];
+const BENCHES: &[Bench] = &[("calculate", calculate::run), ("io", io::run), ("md", md::run), ("minim", minim::run)];
 
 /// Benchmark names, for usage text.
 pub fn names() -> Vec<&'static str> {
