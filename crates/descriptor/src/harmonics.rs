@@ -15,6 +15,9 @@ pub(crate) struct RealHarmonics {
     norm: Vec<f64>,
     /// `(2m-1)!!`, the start of each `m` column of the Legendre recursion.
     double_factorial: Vec<f64>,
+    /// Recursion coefficients `((2l-1)/(l-m), (l+m-1)/(l-m))` at `l(l+1)/2 + m`
+    /// (so the hot loop has no division).
+    recursion: Vec<(f64, f64)>,
 }
 
 impl RealHarmonics {
@@ -36,7 +39,14 @@ impl RealHarmonics {
         for m in 1..=l_max {
             double_factorial[m] = double_factorial[m - 1] * (2 * m - 1) as f64;
         }
-        RealHarmonics { l_max, norm, double_factorial }
+        let mut recursion = vec![(0.0, 0.0); norm.len()];
+        for l in 0..=l_max {
+            for m in 0..l {
+                let d = (l - m) as f64;
+                recursion[l * (l + 1) / 2 + m] = ((2 * l - 1) as f64 / d, (l + m - 1) as f64 / d);
+            }
+        }
+        RealHarmonics { l_max, norm, double_factorial, recursion }
     }
 
     /// Number of `(l, m)` values: `(l_max + 1)²`.
@@ -56,12 +66,14 @@ impl RealHarmonics {
             let mut q_prev = 0.0;
             let mut q = self.double_factorial[m];
             for l in m..=self.l_max {
+                let at = l * (l + 1) / 2 + m;
                 if l > m {
-                    let q_next = ((2 * l - 1) as f64 * z * q - (l + m - 1) as f64 * q_prev) / (l - m) as f64;
+                    let (a, b) = self.recursion[at];
+                    let q_next = a * z * q - b * q_prev;
                     q_prev = q;
                     q = q_next;
                 }
-                let n = self.norm[l * (l + 1) / 2 + m] * q;
+                let n = self.norm[at] * q;
                 let centre = l * l + l;
                 if m == 0 {
                     out[centre] = n;

@@ -323,7 +323,12 @@ impl DescriptorOp {
             let width: usize = descriptors.iter().map(|(_, d)| d.n_features()).sum();
             let mut rows = vec![0.0; n_atoms * width];
             let mut offset = 0;
-            for (path, d) in descriptors {
+            let direct = matches!((descriptors.as_slice(), z), ([_], None));
+            if let (true, [(path, d)]) = (direct, descriptors.as_slice()) {
+                // All atoms, one descriptor: its rows are the array.
+                d.compute(atoms, &centers, &mut rows).map_err(|e| failure(path, e))?;
+            }
+            for (path, d) in descriptors.iter().filter(|_| !direct) {
                 let nf = d.n_features();
                 block.resize(centers.len() * nf, 0.0);
                 d.compute(atoms, &centers, &mut block).map_err(|e| failure(path, e))?;

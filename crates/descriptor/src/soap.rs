@@ -23,7 +23,7 @@
 //! are tabulated once per spec as quintic Hermite pieces (value, first and
 //! second derivative exact at the knots), which replaces `l_max × n_max`
 //! exponentials per neighbour by as many polynomial evaluations; its spacing is
-//! refined until it is within 1e-9 of each function's scale (see the tests).
+//! refined until it is within 1e-8 of each function's scale (see the tests).
 
 use crate::error::DescriptorError;
 use crate::harmonics::RealHarmonics;
@@ -40,6 +40,9 @@ const NAME: &str = "soap";
 /// Gaussians at the cutoff padding.
 const THRESHOLD: f64 = 1e-3;
 
+/// Neighbours processed together when accumulating coefficients.
+const BATCH: usize = 4;
+
 /// dscribe's largest supported `l_max`.
 const MAX_L: usize = 20;
 
@@ -53,7 +56,7 @@ const TABLE_MIN_SPACING: f64 = 0.002;
 /// Largest interpolation error of the radial table, relative to each radial
 /// function's largest value. The quintic Hermite error peaks mid-interval,
 /// where the table is checked against the closed form.
-const TABLE_TOLERANCE: f64 = 1e-9;
+const TABLE_TOLERANCE: f64 = 1e-8;
 
 /// How centres are averaged (dscribe's `average`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -204,43 +207,74 @@ impl Soap {
     }
 
     /// Adds the density of one centre's environment to the coefficients `c`,
-    /// laid out `[species][l² + l + m][n]`. `scratch` holds
-    /// `(l_max+1)² + (l_max+1)·n_max` values.
-    fn add_coefficients(&self, env: Environment<'_>, species: &[usize], c: &mut [f64], scratch: &mut [f64]) {
-        let (n_max, n_lm) = (self.n_max, self.harmonics.len());
-        let (y, radial) = scratch.split_at_mut(n_lm);
-        // The centre itself (r = 0) only has an l = 0 component.
-        let add_origin = |c: &mut [f64], radial: &mut [f64], t: usize| {
-            self.radial.eval(0.0, radial);
-            let y00 = 0.5 / PI.sqrt();
-            let block = &mut c[t * n_lm * n_max..][..n_max];
-            for (cn, rn) in block.iter_mut().zip(&radial[..n_max]) {
-                *cn += y00 * rn;
+    /// laid out `[species][l² + l + m][n]`.
+    ///
+    /// Neighbours (the centre itself included, at r = 0 where only l = 0
+    /// survives because `R_ln(0) = 0` for l > 0) are grouped by species and
+    /// taken [`BATCH`] at a time, so each coefficient is loaded and stored
+    /// once per batch rather than once per neighbour.
+    fn add_coefficients(&self, env: Environment<'_>, species: &[usize], c: &mut [f64], ws: &mut Workspace) {
+        let (n_max, n_lm, n_funcs) = (self.n_max, self.harmonics.len(), self.radial.n_funcs);
+        // Group by species with a counting sort: slot ranges per species,
+        // the centre (r = 0) first in its group.
+        ws.counts.fill(0);
+        ws.counts[species[env.centre]] += 1;
+        for (&j, &r) in env.neighbours.iter().zip(env.distances) {
+            if r <= self.cutoff {
+                ws.counts[species[j]] += 1;
             }
+        }
+        let mut next = std::mem::take(&mut ws.starts);
+        let mut total = 0;
+        for (st, &count) in next.iter_mut().zip(&ws.counts) {
+            *st = total;
+            total += count;
+        }
+        ws.entries.resize(total, (0, [0.0; 3], 0.0));
+        let mut place = |t: usize, u: [f64; 3], r: f64| {
+            ws.entries[next[t]] = (t, u, r);
+            next[t] += 1;
         };
-        add_origin(c, radial, species[env.centre]);
+        place(species[env.centre], [0.0, 0.0, 1.0], 0.0);
         for (&j, (&v, &r)) in env.neighbours.iter().zip(env.vectors.iter().zip(env.distances)) {
-            let t = species[j];
-            if r > self.cutoff {
-                continue;
+            if r <= self.cutoff {
+                // An atom on top of the centre has no direction; like the centre, only l = 0 counts.
+                let u = if r > 0.0 { [v[0] / r, v[1] / r, v[2] / r] } else { [0.0, 0.0, 1.0] };
+                place(species[j], u, r);
             }
-            if r < 1e-12 {
-                // An atom on top of the centre: like the centre, l = 0 only.
-                add_origin(c, radial, t);
-                continue;
+        }
+        ws.starts = next;
+        let mut start = 0;
+        while start < ws.entries.len() {
+            let t = ws.entries[start].0;
+            let end = start + ws.entries[start..].iter().take(BATCH).take_while(|e| e.0 == t).count();
+            let batch = end - start;
+            for (b, &(_, u, r)) in ws.entries[start..end].iter().enumerate() {
+                self.harmonics.eval(u, &mut ws.y[b * n_lm..][..n_lm]);
+                self.radial.eval(r, &mut ws.radial[b * n_funcs..][..n_funcs]);
             }
-            self.harmonics.eval([v[0] / r, v[1] / r, v[2] / r], y);
-            self.radial.eval(r, radial);
             let block = &mut c[t * n_lm * n_max..][..n_lm * n_max];
             for l in 0..=self.l_max {
-                let rl = &radial[l * n_max..][..n_max];
                 for lm in l * l..(l + 1) * (l + 1) {
-                    let ylm = y[lm];
-                    for (cn, rn) in block[lm * n_max..][..n_max].iter_mut().zip(rl) {
-                        *cn += ylm * rn;
+                    let out = &mut block[lm * n_max..][..n_max];
+                    let r_of = |b: usize| &ws.radial[b * n_funcs + l * n_max..][..n_max];
+                    if batch == BATCH {
+                        let (y0, y1, y2, y3) = (ws.y[lm], ws.y[n_lm + lm], ws.y[2 * n_lm + lm], ws.y[3 * n_lm + lm]);
+                        let (r0, r1, r2, r3) = (r_of(0), r_of(1), r_of(2), r_of(3));
+                        for n in 0..n_max {
+                            out[n] += (y0 * r0[n] + y1 * r1[n]) + (y2 * r2[n] + y3 * r3[n]);
+                        }
+                    } else {
+                        for b in 0..batch {
+                            let (y, r) = (ws.y[b * n_lm + lm], r_of(b));
+                            for (o, rn) in out.iter_mut().zip(r) {
+                                *o += y * rn;
+                            }
+                        }
                     }
                 }
             }
+            start = end;
         }
     }
 
@@ -298,7 +332,13 @@ impl Descriptor for Soap {
         let neighbours = Neighbours::build(NAME, atoms, self.cutoff, self.periodic)?;
         let n_coeff = self.species.len() * self.harmonics.len() * self.n_max;
         let mut c = vec![0.0; n_coeff];
-        let mut scratch = vec![0.0; self.harmonics.len() + (self.l_max + 1) * self.n_max];
+        let mut ws = Workspace {
+            entries: Vec::new(),
+            counts: vec![0; self.species.len()],
+            starts: vec![0; self.species.len()],
+            y: vec![0.0; BATCH * self.harmonics.len()],
+            radial: vec![0.0; BATCH * self.radial.n_funcs],
+        };
         let mut pair = vec![0.0; self.n_max * self.n_max];
         out.fill(0.0);
         if centers.is_empty() {
@@ -309,13 +349,13 @@ impl Descriptor for Soap {
             Average::Off => {
                 for (&i, row) in centers.iter().zip(out.chunks_exact_mut(self.n_features)) {
                     c.fill(0.0);
-                    self.add_coefficients(neighbours.of(i), &species, &mut c, &mut scratch);
+                    self.add_coefficients(neighbours.of(i), &species, &mut c, &mut ws);
                     self.add_power_spectrum(&c, 1.0, row, &mut pair);
                 }
             }
             Average::Inner => {
                 for &i in centers {
-                    self.add_coefficients(neighbours.of(i), &species, &mut c, &mut scratch);
+                    self.add_coefficients(neighbours.of(i), &species, &mut c, &mut ws);
                 }
                 c.iter_mut().for_each(|x| *x *= inv_n);
                 self.add_power_spectrum(&c, 1.0, out, &mut pair);
@@ -323,13 +363,28 @@ impl Descriptor for Soap {
             Average::Outer => {
                 for &i in centers {
                     c.fill(0.0);
-                    self.add_coefficients(neighbours.of(i), &species, &mut c, &mut scratch);
+                    self.add_coefficients(neighbours.of(i), &species, &mut c, &mut ws);
                     self.add_power_spectrum(&c, inv_n, out, &mut pair);
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Per-call scratch, allocated once per configuration.
+struct Workspace {
+    /// The current centre's neighbours within the cutoff, grouped by
+    /// species: (species, unit vector, distance).
+    entries: Vec<(usize, [f64; 3], f64)>,
+    /// Neighbours per species.
+    counts: Vec<usize>,
+    /// Fill positions per species while grouping.
+    starts: Vec<usize>,
+    /// `Y_lm` of a batch, `[BATCH][(l_max+1)²]`.
+    y: Vec<f64>,
+    /// `R_ln` of a batch, `[BATCH][(l_max+1) n_max]`.
+    radial: Vec<f64>,
 }
 
 /// dscribe's GTO basis: exponents `alpha[l][n]` and orthonormalising `beta[l][n][k]`.
@@ -420,7 +475,7 @@ fn gamma_half_integer(l: usize) -> f64 {
 }
 
 /// `R_ln(r)` on `[0, cutoff]` as quintic polynomials per knot interval, laid
-/// out `[interval][l][n][6]` so one neighbour reads one contiguous block.
+/// out `[interval][degree][l][n]` so one neighbour reads one contiguous block.
 #[derive(Debug, Clone)]
 struct RadialTable {
     n_funcs: usize,
@@ -452,23 +507,26 @@ impl RadialTable {
             basis.radial_exact(eta, i as f64 * h, &mut f, &mut d1, &mut d2);
             (f, d1, d2)
         };
-        let mut coeffs = Vec::with_capacity(n_intervals * n_funcs * 6);
+        let mut coeffs = vec![0.0; n_intervals * 6 * n_funcs];
         let mut left = knot(0);
-        for i in 0..n_intervals {
+        for (i, block) in coeffs.chunks_exact_mut(6 * n_funcs).enumerate() {
             let right = knot(i + 1);
             for q in 0..n_funcs {
                 let (f0, f1) = (left.0[q], right.0[q]);
                 let (d0, d1) = (h * left.1[q], h * right.1[q]);
                 let (s0, s1) = (h * h * left.2[q], h * h * right.2[q]);
                 let df = f1 - f0;
-                coeffs.extend_from_slice(&[
+                let c = [
                     f0,
                     d0,
                     0.5 * s0,
                     10.0 * df - 6.0 * d0 - 4.0 * d1 - 0.5 * (3.0 * s0 - s1),
                     -15.0 * df + 8.0 * d0 + 7.0 * d1 + 0.5 * (3.0 * s0 - 2.0 * s1),
                     6.0 * df - 3.0 * (d0 + d1) - 0.5 * (s0 - s1),
-                ]);
+                ];
+                for (d, cd) in c.into_iter().enumerate() {
+                    block[d * n_funcs + q] = cd;
+                }
             }
             left = right;
         }
@@ -496,12 +554,20 @@ impl RadialTable {
     /// All `R_ln(r)` into `out[l * n_max + n]`, for `0 <= r <= cutoff`.
     #[inline]
     fn eval(&self, r: f64, out: &mut [f64]) {
+        let n = self.n_funcs;
         let x = r * self.inv_h;
         let i = (x as usize).min(self.n_intervals - 1);
         let t = x - i as f64;
-        let block = &self.coeffs[i * self.n_funcs * 6..][..self.n_funcs * 6];
-        for (o, c) in out[..self.n_funcs].iter_mut().zip(block.chunks_exact(6)) {
-            *o = c[0] + t * (c[1] + t * (c[2] + t * (c[3] + t * (c[4] + t * c[5]))));
+        // Coefficients of one degree are contiguous over the functions, so
+        // Horner's rule runs over whole vectors.
+        let block = &self.coeffs[i * 6 * n..][..6 * n];
+        let (c0, rest) = block.split_at(n);
+        let (c1, rest) = rest.split_at(n);
+        let (c2, rest) = rest.split_at(n);
+        let (c3, rest) = rest.split_at(n);
+        let (c4, c5) = rest.split_at(n);
+        for q in 0..n.min(out.len()) {
+            out[q] = c0[q] + t * (c1[q] + t * (c2[q] + t * (c3[q] + t * (c4[q] + t * c5[q]))));
         }
     }
 }
