@@ -76,3 +76,14 @@ pub fn python_has(py: &Path, module: &str) -> bool {
 pub fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
 }
+
+/// Prints the load average and core count; wall-clock figures only mean
+/// something on an otherwise idle machine.
+pub fn print_load() {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average before: {} (cores: {})",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+}

@@ -4,14 +4,16 @@
 //! (1,000 fcc Cu cells of 108 atoms, thermally shaken) and `DIR/sic64.xyz`
 //! (1,000 zincblende cells of 64 atoms with random Si/C occupancy, shaken),
 //! then times the `descriptor` op (SOAP r_cut 5, n_max 8, l_max 6, sigma 0.5,
-//! per atom) on each with 1 and 2 rayon threads, and prints one JSON line per
+//! per atom) on each through the executor (`runner::run`, threads backend,
+//! in-memory input and output, default chunk size) with 1 and 2 workers, and
+//! prints one JSON line per
 //! run: `{"set": ..., "workers": n, "configs": n, "seconds": s}`. The
 //! features of the first config of each set go to `DIR/<set>.first.json` so
 //! the caller can check them against dscribe.
 
-use autopara_core::{ArrayData, Atoms, extxyz};
+use autopara_core::outputspec::Outputs;
+use autopara_core::{ArrayData, Atoms, AutoparaInfo, ConfigSet, OutputSpec, extxyz, runner};
 use autopara_descriptor::DescriptorOp;
-use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -110,19 +112,15 @@ fn main() {
         write(&dir.join(format!("{set}.xyz")), &text);
         let op = op(if set == "cu108" { &["Cu"] } else { &["C", "Si"] });
         for workers in [1, 2] {
-            let pool =
-                rayon::ThreadPoolBuilder::new().num_threads(workers).build().unwrap_or_else(|e| fail(&e.to_string()));
+            let inputs = ConfigSet::from_atoms(configs.clone());
+            let info = AutoparaInfo { workers: Some(workers), progress: Some(false), ..Default::default() };
             let (start, cpu_start) = (Instant::now(), cpu_seconds());
-            let done: Vec<Atoms> = pool.install(|| {
-                configs
-                    .par_iter()
-                    .map(|at| {
-                        let mut at = at.clone();
-                        op.apply(&mut at).unwrap_or_else(|e| fail(&e.message));
-                        at
-                    })
-                    .collect()
-            });
+            let summary =
+                runner::run(&op, &inputs, &OutputSpec::memory(), &info).unwrap_or_else(|e| fail(&e.to_string()));
+            let Outputs::Memory(done) = summary.outputs else { fail("expected in-memory outputs") };
+            if summary.stats.failed > 0 {
+                fail(&format!("{} configs failed", summary.stats.failed));
+            }
             let seconds = start.elapsed().as_secs_f64();
             let cpu = cpu_start.zip(cpu_seconds()).map(|(a, b)| b - a);
             println!(

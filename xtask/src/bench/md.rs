@@ -56,13 +56,7 @@ pub fn run() -> Result<(), String> {
 }
 
 fn run_in(bin: &Path, dir: &Path) -> Result<(), String> {
-    // Wall-clock figures (2 workers) only mean something on an otherwise idle machine.
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "load average before: {} (cores: {})",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    util::print_load();
     let python = util::venv_python();
     let wfl = python.as_ref().filter(|py| util::python_has(py, "wfl.generate.md"));
     if wfl.is_none() {

@@ -57,12 +57,7 @@ pub fn run() -> Result<(), String> {
 }
 
 fn run_in(bin: &Path, dir: &Path) -> Result<(), String> {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "load average before: {} (cores: {})",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    util::print_load();
     let python = util::venv_python().filter(|py| util::python_has(py, "wfl.generate.optimize"));
     if python.is_none() {
         println!("peer wfl+ASE: missing (run `cargo xtask deps --peers`); reported as absent");

@@ -9,11 +9,18 @@
 type Bench = (&'static str, fn() -> Result<(), String>);
 
 mod calculate;
+mod descriptor;
 mod io;
 mod md;
 mod minim;
 
-const BENCHES: &[Bench] = &[("calculate", calculate::run), ("io", io::run), ("md", md::run), ("minim", minim::run)];
+const BENCHES: &[Bench] = &[
+    ("calculate", calculate::run),
+    ("descriptor", descriptor::run),
+    ("io", io::run),
+    ("md", md::run),
+    ("minim", minim::run),
+];
 
 /// Benchmark names, for usage text.
 pub fn names() -> Vec<&'static str> {
