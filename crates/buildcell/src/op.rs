@@ -1,0 +1,204 @@
+//! The `buildcell` op: one random structure per counter.
+
+use crate::generate::{Generated, Generator};
+use crate::input::BuildcellInput;
+use crate::pyfmt::python_float_repr;
+use autopara_core::{
+    ArrayData, Error, InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration, Operation, Value,
+    WorkerContext, parse_args,
+};
+use indexmap::IndexMap;
+use rand::Rng;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Static facts about the op.
+pub static INFO: OpInfo = OpInfo {
+    name: "buildcell",
+    version: 1,
+    default_chunk_size: 1,
+    summary: "AIRSS-style random structures from buildcell input text (one per counter)",
+    input_kind: InputKind::Counters,
+};
+
+fn default_true() -> bool {
+    true
+}
+fn default_symprec() -> f64 {
+    0.01
+}
+fn default_max_attempts() -> usize {
+    200
+}
+
+/// Arguments, named as in wfl's `buildcell` (plus `buildcell_input_file` and `max_attempts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildcellArgs {
+    /// The buildcell input text (as written by [`crate::create_input`]).
+    #[serde(default)]
+    pub buildcell_input: Option<String>,
+    /// A file holding the buildcell input text (instead of `buildcell_input`).
+    #[serde(default)]
+    pub buildcell_input_file: Option<PathBuf>,
+    /// Standard deviation (Å) of a Gaussian displacement of every coordinate,
+    /// drawn from the item's random generator (wfl: `Atoms.rattle`).
+    #[serde(default)]
+    pub perturbation: f64,
+    /// Extra `info` entries; they override `##EXTRA_INFO` keys of the same name.
+    #[serde(default)]
+    pub extra_info: IndexMap<String, serde_json::Value>,
+    /// wfl's flag. A structure that cannot be placed is always an item failure
+    /// record here; the run's `skip_failed` decides whether the run goes on.
+    #[serde(default = "default_true")]
+    pub skip_failures: bool,
+    /// Tolerance (Å) for the symmetry written to `buildcell_symmetry`.
+    #[serde(default = "default_symprec")]
+    pub symprec: f64,
+    /// Attempts per structure before the item fails.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: usize,
+}
+
+/// The op, built and validated from its arguments.
+#[derive(Debug)]
+pub struct Buildcell {
+    args: BuildcellArgs,
+    text: String,
+    generator: Generator,
+    extra_info: Vec<(String, Value)>,
+}
+
+fn args_error(field: &str, message: impl Into<String>) -> Error {
+    Error::Args { context: "buildcell".into(), field: field.into(), message: message.into() }
+}
+
+/// A JSON value as an info value: numbers, bools, strings, and flat arrays of them.
+fn json_to_value(key: &str, v: &serde_json::Value) -> Result<Value, Error> {
+    use serde_json::Value as J;
+    let field = format!("extra_info.{key}");
+    Ok(match v {
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().ok_or_else(|| args_error(&field, "number out of range"))?),
+        },
+        J::String(s) => Value::Str(s.clone()),
+        J::Array(items) => {
+            let data = if items.iter().all(|x| x.as_i64().is_some()) {
+                ArrayData::Int(items.iter().filter_map(serde_json::Value::as_i64).collect())
+            } else if items.iter().all(serde_json::Value::is_number) {
+                ArrayData::Float(items.iter().filter_map(serde_json::Value::as_f64).collect())
+            } else if items.iter().all(serde_json::Value::is_boolean) {
+                ArrayData::Bool(items.iter().filter_map(serde_json::Value::as_bool).collect())
+            } else if items.iter().all(serde_json::Value::is_string) {
+                ArrayData::Str(items.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            } else {
+                return Err(args_error(&field, "arrays must hold numbers, bools or strings, all of one kind"));
+            };
+            Value::Array { shape: vec![data.len()], data }
+        }
+        J::Null | J::Object(_) => return Err(args_error(&field, "expected a number, bool, string or flat array")),
+    })
+}
+
+impl Buildcell {
+    /// Validates the arguments and the input text; nothing is generated yet.
+    pub fn new(args: BuildcellArgs) -> Result<Buildcell, Error> {
+        let text = match (&args.buildcell_input, &args.buildcell_input_file) {
+            (Some(t), None) => t.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
+            (Some(_), Some(_)) => {
+                return Err(args_error(
+                    "buildcell_input_file",
+                    "give buildcell_input or buildcell_input_file, not both",
+                ));
+            }
+            (None, None) => return Err(args_error("buildcell_input", "required (or buildcell_input_file)")),
+        };
+        let input = BuildcellInput::parse(&text).map_err(|e| {
+            let field = if args.buildcell_input.is_some() { "buildcell_input" } else { "buildcell_input_file" };
+            args_error(field, e.to_string())
+        })?;
+        if !(args.perturbation.is_finite() && args.perturbation >= 0.0) {
+            return Err(args_error("perturbation", "must be a finite number ≥ 0"));
+        }
+        if !(args.symprec.is_finite() && args.symprec > 0.0) {
+            return Err(args_error("symprec", "must be a finite number > 0"));
+        }
+        if args.max_attempts == 0 {
+            return Err(args_error("max_attempts", "must be at least 1"));
+        }
+        let mut extra_info = input.extra_info.clone();
+        for (k, v) in &args.extra_info {
+            let v = json_to_value(k, v)?;
+            extra_info.retain(|(key, _)| key != k);
+            extra_info.push((k.clone(), v));
+        }
+        Ok(Buildcell { generator: Generator::new(input), text, extra_info, args })
+    }
+
+    /// The structure for one item (generated, tagged, rattled, symmetry
+    /// recorded) with how it was built; [`Operation::run_chunk`] returns its atoms.
+    pub fn build_item(&self, item: &Item, ctx: &WorkerContext) -> Result<Generated, ItemFailure> {
+        let mut rng = ctx.rng(item);
+        let mut generated = self
+            .generator
+            .generate(&mut rng, self.args.max_attempts)
+            .map_err(|e| ItemFailure::new(format!("buildcell counter {}: {e}", item.counter())))?;
+        let atoms = &mut generated.atoms;
+        atoms.info.insert("config_type".into(), Value::Str("buildcell".into()));
+        let counter = i64::try_from(item.counter()).unwrap_or(i64::MAX);
+        atoms.info.insert("buildcell_config_i".into(), Value::Int(counter));
+        for (k, v) in &self.extra_info {
+            atoms.info.insert(k.clone(), v.clone());
+        }
+        if self.args.perturbation > 0.0 {
+            for p in &mut atoms.positions {
+                for x in p.iter_mut() {
+                    let n: f64 = rng.sample(StandardNormal);
+                    *x += self.args.perturbation * n;
+                }
+            }
+        }
+        let sym = crate::detect_symmetry(atoms, self.args.symprec)
+            .map_err(|e| ItemFailure::new(format!("buildcell counter {}: symmetry detection: {e}", item.counter())))?;
+        atoms.info.insert(
+            "buildcell_symmetry".into(),
+            Value::Str(format!(
+                "{} {} {} @ {}",
+                sym.number,
+                sym.international,
+                sym.hall,
+                python_float_repr(self.args.symprec)
+            )),
+        );
+        Ok(generated)
+    }
+}
+
+impl Operation for Buildcell {
+    fn info(&self) -> &'static OpInfo {
+        &INFO
+    }
+
+    /// The arguments with the input text resolved (a file's content, not its
+    /// path, so that editing the file changes the cache key).
+    fn args(&self) -> serde_json::Value {
+        let mut canonical = self.args.clone();
+        canonical.buildcell_input = Some(self.text.clone());
+        canonical.buildcell_input_file = None;
+        serde_json::to_value(&canonical).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn run_chunk(&self, items: &[Item], ctx: &mut WorkerContext) -> Vec<ItemResult> {
+        items.iter().map(|item| self.build_item(item, ctx).map(|g| vec![g.atoms])).collect()
+    }
+}
+
+fn build(args: serde_json::Value) -> Result<Box<dyn Operation>, Error> {
+    Ok(Box::new(Buildcell::new(parse_args("buildcell", args)?)?))
+}
+
+autopara_core::inventory::submit!(OpRegistration { info: &INFO, build });

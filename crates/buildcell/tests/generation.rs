@@ -1,0 +1,214 @@
+//! Point 4 of the buildcell issue on 1,000 structures each for a one-species
+//! (wfl's Li test input) and a two-species input: stoichiometry, volume,
+//! separations (periodic images included), a non-degenerate cell, symmetry
+//! (built operations map the structure onto itself, and moyo's detected group
+//! contains them), and the info keys. All checks here are written from the
+//! definitions, independently of the generator's own checks.
+
+use autopara_buildcell::{Buildcell, BuildcellArgs, BuildcellInput, detect_symmetry};
+use autopara_core::{Atoms, Item, Location, Payload, Value, WorkerContext};
+
+/// wfl's `tests/test_buildcell.py` input, verbatim.
+const LI: &str = "#TARGVOL=19-21
+#SPECIES=Li%NUM=1
+#NFORM={6,8,10,12,14,16,18,20,22,24}
+#SYMMOPS=1-8
+#SLACK=0.25
+#OVERLAP=0.1
+#COMPACT
+#MINSEP=0.5 Li-Li=2.7
+##EXTRA_INFO RSS_min_vol_per_atom=10.0";
+
+/// `create_input([3, 13], [20, 16.5], [3.0, 2.86], [1, 1], natom=(6, 16))`: Li + Al.
+const LIAL: &str = "#TARGVOL=35-38
+#SPECIES=Li%NUM=1,Al%NUM=1
+#NFORM={3,4,5,6,7,8}
+#SYMMOPS=1-8
+#SLACK=0.25
+#OVERLAP=0.1
+#COMPACT
+#MINSEP=0.5 Li-Li=2.7 Li-Al=2.6 Al-Al=2.6
+##EXTRA_INFO RSS_min_vol_per_atom=9.125
+";
+
+const N: u64 = 1000;
+
+fn counter(i: u64) -> Item {
+    Item { index: i, location: Location { file: None, path: vec![i as usize] }, payload: Payload::Counter(i) }
+}
+
+fn basis(at: &Atoms) -> [[f64; 3]; 3] {
+    at.cell
+}
+
+fn det(m: &[[f64; 3]; 3]) -> f64 {
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+}
+
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+}
+
+fn norm(a: [f64; 3]) -> f64 {
+    (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt()
+}
+
+/// Fractional coordinates (rows of the cell are lattice vectors).
+fn fractional(at: &Atoms) -> Vec<[f64; 3]> {
+    let c = basis(at);
+    let v = det(&c);
+    // Rows of the inverse-transpose: reciprocal vectors / 1.
+    let r = [cross(c[1], c[2]), cross(c[2], c[0]), cross(c[0], c[1])];
+    at.positions
+        .iter()
+        .map(|p| std::array::from_fn(|k| (p[0] * r[k][0] + p[1] * r[k][1] + p[2] * r[k][2]) / v))
+        .collect()
+}
+
+/// Smallest distance between atoms i and j over all periodic images (i == j: its own images),
+/// by brute force over enough lattice translations to cover `reach`.
+fn min_image_distance(at: &Atoms, i: usize, j: usize, reach: f64) -> f64 {
+    let c = basis(at);
+    let v = det(&c).abs();
+    let h = [v / norm(cross(c[1], c[2])), v / norm(cross(c[2], c[0])), v / norm(cross(c[0], c[1]))];
+    let diag = norm(c[0]) + norm(c[1]) + norm(c[2]);
+    let k: Vec<i32> = h.iter().map(|hh| ((reach + diag) / hh).ceil() as i32).collect();
+    let mut best = f64::INFINITY;
+    for a in -k[0]..=k[0] {
+        for b in -k[1]..=k[1] {
+            for cc in -k[2]..=k[2] {
+                if i == j && a == 0 && b == 0 && cc == 0 {
+                    continue;
+                }
+                let s: [f64; 3] =
+                    std::array::from_fn(|x| f64::from(a) * c[0][x] + f64::from(b) * c[1][x] + f64::from(cc) * c[2][x]);
+                let d: [f64; 3] = std::array::from_fn(|x| at.positions[j][x] + s[x] - at.positions[i][x]);
+                best = best.min(norm(d));
+            }
+        }
+    }
+    best
+}
+
+/// True when operation (W, t) maps every atom onto an atom of the same element.
+fn maps_onto_itself(at: &Atoms, w: &[[i32; 3]; 3], t: &[f64; 3], tol: f64) -> bool {
+    let frac = fractional(at);
+    frac.iter().zip(&at.numbers).all(|(x, &z)| {
+        let y: [f64; 3] = std::array::from_fn(|r| {
+            f64::from(w[r][0]) * x[0] + f64::from(w[r][1]) * x[1] + f64::from(w[r][2]) * x[2] + t[r]
+        });
+        frac.iter().zip(&at.numbers).any(|(x2, &z2)| {
+            z2 == z
+                && (0..3).all(|k| {
+                    let d = y[k] - x2[k];
+                    (d - d.round()).abs() < tol
+                })
+        })
+    })
+}
+
+fn same_op(a: &([[i32; 3]; 3], [f64; 3]), b: &([[i32; 3]; 3], [f64; 3]), tol: f64) -> bool {
+    a.0 == b.0
+        && (0..3).all(|k| {
+            let d = a.1[k] - b.1[k];
+            (d - d.round()).abs() < tol
+        })
+}
+
+fn check_input(text: &str, seed: u64) {
+    let input = BuildcellInput::parse(text).expect("valid input");
+    let op = Buildcell::new(BuildcellArgs {
+        buildcell_input: Some(text.to_string()),
+        buildcell_input_file: None,
+        perturbation: 0.0,
+        extra_info: Default::default(),
+        skip_failures: true,
+        symprec: 0.01,
+        max_attempts: 200,
+    })
+    .expect("op builds");
+    let ctx = WorkerContext::new(0, seed, "buildcell");
+    let mut seen_symmops = std::collections::BTreeSet::new();
+    for item in (0..N).map(counter) {
+        let built = op.build_item(&item, &ctx).unwrap_or_else(|e| panic!("item {}: {e}", item.index));
+        let at = &built.atoms;
+
+        // Stoichiometry: NUM x nform, with nform from NFORM.
+        assert!(input.nform.contains(&built.nform));
+        for s in &input.species {
+            let n = at.numbers.iter().filter(|&&z| z == s.z).count() as u32;
+            assert_eq!(n, s.num * built.nform, "item {}: element {}", item.index, s.z);
+        }
+        assert_eq!(at.len() as u32, input.atoms_per_formula_unit() * built.nform);
+
+        // Volume: TARGVOL x atoms / SPECIES entries.
+        let volume = det(&at.cell);
+        let per_entry = volume * input.species.len() as f64 / at.len() as f64;
+        assert!(
+            per_entry >= input.targvol.0 * (1.0 - 1e-9) && per_entry <= input.targvol.1 * (1.0 + 1e-9),
+            "item {}: volume per entry {per_entry}",
+            item.index
+        );
+
+        // Non-degenerate, right-handed cell.
+        assert!(volume > 0.0);
+        let c = at.cell;
+        for (a, b) in [(1, 2), (2, 0), (0, 1)] {
+            let height = volume / norm(cross(c[a], c[b]));
+            assert!(height >= 0.2 * volume.cbrt() - 1e-9, "item {}: thin cell", item.index);
+        }
+        assert!(at.pbc.iter().all(|&p| p));
+
+        // Separations, periodic images included.
+        let reach = input.minsep_pairs.iter().map(|p| p.2).fold(input.minsep_default, f64::max);
+        for i in 0..at.len() {
+            for j in i..at.len() {
+                let d = min_image_distance(at, i, j, reach);
+                let limit = input.minsep(at.numbers[i], at.numbers[j]);
+                assert!(d >= limit, "item {}: atoms {i},{j} at {d} < {limit}", item.index);
+            }
+        }
+
+        // Symmetry: the built group has a SYMMOPS number of operations, each maps the
+        // structure onto itself, and moyo's detected operations contain them all.
+        let nops = built.operations.len();
+        assert!(input.symmops.contains(&nops), "item {}: {nops} operations", item.index);
+        seen_symmops.insert(nops);
+        for (w, t) in &built.operations {
+            assert!(maps_onto_itself(at, w, t, 1e-6), "item {}: op {w:?} {t:?}", item.index);
+        }
+        let detected = detect_symmetry(at, 1e-3).expect("moyo");
+        assert_eq!(detected.operations.len() % nops, 0, "item {}", item.index);
+        for op in &built.operations {
+            assert!(
+                detected.operations.iter().any(|d| same_op(d, op, 1e-4)),
+                "item {}: built op {op:?} not detected in group {}",
+                item.index,
+                detected.number
+            );
+        }
+
+        // Info.
+        assert_eq!(at.info.get("config_type"), Some(&Value::Str("buildcell".into())));
+        assert_eq!(at.info.get("buildcell_config_i"), Some(&Value::Int(item.index as i64)));
+        let sym = at.info.get("buildcell_symmetry").and_then(Value::as_str).expect("buildcell_symmetry");
+        let wanted = detect_symmetry(at, 0.01).expect("moyo");
+        assert_eq!(sym, format!("{} {} {} @ 0.01", wanted.number, wanted.international, wanted.hall));
+        for (k, v) in &input.extra_info {
+            assert_eq!(at.info.get(k), Some(v));
+        }
+    }
+    // With 1,000 draws every allowed number of operations shows up.
+    assert_eq!(seen_symmops.into_iter().collect::<Vec<_>>(), input.symmops);
+}
+
+#[test]
+fn one_species_wfl_li_input_meets_every_constraint() {
+    check_input(LI, 11);
+}
+
+#[test]
+fn two_species_input_meets_every_constraint() {
+    check_input(LIAL, 12);
+}
