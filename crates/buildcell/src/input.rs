@@ -14,7 +14,7 @@
 //! ```
 
 use crate::error::InputError;
-use autopara_core::{ArrayData, Value, elements};
+use autopara_core::{Value, elements, extxyz};
 use std::f64::consts::PI;
 
 /// Numbers of symmetry operations a crystal's space group can have (AIRSS's list).
@@ -55,15 +55,13 @@ pub struct BuildcellInput {
     pub minsep_default: f64,
     /// `#MINSEP=` per-pair separations `(Z_a, Z_b, d)`, Å.
     pub minsep_pairs: PairSeparations,
-    /// `##EXTRA_INFO key=value` pairs, in order, typed as ASE's `key_val_str_to_dict` does.
+    /// `##EXTRA_INFO key=value` pairs, in order, typed as ASE's `key_val_str_to_dict` does
+    /// (the extxyz comment-line rules of [`autopara_core::extxyz::parse_key_values`]).
     pub extra_info: Vec<(String, Value)>,
 }
 
 /// Per-pair minimum separations `(Z_a, Z_b, d)` with `Z_a ≤ Z_b`.
 type PairSeparations = Vec<(u8, u8, f64)>;
-
-/// A `key=value` token of an `##EXTRA_INFO` line: the value and whether it was quoted.
-type KeyValue = (String, Option<(String, bool)>);
 
 /// Where a key was found, for error messages.
 #[derive(Debug, Clone)]
@@ -207,92 +205,6 @@ fn parse_minsep(value: &str, seen: &Seen) -> Result<(f64, PairSeparations), Inpu
     Ok((default, pairs))
 }
 
-/// Splits `a=1 b="two words" c` into tokens, keeping quoted values whole.
-fn split_key_values(s: &str, seen: &Seen) -> Result<Vec<KeyValue>, InputError> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            break;
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        if chars.peek() != Some(&'=') {
-            out.push((key, None));
-            continue;
-        }
-        chars.next();
-        let mut value = String::new();
-        let quoted = matches!(chars.peek(), Some('"') | Some('\''));
-        if quoted {
-            let quote = chars.next().unwrap_or('"');
-            let mut closed = false;
-            for c in chars.by_ref() {
-                if c == quote {
-                    closed = true;
-                    break;
-                }
-                value.push(c);
-            }
-            if !closed {
-                return Err(line_error(seen, format!("unterminated quote in value of `{key}`")));
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                value.push(c);
-                chars.next();
-            }
-        }
-        if key.is_empty() {
-            return Err(line_error(seen, "`=` without a key"));
-        }
-        out.push((key, Some((value, quoted))));
-    }
-    Ok(out)
-}
-
-/// A scalar as ASE's `key_val_str_to_dict` types it: int, float, bool, else string.
-fn typed_scalar(s: &str) -> Value {
-    if let Ok(i) = s.parse::<i64>() {
-        return Value::Int(i);
-    }
-    if let Ok(x) = s.parse::<f64>() {
-        return Value::Float(x);
-    }
-    match s {
-        "T" | "True" | "true" => Value::Bool(true),
-        "F" | "False" | "false" => Value::Bool(false),
-        _ => Value::Str(s.to_string()),
-    }
-}
-
-/// A value: quoted lists of numbers become arrays (as in ASE), else a scalar.
-fn typed_value(s: &str, quoted: bool) -> Value {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    if quoted && parts.len() > 1 {
-        if let Ok(ints) = parts.iter().map(|p| p.parse::<i64>()).collect::<Result<Vec<_>, _>>() {
-            return Value::Array { shape: vec![ints.len()], data: ArrayData::Int(ints) };
-        }
-        if let Ok(fl) = parts.iter().map(|p| p.parse::<f64>()).collect::<Result<Vec<_>, _>>() {
-            return Value::floats(fl);
-        }
-        return Value::Str(s.to_string());
-    }
-    if quoted { Value::Str(s.to_string()) } else { typed_scalar(s) }
-}
-
 impl BuildcellInput {
     /// Parses and validates the input text. Errors quote the offending line.
     pub fn parse<'a>(text: &'a str) -> Result<BuildcellInput, InputError> {
@@ -316,11 +228,8 @@ impl BuildcellInput {
             if let Some(rest) = line.strip_prefix("##") {
                 // `##` comments a line out in AIRSS; wfl reads `##EXTRA_INFO` lines itself.
                 if let Some(kv) = rest.strip_prefix("EXTRA_INFO") {
-                    for (key, value) in split_key_values(kv, &seen)? {
-                        let v = match value {
-                            Some((v, quoted)) => typed_value(&v, quoted),
-                            None => Value::Bool(true),
-                        };
+                    let pairs = extxyz::parse_key_values(kv).map_err(|m| line_error(&seen, m))?;
+                    for (key, v) in pairs {
                         extra_info.retain(|(k, _)| *k != key);
                         extra_info.push((key, v));
                     }

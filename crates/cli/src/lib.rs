@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[cfg(feature = "buildcell")]
+pub mod buildcell_input;
 pub mod run;
 
 /// Apply operations to many atomic configurations in parallel.
@@ -41,6 +43,9 @@ pub enum Command {
     },
     /// Run one op over inputs into outputs (cached, resumable).
     Run(run::RunArgs),
+    /// Write buildcell input text for a random structure search (wfl's `create_input`).
+    #[cfg(feature = "buildcell")]
+    BuildcellInput(buildcell_input::BuildcellInputArgs),
 }
 
 /// Runs the CLI with the process arguments; errors go to stderr with exit status 1.
@@ -92,5 +97,7 @@ pub fn run(cli: Cli) -> autopara_core::Result<()> {
         #[cfg(feature = "slurm")]
         Command::Worker { job_dir } => worker::run(&job_dir),
         Command::Run(args) => run::run(args),
+        #[cfg(feature = "buildcell")]
+        Command::BuildcellInput(args) => buildcell_input::run(args),
     }
 }

@@ -8,6 +8,7 @@
 /// Registered benchmarks: name and entry point.
 type Bench = (&'static str, fn() -> Result<(), String>);
 
+mod buildcell;
 mod calculate;
 mod descriptor;
 mod io;
@@ -15,6 +16,7 @@ mod md;
 mod minim;
 
 const BENCHES: &[Bench] = &[
+    ("buildcell", buildcell::run),
     ("calculate", calculate::run),
     ("descriptor", descriptor::run),
     ("io", io::run),

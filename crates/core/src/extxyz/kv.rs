@@ -323,6 +323,34 @@ pub(crate) fn braced_value(text: &str) -> Value {
     }
 }
 
+/// Parses a whole `key=value ...` line (the grammar above) into typed values in
+/// order, as ASE's `key_val_str_to_dict` does; a flag without `=` is `True`.
+/// Used for text that carries extxyz-style pairs outside a file, such as wfl's
+/// `##EXTRA_INFO` lines.
+///
+/// ```
+/// use autopara_core::{Value, extxyz::parse_key_values};
+/// let kv = parse_key_values(r#"a=1 b="x y" c=1.5 flag"#).unwrap();
+/// assert_eq!(kv[0], ("a".to_string(), Value::Int(1)));
+/// assert_eq!(kv[1].1, Value::Str("x y".into()));
+/// assert_eq!(kv[3].1, Value::Bool(true));
+/// ```
+pub fn parse_key_values(line: &str) -> Result<Vec<(String, Value)>, String> {
+    let pairs = tokenize(line).map_err(|e| format!("column {}: {}", e.column + 1, e.message))?;
+    pairs
+        .into_iter()
+        .map(|(key, raw)| {
+            let value = match raw {
+                RawValue::Flag => Value::Bool(true),
+                RawValue::Text(t) => parse_value(&t),
+                RawValue::Braced(t) => braced_value(&t),
+                RawValue::List(elems) => list_value(&elems).map_err(|m| format!("key '{key}': {m}"))?,
+            };
+            Ok((key, value))
+        })
+        .collect()
+}
+
 /// Interprets a new-style array: a vector, or a matrix when every element is a row.
 pub(crate) fn list_value(elems: &[Elem]) -> Result<Value, String> {
     if elems.iter().all(|e| matches!(e, Elem::List(_))) && !elems.is_empty() {

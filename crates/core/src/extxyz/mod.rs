@@ -31,7 +31,7 @@ mod parallel;
 mod reader;
 mod writer;
 
-pub use kv::parse_value;
+pub use kv::{parse_key_values, parse_value};
 pub use parallel::read_file_par;
 pub use reader::Reader;
 pub use writer::{write_frame, write_frame_with};
