@@ -18,6 +18,9 @@ pub use autopara_descriptor as descriptor;
 pub use autopara_md as md;
 #[cfg(feature = "minim")]
 pub use autopara_minim as minim;
+/// The MPI backend: call [`mpi::init`] first thing in `main` (feature `mpi`).
+#[cfg(feature = "mpi")]
+pub use autopara_mpi as mpi;
 #[cfg(feature = "slurm")]
 pub use autopara_queue as queue;
 

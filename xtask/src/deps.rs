@@ -17,7 +17,7 @@ const REFERENCES: &[&str] = &["ase==3.28.0", "numpy<2", "dscribe==2.1.2", "extxy
 /// Benchmark peers (pip).
 const PEERS_PIP: &[&str] = &["wfl==0.3.5"];
 /// Debian packages the test suites need.
-const APT_TEST: &[&str] = &["slurm-wlm", "munge"];
+const APT_TEST: &[&str] = &["libopenmpi-dev", "openmpi-bin", "libclang-dev", "slurm-wlm", "munge"];
 /// Debian packages for benchmark peers.
 const APT_PEERS: &[&str] = &["lammps"];
 

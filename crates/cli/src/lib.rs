@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 #[cfg(feature = "buildcell")]
 pub mod buildcell_input;
+pub mod pipeline;
 pub mod run;
 
 /// Apply operations to many atomic configurations in parallel.
@@ -46,6 +47,8 @@ pub enum Command {
     /// Write buildcell input text for a random structure search (wfl's `create_input`).
     #[cfg(feature = "buildcell")]
     BuildcellInput(buildcell_input::BuildcellInputArgs),
+    /// Run the steps of a pipeline file (TOML), each cached and resumed.
+    Pipeline(pipeline::PipelineArgs),
 }
 
 /// Runs the CLI with the process arguments; errors go to stderr with exit status 1.
@@ -99,5 +102,6 @@ pub fn run(cli: Cli) -> autopara_core::Result<()> {
         Command::Run(args) => run::run(args),
         #[cfg(feature = "buildcell")]
         Command::BuildcellInput(args) => buildcell_input::run(args),
+        Command::Pipeline(args) => pipeline::run_pipeline(&args).map(|_| ()),
     }
 }

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::executor::backend::{Backend, SerialBackend, ThreadsBackend};
 use crate::operation::{OpInfo, WorkerContext};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Environment variable for the number of workers.
 pub const ENV_NUM_WORKERS: &str = "AUTOPARA_NUM_WORKERS";
@@ -72,6 +72,21 @@ impl fmt::Debug for AutoparaInfo {
             .field("progress", &self.progress)
             .finish()
     }
+}
+
+/// The process-wide default backend, installed once by a backend crate's
+/// initialisation (the MPI backend's `init()` when `AUTOPARA_MPI` is set).
+static PROCESS_BACKEND: OnceLock<Arc<dyn Backend>> = OnceLock::new();
+
+/// Installs the backend that every run uses unless its [`AutoparaInfo`] names
+/// one. Returns false when a backend was already installed (the first stays).
+pub fn set_process_backend(backend: Arc<dyn Backend>) -> bool {
+    PROCESS_BACKEND.set(backend).is_ok()
+}
+
+/// The backend installed by [`set_process_backend`], if any.
+pub fn process_backend() -> Option<Arc<dyn Backend>> {
+    PROCESS_BACKEND.get().cloned()
 }
 
 /// Settings with every choice made, for one run of one op.
@@ -126,7 +141,8 @@ impl AutoparaInfo {
                 })
             })
             .transpose()?;
-        let workers = match self.backend.as_ref() {
+        let given_backend = self.backend.clone().or_else(process_backend);
+        let workers = match given_backend.as_ref() {
             // A given backend decides its own worker count.
             Some(b) => b.workers(),
             None => self
@@ -143,8 +159,8 @@ impl AutoparaInfo {
                 message: "must be at least 1".into(),
             });
         }
-        let backend: Arc<dyn Backend> = match &self.backend {
-            Some(b) => Arc::clone(b),
+        let backend: Arc<dyn Backend> = match given_backend {
+            Some(b) => b,
             None if workers <= 1 => Arc::new(SerialBackend),
             None => Arc::new(ThreadsBackend::new(workers)),
         };

@@ -24,7 +24,7 @@ use autopara_core::executor::backend::{Backend, Job, Pool};
 use autopara_core::executor::{ChunkOutcome, ChunkTask, JobSpec, execute_chunk};
 use autopara_core::{Error, Operation, Result, WorkerContext, build_op};
 use mpi::Threading;
-use mpi::point_to_point::{Destination, Source};
+use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
@@ -101,7 +101,7 @@ pub fn init() -> MpiGuard {
         std::process::exit(status);
     }
     if requested() {
-        autopara_core::executor::set_process_backend(Arc::new(MpiBackend::new(threads_per_rank())));
+        autopara_core::autopara_info::set_process_backend(Arc::new(MpiBackend::new(threads_per_rank())));
     }
     MpiGuard { universe: Some(universe) }
 }
@@ -154,11 +154,15 @@ impl Backend for MpiBackend {
                 world: &world,
                 local,
                 credits: (1..world.size()).flat_map(|r| std::iter::repeat_n(r, self.threads)).collect(),
-                outstanding: 0,
                 capacity: world_size() * self.threads * 2,
+                per_rank: vec![0; world_size()],
             };
             let r = driver(&mut pool);
             pool.local.stop();
+            if std::env::var("AUTOPARA_PROGRESS").map_or(true, |v| v.trim() != "0") {
+                let counts: Vec<String> = pool.per_rank.iter().enumerate().map(|(r, n)| format!("{r}: {n}")).collect();
+                eprintln!("autopara: mpi: chunks per rank: {}", counts.join(", "));
+            }
             r
         });
         for rank in 1..world.size() {
@@ -245,8 +249,9 @@ struct MpiPool<'a> {
     local: LocalWorkers,
     /// One entry per free remote thread: the rank it belongs to.
     credits: VecDeque<i32>,
-    outstanding: usize,
     capacity: usize,
+    /// Chunks finished by each rank in this job.
+    per_rank: Vec<u64>,
 }
 
 impl Pool for MpiPool<'_> {
@@ -255,7 +260,6 @@ impl Pool for MpiPool<'_> {
     }
 
     fn submit(&mut self, task: ChunkTask) -> Result<()> {
-        self.outstanding += 1;
         // Prefer a free local thread, then a free remote one; else queue locally.
         if !self.local.idle()
             && let Some(rank) = self.credits.pop_front()
@@ -271,18 +275,20 @@ impl Pool for MpiPool<'_> {
     fn recv(&mut self) -> Result<ChunkOutcome> {
         loop {
             if let Ok(outcome) = self.local.outcomes.try_recv() {
-                self.outstanding -= 1;
+                self.per_rank[0] += 1;
                 return Ok(outcome);
             }
-            if let Some((msg, status)) = self.world.any_process().immediate_matched_probe() {
-                let (bytes, _) = msg.matched_receive_vec::<u8>();
+            if let Some(probe) = self.world.any_process().immediate_matched_probe() {
+                let (bytes, status) = probe.matched_receive_vec::<u8>();
                 let rank = status.source_rank();
                 if status.tag() == TAG_ERROR {
                     return Err(Error::Other(format!("mpi rank {rank}: {}", String::from_utf8_lossy(&bytes))));
                 }
                 let outcome: ChunkOutcome = serde_json::from_slice(&bytes)
                     .map_err(|e| Error::Other(format!("mpi rank {rank}: undecodable result: {e}")))?;
-                self.outstanding -= 1;
+                if let Some(n) = usize::try_from(rank).ok().and_then(|r| self.per_rank.get_mut(r)) {
+                    *n += 1;
+                }
                 self.credits.push_back(rank);
                 self.feed_remote()?;
                 return Ok(outcome);
@@ -388,8 +394,8 @@ fn serve_job(world: &SimpleCommunicator, spec: &JobSpec, op: &dyn Operation, thr
                 let bytes = serde_json::to_vec(&outcome).map_err(|e| Error::Other(format!("cannot encode result: {e}")))?;
                 root.send_with_tag(&bytes[..], TAG_OUTCOME);
             }
-            if let Some((msg, status)) = root.immediate_matched_probe() {
-                let (bytes, _) = msg.matched_receive_vec::<u8>();
+            if let Some(probe) = root.immediate_matched_probe() {
+                let (bytes, status) = probe.matched_receive_vec::<u8>();
                 match status.tag() {
                     TAG_TASK => {
                         let task: ChunkTask =
