@@ -63,7 +63,7 @@ fn write_inputs(dir: &Path) -> PathBuf {
         configs.push(at);
     }
     let path = dir.join("in.xyz");
-    std::fs::write(&path, extxyz::to_string(&configs)).expect("write inputs");
+    std::fs::write(&path, extxyz::to_string(&configs).expect("encode inputs")).expect("write inputs");
     path
 }
 
@@ -84,7 +84,12 @@ fn serial_run(op: &str, args: &str, input: &Path, output: &Path) {
 /// Chunks each rank finished, from the backend's summary line.
 fn chunks_per_rank(stderr: &str) -> Vec<u64> {
     let line = stderr.lines().find(|l| l.contains("mpi: chunks per rank:")).unwrap_or_else(|| panic!("{stderr}"));
-    line.rsplit("rank:").next().unwrap_or("").split(',').filter_map(|p| p.split(':').nth(1)?.trim().parse().ok()).collect()
+    line.rsplit("rank:")
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|p| p.split(':').nth(1)?.trim().parse().ok())
+        .collect()
 }
 
 #[test]
@@ -123,14 +128,19 @@ fn mpirun_cli_is_byte_identical_to_serial_and_uses_every_rank() {
 fn example_program_under_mpirun_equals_singleton() {
     let Some(mpirun) = mpirun() else { return };
     let example = PathBuf::from(BIN).parent().map(|d| d.join("examples/mpi_md")).expect("target dir");
-    assert!(example.exists(), "{} not built: run the tests with --features mpi (cargo xtask test does)", example.display());
+    assert!(
+        example.exists(),
+        "{} not built: run the tests with --features mpi (cargo xtask test does)",
+        example.display()
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let input = write_inputs(dir.path());
     let single = dir.path().join("single.xyz");
     let out = Command::new(&example).arg(&input).arg(&single).output().expect("run example");
     check(out, "example as a singleton");
     let par = dir.path().join("par.xyz");
-    let out = mpi_command(&mpirun, 2, &example.to_string_lossy()).arg(&input).arg(&par).output().expect("mpirun example");
+    let out =
+        mpi_command(&mpirun, 2, &example.to_string_lossy()).arg(&input).arg(&par).output().expect("mpirun example");
     let stderr = check(out, "example under mpirun");
     assert!(chunks_per_rank(&stderr).iter().all(|&n| n > 0), "{stderr}");
     assert!(std::fs::read(&single).ok() == std::fs::read(&par).ok(), "example output differs under mpirun");
@@ -142,7 +152,7 @@ fn rank1_pid(marker: &str) -> Option<u32> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(env) = std::fs::read(entry.path().join("environ")) else { continue };
         let vars: Vec<&[u8]> = env.split(|&b| b == 0).collect();
-        let has = |s: &str| vars.iter().any(|v| *v == s.as_bytes());
+        let has = |s: &str| vars.contains(&s.as_bytes());
         if has(&format!("AUTOPARA_TEST_MARKER={marker}")) && has("OMPI_COMM_WORLD_RANK=1") {
             return Some(pid);
         }
@@ -155,8 +165,9 @@ fn killed_worker_rank_fails_the_run_and_keeps_finished_chunks() {
     let Some(mpirun) = mpirun() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let input = write_inputs(dir.path());
-    let long_args =
-        MD_ARGS.replace("\"steps\":60", "\"steps\":12000").replace("\"traj_step_interval\":20", "\"traj_step_interval\":4000");
+    let long_args = MD_ARGS
+        .replace("\"steps\":60", "\"steps\":12000")
+        .replace("\"traj_step_interval\":20", "\"traj_step_interval\":4000");
     let output = dir.path().join("killed.xyz");
     let marker = format!("{}-{:?}", std::process::id(), Instant::now());
     let mut child = mpi_command(&mpirun, 2, BIN)

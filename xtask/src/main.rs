@@ -44,15 +44,12 @@ fn test(args: &[String]) -> Result<(), String> {
     deps::run(&[])?;
     let root = util::root();
     util::cargo(&root, &["fmt", "--all", "--check"])?;
-    util::cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    let mut test_args = vec!["test", "--workspace"];
+    // All features: the MPI (`mpi`) and Slurm (`slurm`) backends and their
+    // end-to-end tests are part of the suite; `deps` installed what they need.
+    util::cargo(&root, &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])?;
+    let mut test_args = vec!["test", "--workspace", "--all-features"];
     test_args.extend(args.iter().map(String::as_str));
     util::cargo_env(&root, &test_args, &[("AUTOPARA_REQUIRE_REFERENCES", "1")])?;
-    // The Slurm backend end to end (`autopara run --remote-info`) needs the
-    // facade's `slurm` feature, which `--workspace` does not turn on.
-    util::cargo(&root, &["clippy", "-p", "autopara", "--features", "slurm", "--all-targets", "--", "-D", "warnings"])?;
-    let slurm = ["test", "-p", "autopara", "--features", "slurm", "--test", "slurm"];
-    util::cargo_env(&root, &slurm, &[("AUTOPARA_REQUIRE_REFERENCES", "1")])?;
     println!("xtask test: all checks passed");
     Ok(())
 }

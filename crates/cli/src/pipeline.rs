@@ -180,9 +180,10 @@ fn plan<'a>(pipeline: &'a Pipeline, dir: &Path, cli_workers: Option<usize>) -> R
         for input in &step.inputs {
             match input.strip_prefix('@') {
                 Some(name) => {
-                    let earlier = planned.iter().find(|p| p.step.name == name).ok_or_else(|| {
-                        step_error(step, "inputs", format!("'@{name}' is not an earlier step"))
-                    })?;
+                    let earlier = planned
+                        .iter()
+                        .find(|p| p.step.name == name)
+                        .ok_or_else(|| step_error(step, "inputs", format!("'@{name}' is not an earlier step")))?;
                     inputs.push(earlier.output.clone());
                 }
                 None => inputs.push(resolve(input)),
@@ -224,7 +225,10 @@ pub fn run_pipeline(args: &PipelineArgs) -> Result<Vec<StepReport>> {
             outputs = OutputSpec::per_input(&p.output);
         }
         for (k, v) in &p.step.tags {
-            outputs = outputs.with_tag(k.clone(), toml_to_value(v).ok_or_else(|| step_error(p.step, "tags", format!("{k}: unsupported value")))?);
+            outputs = outputs.with_tag(
+                k.clone(),
+                toml_to_value(v).ok_or_else(|| step_error(p.step, "tags", format!("{k}: unsupported value")))?,
+            );
         }
         let info = AutoparaInfo {
             workers: p.settings.workers,
@@ -237,16 +241,14 @@ pub fn run_pipeline(args: &PipelineArgs) -> Result<Vec<StepReport>> {
         let paths = outputs.resolve(&inputs)?;
         // A step whose earlier output (ours, keyed) no longer matches is recomputed.
         let ours = paths.iter().all(|path| !path.exists() || cache::read_record(path).is_ok_and(|r| r.is_some()));
-        let explained = runner::explain(op.as_ref(), &inputs, &outputs.clone().overwrite(args.overwrite), &info);
-        let overwrite = args.overwrite || (explained.is_err() && ours);
-        let outputs = outputs.overwrite(overwrite);
+        let key = runner::run_key(op.as_ref(), &info.resolve(op.info())?, &inputs, &outputs)?;
+        let stale = matches!(cache::plan(&paths, &key, false), Err(Error::Cache(_)));
+        let outputs = outputs.overwrite(args.overwrite || (stale && ours));
         if args.dry_run {
-            let text = match explained {
-                Ok(text) => text,
-                Err(_) if ours => "compute: the step changed since its output was written".into(),
-                Err(e) => return Err(e),
-            };
-            println!("step {}: {text}", p.step.name);
+            let text = runner::explain(op.as_ref(), &inputs, &outputs, &info)?;
+            let why =
+                if stale && ours && !args.overwrite { " (the step changed since its output was written)" } else { "" };
+            println!("step {}: {text}{why}", p.step.name);
             continue;
         }
         let summary = runner::run(op.as_ref(), &inputs, &outputs, &info)

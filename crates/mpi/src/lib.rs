@@ -9,10 +9,9 @@
 //! threads).
 //!
 //! ```no_run
-//! fn main() {
-//!     let _mpi = autopara_mpi::init(); // ranks > 0 serve work here and exit
-//!     // ... rank 0: build ConfigSets and run ops as usual ...
-//! }
+//! // First thing in `main`: ranks > 0 serve work here and exit.
+//! let _mpi = autopara_mpi::init();
+//! // ... rank 0: build ConfigSets and run ops as usual ...
 //! ```
 //!
 //! Ops and calculators are found by name through the registry on every rank,
@@ -187,7 +186,11 @@ struct LocalQueue {
 }
 
 impl LocalWorkers {
-    fn start<'scope>(scope: &'scope std::thread::Scope<'scope, '_>, job: &'scope Job<'_>, threads: usize) -> Result<Self> {
+    fn start<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        job: &'scope Job<'_>,
+        threads: usize,
+    ) -> Result<Self> {
         let queue = Arc::new((Mutex::new(LocalQueue::default()), Condvar::new()));
         let (tx, outcomes) = mpsc::channel();
         for t in 0..threads {
@@ -264,7 +267,8 @@ impl Pool for MpiPool<'_> {
         if !self.local.idle()
             && let Some(rank) = self.credits.pop_front()
         {
-            let bytes = serde_json::to_vec(&task).map_err(|e| Error::Other(format!("mpi: cannot encode chunk: {e}")))?;
+            let bytes =
+                serde_json::to_vec(&task).map_err(|e| Error::Other(format!("mpi: cannot encode chunk: {e}")))?;
             self.world.process_at_rank(rank).send_with_tag(&bytes[..], TAG_TASK);
             return Ok(());
         }
@@ -308,7 +312,8 @@ impl MpiPool<'_> {
             };
             let Some(task) = task else { return Ok(()) };
             let Some(rank) = self.credits.pop_front() else { return Ok(()) };
-            let bytes = serde_json::to_vec(&task).map_err(|e| Error::Other(format!("mpi: cannot encode chunk: {e}")))?;
+            let bytes =
+                serde_json::to_vec(&task).map_err(|e| Error::Other(format!("mpi: cannot encode chunk: {e}")))?;
             self.world.process_at_rank(rank).send_with_tag(&bytes[..], TAG_TASK);
         }
         Ok(())
@@ -391,15 +396,16 @@ fn serve_job(world: &SimpleCommunicator, spec: &JobSpec, op: &dyn Operation, thr
         // Only this thread talks MPI (Threading::Serialized).
         loop {
             while let Ok(outcome) = out_rx.try_recv() {
-                let bytes = serde_json::to_vec(&outcome).map_err(|e| Error::Other(format!("cannot encode result: {e}")))?;
+                let bytes =
+                    serde_json::to_vec(&outcome).map_err(|e| Error::Other(format!("cannot encode result: {e}")))?;
                 root.send_with_tag(&bytes[..], TAG_OUTCOME);
             }
             if let Some(probe) = root.immediate_matched_probe() {
                 let (bytes, status) = probe.matched_receive_vec::<u8>();
                 match status.tag() {
                     TAG_TASK => {
-                        let task: ChunkTask =
-                            serde_json::from_slice(&bytes).map_err(|e| Error::Other(format!("undecodable chunk: {e}")))?;
+                        let task: ChunkTask = serde_json::from_slice(&bytes)
+                            .map_err(|e| Error::Other(format!("undecodable chunk: {e}")))?;
                         task_tx.send(task).map_err(|_| Error::Other("worker threads stopped".into()))?;
                     }
                     TAG_END_JOB => return Ok(()),
