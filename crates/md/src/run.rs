@@ -9,6 +9,7 @@ use crate::args::{ConfigTypeUpdate, Integrator, MdArgs, Pressure};
 use crate::dynamics::{LangevinCoefficients, Propagator, State, StepError};
 use crate::error::MdError;
 use crate::stages::{Stage, frame_count, stages};
+use autopara_calculators::neighbours::cell_volume;
 use autopara_core::calculator::{Calculator, Properties};
 use autopara_core::results::{append_config_type, store_results};
 use autopara_core::rng::ItemRng;
@@ -34,7 +35,8 @@ pub fn trajectory(
 ) -> Result<Vec<Atoms>, MdError> {
     let mut state = initial_state(atoms)?;
     let dt = args.dt * FS;
-    let has_cell = state.atoms.volume() > 0.0;
+    // The calculators' own test for a cell with a volume (they give stress only then).
+    let has_cell = cell_volume(&state.atoms.cell).is_some();
 
     let mut npt = None;
     if let Some(p) = &args.pressure {
