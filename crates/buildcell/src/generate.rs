@@ -38,6 +38,9 @@ const FIRE_ALPHA_START: f64 = 0.1;
 const SHAKE_INTERVAL: usize = 150;
 const SHAKE_AMPLITUDE: f64 = 0.3;
 
+/// Largest lattice-translation index searched for periodic images.
+const MAX_IMAGE_RANGE: f64 = 50.0;
+
 /// Random Wyckoff decompositions tried per attempt before drawing a new group.
 const DECOMPOSITION_TRIES: usize = 8;
 
@@ -119,7 +122,8 @@ fn image_shifts(basis: &Matrix3<f64>, cutoff: f64) -> Vec<Vector3<f64>> {
     let half_diagonal = 0.5 * (basis.column(0).norm() + basis.column(1).norm() + basis.column(2).norm());
     let reach = cutoff + half_diagonal;
     let h = heights(basis);
-    let k: [i32; 3] = std::array::from_fn(|i| (reach / h[i]).ceil() as i32);
+    // Callers pass non-degenerate cells; the cap only keeps a degenerate one finite.
+    let k: [i32; 3] = std::array::from_fn(|i| (reach / h[i]).ceil().min(MAX_IMAGE_RANGE) as i32);
     let mut out = Vec::new();
     for n0 in -k[0]..=k[0] {
         for n1 in -k[1]..=k[1] {
@@ -462,7 +466,7 @@ impl Generator {
 /// images) closer than `minsep(Z_a, Z_b)`, described, or `None`.
 pub fn first_violation(atoms: &Atoms, minsep: impl Fn(u8, u8) -> f64) -> Option<String> {
     let basis = Matrix3::from_fn(|i, j| atoms.cell[j][i]);
-    let inv = basis.try_inverse()?;
+    let Some(inv) = basis.try_inverse() else { return Some("the cell is singular".into()) };
     let cutoff = atoms
         .numbers
         .iter()

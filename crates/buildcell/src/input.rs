@@ -60,6 +60,11 @@ pub struct BuildcellInput {
     pub extra_info: Vec<(String, Value)>,
 }
 
+/// Most atoms one structure may have: the generator is meant for the small
+/// cells of random structure searches, and its neighbour lists are rebuilt from
+/// all pairs.
+pub const MAX_ATOMS: u64 = 1000;
+
 /// Per-pair minimum separations `(Z_a, Z_b, d)` with `Z_a ≤ Z_b`.
 type PairSeparations = Vec<(u8, u8, f64)>;
 
@@ -121,6 +126,9 @@ fn parse_nform(value: &str, seen: &Seen) -> Result<Vec<u32>, InputError> {
         let (a, b) = (parse_u32(a, "NFORM", seen)?, parse_u32(b, "NFORM", seen)?);
         if a > b {
             return Err(line_error(seen, "NFORM range has its minimum above its maximum"));
+        }
+        if u64::from(b) > MAX_ATOMS {
+            return Err(line_error(seen, format!("NFORM above {MAX_ATOMS} formula units")));
         }
         (a..=b).collect()
     } else {
@@ -210,7 +218,7 @@ impl BuildcellInput {
     pub fn parse<'a>(text: &'a str) -> Result<BuildcellInput, InputError> {
         let mut targvol: Option<((f64, f64), Seen)> = None;
         let mut species: Option<(Vec<Species>, Seen)> = None;
-        let mut nform: Option<Vec<u32>> = None;
+        let mut nform: Option<(Vec<u32>, Seen)> = None;
         let mut symmops: Option<Vec<usize>> = None;
         let mut slack: Option<f64> = None;
         let mut overlap: Option<f64> = None;
@@ -253,7 +261,7 @@ impl BuildcellInput {
             match key.as_str() {
                 "TARGVOL" => targvol = Some((parse_range(need(value)?, "TARGVOL", &seen)?, seen.clone())),
                 "SPECIES" => species = Some((parse_species(need(value)?, &seen)?, seen.clone())),
-                "NFORM" => nform = Some(parse_nform(need(value)?, &seen)?),
+                "NFORM" => nform = Some((parse_nform(need(value)?, &seen)?, seen.clone())),
                 "SYMMOPS" => symmops = Some(parse_symmops(need(value)?, &seen)?),
                 "SLACK" | "OVERLAP" => {
                     let x = parse_f64(need(value)?, &key, &seen)?;
@@ -282,14 +290,24 @@ impl BuildcellInput {
 
         let (targvol, targvol_seen) = targvol.ok_or(InputError::Missing { key: "TARGVOL" })?;
         let (species, species_seen) = species.ok_or(InputError::Missing { key: "SPECIES" })?;
-        let ((minsep_default, minsep_pairs), minsep_seen) = minsep.unwrap_or(((0.0, Vec::new()), species_seen));
+        let ((minsep_default, minsep_pairs), minsep_seen) =
+            minsep.unwrap_or_else(|| ((0.0, Vec::new()), species_seen.clone()));
         if targvol.0 <= 0.0 {
             return Err(line_error(&targvol_seen, "TARGVOL must be positive"));
+        }
+        let (nform, nform_seen) = nform.unwrap_or_else(|| (vec![1], species_seen.clone()));
+        let most_atoms =
+            u64::from(nform.iter().copied().max().unwrap_or(1)) * species.iter().map(|s| u64::from(s.num)).sum::<u64>();
+        if most_atoms > MAX_ATOMS {
+            return Err(line_error(
+                &nform_seen,
+                format!("up to {most_atoms} atoms per structure; at most {MAX_ATOMS} are supported"),
+            ));
         }
         let input = BuildcellInput {
             targvol,
             species,
-            nform: nform.unwrap_or_else(|| vec![1]),
+            nform,
             symmops: symmops.unwrap_or_else(|| vec![1]),
             slack: slack.unwrap_or(0.0),
             overlap: overlap.unwrap_or(0.0),

@@ -175,6 +175,11 @@ fn bad_input_is_rejected_when_the_op_is_built_quoting_the_line() {
     // SYMMOPS that no crystal has.
     let e = build_error(&base("#SYMMOPS=1-8", "#SYMMOPS=5"));
     assert!(e.contains("line 4") && e.contains("not possible for a crystal"), "{e}");
+    // More atoms than a structure may have (checked before anything is allocated).
+    let e = build_error(&base("{6,8,10,12,14,16,18,20,22,24}", "1-4000000000"));
+    assert!(e.contains("line 3") && e.contains("NFORM above 1000"), "{e}");
+    let e = build_error(&base("Li%NUM=1", "Li%NUM=4000000000"));
+    assert!(e.contains("line 3") && e.contains("at most 1000"), "{e}");
     // Missing keys and bad arguments.
     assert!(build_error("#SPECIES=Li\n").contains("missing `#TARGVOL=`"));
     let e = build_op("buildcell", json!({"buildcell_input": LI, "perturbation": -1})).err().expect("rejected");
