@@ -537,11 +537,22 @@ pub(crate) fn write_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Writes a float so that it reads back bit for bit and always as a float.
+/// Writes a float so that it reads back bit for bit and always as a float,
+/// right-aligned in `width` characters.
+pub(crate) fn write_float_padded(out: &mut String, x: f64, width: usize) {
+    // The shortest digits that round-trip (`0.1`, `0.00001`, `1e+16`), always with a `.` or an exponent so that ASE, which tries int()
+    // first, reads a float; `NaN`, `inf`, `-inf` for the special values.
+    let mut buf = zmij::Buffer::new();
+    let s = buf.format(x);
+    for _ in s.len()..width {
+        out.push(' ');
+    }
+    out.push_str(s);
+}
+
+/// [`write_float_padded`] without padding.
 pub(crate) fn write_float(out: &mut String, x: f64) {
-    // `{:?}` is the shortest representation that round-trips, and always has
-    // a `.` or an exponent, so ASE (which tries int() first) reads a float.
-    let _ = write!(out, "{x:?}");
+    write_float_padded(out, x, 0);
 }
 
 /// A float for JSON: Python's json reads `NaN`, `Infinity`, `-Infinity`.
@@ -732,5 +743,36 @@ mod tests {
         let mut s = String::new();
         write_value(&mut s, "stress", &v).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s, "\"1 2 3 4 5 6 7 8 9\"");
+    }
+}
+
+#[cfg(test)]
+mod float_tests {
+    use super::*;
+
+    /// The float text reads back bit for bit, and as a float.
+    #[test]
+    fn floats_match_debug_and_round_trip() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut samples =
+            vec![0.0, -0.0, 1.0, 0.1, 1e15, 1e16, 1e-5, 1e-7, 123456.789, f64::MAX, f64::MIN_POSITIVE, 5e-324];
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            samples.push(f64::from_bits(x));
+        }
+        for v in samples.into_iter().filter(|v| v.is_finite()) {
+            let mut s = String::new();
+            write_float(&mut s, v);
+            assert_eq!(s.parse::<f64>().map(f64::to_bits), Ok(v.to_bits()));
+            assert!(parse_int(&s).is_none(), "{s} would read as an int");
+        }
+        let mut s = String::new();
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            write_float(&mut s, v);
+            s.push(' ');
+        }
+        assert_eq!(s, "NaN inf -inf ");
     }
 }

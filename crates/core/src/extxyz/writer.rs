@@ -126,7 +126,14 @@ fn format_frame(s: &mut String, atoms: &Atoms, extra: &IndexMap<String, Value>) 
     for i in 0..n {
         let sym = crate::elements::symbol(atoms.numbers[i]);
         let [x, y, z] = atoms.positions[i];
-        let _ = write!(s, "{sym:<2} {x:>16?} {y:>16?} {z:>16?}");
+        s.push_str(sym);
+        if sym.len() < 2 {
+            s.push(' ');
+        }
+        for c in [x, y, z] {
+            s.push(' ');
+            kv::write_float_padded(s, c, 16);
+        }
         for col in atoms.arrays.values() {
             for j in i * col.width..(i + 1) * col.width {
                 match &col.data {
@@ -135,7 +142,8 @@ fn format_frame(s: &mut String, atoms: &Atoms, extra: &IndexMap<String, Value>) 
                         let _ = write!(s, " {:>8}", v[j]);
                     }
                     ArrayData::Float(v) => {
-                        let _ = write!(s, " {:>16?}", v[j]);
+                        s.push(' ');
+                        kv::write_float_padded(s, v[j], 16);
                     }
                     ArrayData::Str(v) => {
                         let _ = write!(s, " {}", v[j]);
