@@ -7,8 +7,7 @@
 //! - Fixed atoms from ASE's extxyz `move_mask` column (width 1 or 3) stay put
 //!   and the column is written back.
 //! - `keep_symmetry`: forces, stress and steps symmetrised with the space
-//!   group moyo detects (symprec 0.01), reported in `optimize_symmetry_initial`
-//!   and `optimize_symmetry_final`.
+//!   group moyo detects (symprec 0.01), reported in `optimize_symmetry_initial`.
 //! - Frames and keys as wfl: `optimize_config_type` (`optimize_initial`,
 //!   `optimize_mid`, `optimize_last_{converged,unconverged,exception}`),
 //!   `optimize_n_steps`, `optimize_pressure_GPa`, `config_type` appended,

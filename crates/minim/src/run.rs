@@ -199,7 +199,9 @@ fn same_geometry(a: &Atoms, b: &Atoms) -> bool {
 
 /// The `optimize_*` keys of the first and last frames (the last also gets
 /// `optimize_n_evaluations`, the calculator calls, which wfl does not
-/// record), the final symmetry, and `config_type`.
+/// record) and `config_type`. The final symmetry is not detected again: with
+/// `keep_symmetry` the initial group is kept by construction, and a second
+/// search would cost more than a relaxation with a cheap potential.
 fn finish_frames(args: &MinimArgs, frames: &mut [Atoms], status: &Status, steps: usize, evaluations: usize) {
     if let Some(first) = frames.first_mut() {
         first.info.insert("optimize_config_type".into(), Value::Str("optimize_initial".into()));
@@ -210,10 +212,6 @@ fn finish_frames(args: &MinimArgs, frames: &mut [Atoms], status: &Status, steps:
         last.info.insert("optimize_n_evaluations".into(), Value::Int(evaluations as i64));
         if let Status::Exception(message) = status {
             last.info.insert("optimize_exception".into(), Value::Str(message.clone()));
-        }
-        if args.keep_symmetry {
-            let final_symmetry = symmetry::describe(symmetry::detect(last).as_ref());
-            last.info.insert("optimize_symmetry_final".into(), Value::Str(final_symmetry));
         }
     }
     for frame in frames.iter_mut() {

@@ -229,7 +229,7 @@ fn measure_wfl(py: &Path, systems: &[Atoms], calculator: &Json) -> Result<Peer, 
         .args(["-c", REFERENCE])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", py.display()))?;
     if let Some(mut stdin) = child.stdin.take() {
@@ -238,7 +238,7 @@ fn measure_wfl(py: &Path, systems: &[Atoms], calculator: &Json) -> Result<Peer, 
     }
     let out = child.wait_with_output().map_err(|e| format!("wfl: {e}"))?;
     if !out.status.success() {
-        return Err(format!("wfl reference failed with {}", out.status));
+        return Err(format!("wfl reference failed with {}: {}", out.status, String::from_utf8_lossy(&out.stderr)));
     }
     let v: Json = serde_json::from_slice(&out.stdout).map_err(|e| format!("wfl output: {e}"))?;
     let results = v["results"].as_array().ok_or("wfl output lacks results")?;

@@ -65,7 +65,8 @@ for c in req["configs"]:
         kw = dict(args)
         with contextlib.redirect_stdout(sys.stderr):
             trajs = _run_autopara_wrappable([at], calc, _autopara_per_item_info=[{"rng": None}], **kw)
-        final = trajs[0][-1]
+        # traj_subselect="last" makes the trajectory a single Atoms.
+        final = trajs[0] if isinstance(trajs[0], Atoms) else trajs[0][-1]
         energy = final.info["last_op__optimize_energy"]
         steps = final.info["optimize_n_steps"]
         status = final.info["optimize_config_type"]
