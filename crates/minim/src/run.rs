@@ -101,7 +101,8 @@ pub fn minimize(args: &MinimArgs, calc: &mut dyn Calculator, input: &Atoms) -> R
     if args.keep_symmetry {
         let dataset = symmetry::detect(&atoms);
         atoms.info.insert("optimize_symmetry_initial".into(), Value::Str(symmetry::describe(dataset.as_ref())));
-        if let Some(sym) = dataset.as_ref().and_then(|d| Symmetry::new(&atoms, d)) {
+        // P1 (the identity alone) constrains nothing.
+        if let Some(sym) = dataset.as_ref().and_then(|d| Symmetry::new(&atoms, d)).filter(|s| s.len() > 1) {
             sym.refine(&mut atoms);
             constraints.symmetry = Some(sym);
         }

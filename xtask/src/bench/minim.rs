@@ -251,17 +251,19 @@ struct Lammps {
     cpu: f64,
     evaluations: i64,
     iterations: i64,
+    converged: usize,
 }
 
 impl Lammps {
     fn report(&self, ours: &Ours) {
         println!(
-            "LAMMPS minimize (cg, one lmp, {SYSTEMS} cells): {:.3} s CPU ({:.2} ms per cell); {} iterations, {} force evaluations; autopara / LAMMPS = {:.2}",
+            "LAMMPS minimize (cg, one lmp, {SYSTEMS} cells): {:.3} s CPU ({:.2} ms per cell); {}/{SYSTEMS} stopped on ftol; {} iterations, {} force evaluations; autopara CPU / LAMMPS CPU = {:.2}",
             self.cpu,
             1e3 * self.cpu / SYSTEMS as f64,
+            self.converged,
             self.iterations,
             self.evaluations,
-            self.cpu / ours.cpu
+            ours.cpu / self.cpu
         );
     }
 }
@@ -298,11 +300,17 @@ fn measure_lammps(dir: &Path, systems: &[Atoms]) -> Result<Option<Lammps>, Strin
     cmd.arg("-in").arg(&input).arg("-log").arg(&log).args(["-screen", "none"]).current_dir(dir);
     let (cpu, _) = util::timed(&mut cmd)?;
     let text = std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let total = |label: &str| -> i64 {
-        text.lines()
-            .filter_map(|l| l.trim().strip_prefix(label))
-            .filter_map(|rest| rest.trim().trim_start_matches('=').trim().parse::<i64>().ok())
-            .sum()
-    };
-    Ok(Some(Lammps { cpu, evaluations: total("Force evaluations"), iterations: total("Iterations") }))
+    // Each minimization reports "Iterations, force evaluations = I F".
+    let (mut iterations, mut evaluations, mut converged) = (0, 0, 0);
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("Iterations, force evaluations =") {
+            let mut nums = rest.split_whitespace().filter_map(|x| x.parse::<i64>().ok());
+            iterations += nums.next().unwrap_or(0);
+            evaluations += nums.next().unwrap_or(0);
+        }
+        if line.starts_with("Stopping criterion = force tolerance") {
+            converged += 1;
+        }
+    }
+    Ok(Some(Lammps { cpu, evaluations, iterations, converged }))
 }
