@@ -1,7 +1,8 @@
-//! `autopara run --remote-info` on a real single-node Slurm (started by
-//! `LocalCluster`; skipped loudly without Slurm): the output equals a local
-//! run with the same seed, and a driver killed mid-run re-attaches to its
-//! jobs when rerun. Jobs run this build's `autopara worker`.
+//! `autopara run --remote-info` and a pipeline step with `remote_info` on a
+//! real single-node Slurm (started by `LocalCluster`; skipped loudly without
+//! Slurm): the output equals a local run with the same seed, and a driver
+//! killed mid-run re-attaches to its jobs when rerun. Jobs run this build's
+//! `autopara worker`.
 //!
 //! Run with `cargo test -p autopara --features slurm --test slurm`.
 
@@ -127,6 +128,22 @@ fn slurm_run_equals_local_and_killed_driver_reattaches() {
     assert_eq!(submissions(&jobs), before, "a job was resubmitted");
     assert!(before.keys().all(|d| d.join("status").exists()), "the rerun did not wait for the jobs");
     assert_eq!(cluster.slurm().jobs().unwrap().len(), queued, "the rerun submitted jobs");
+
+    // A pipeline step with a `remote_info` table runs on Slurm too.
+    let jobs = dir.join("jobs-pipeline");
+    let pipeline = format!(
+        "[[step]]\nname = \"traj\"\nop = \"md\"\ninputs = [\"in.xyz\"]\noutput = \"pipe.xyz\"\n\
+         args = {{ calculator = {{ type = \"emt\" }}, steps = 6, dt = 1.0, temperature = 500, traj_step_interval = 3 }}\n\
+         settings = {{ seed = 7, chunk_size = 1 }}\n\
+         remote_info = {{ job_name = \"pipe\", num_inputs_per_queued_job = -3, check_interval = 0.2, \
+         autopara_bin = \"{BIN}\", jobs_dir = \"{}\" }}\n",
+        jobs.display()
+    );
+    std::fs::write(dir.join("pipeline.toml"), pipeline).unwrap();
+    let log = ok(autopara(&cluster, &["pipeline", dir.join("pipeline.toml").to_str().unwrap(), "-q"], &[]));
+    assert!(log.contains("traj runs on Slurm"), "{log}");
+    assert_eq!(extxyz::read_file(dir.join("pipe.xyz")).unwrap(), local);
+    assert_eq!(submissions(&jobs).len(), 2);
 }
 
 /// Remote info without an entry for the op: an error from `--remote-info`, a

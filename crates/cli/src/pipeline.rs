@@ -107,6 +107,9 @@ pub struct Step {
     /// Per-step execution settings.
     #[serde(default)]
     pub settings: StepSettings,
+    /// Run this step on Slurm (`slurm` feature): a `RemoteInfo` table (see
+    /// docs/queue.md). Without it, `AUTOPARA_REMOTE_INFO` may name the step or its op.
+    pub remote_info: Option<toml::Value>,
 }
 
 fn empty_table() -> toml::Value {
@@ -231,6 +234,7 @@ pub fn run_pipeline(args: &PipelineArgs) -> Result<Vec<StepReport>> {
             );
         }
         let info = AutoparaInfo {
+            backend: step_backend(p.step)?,
             workers: p.settings.workers,
             chunk_size: p.settings.chunk_size,
             seed: p.settings.seed,
@@ -264,6 +268,21 @@ pub fn run_pipeline(args: &PipelineArgs) -> Result<Vec<StepReport>> {
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// The step's Slurm backend, if it has remote info (see [`crate::remote::step_backend`]).
+#[cfg(feature = "slurm")]
+fn step_backend(step: &Step) -> Result<Option<std::sync::Arc<dyn autopara_core::executor::backend::Backend>>> {
+    crate::remote::step_backend(step.remote_info.as_ref(), &step.name, &step.op)
+}
+
+/// Without the `slurm` feature a step with remote info is refused.
+#[cfg(not(feature = "slurm"))]
+fn step_backend(step: &Step) -> Result<Option<std::sync::Arc<dyn autopara_core::executor::backend::Backend>>> {
+    match step.remote_info {
+        Some(_) => Err(step_error(step, "remote_info", "this autopara was built without the `slurm` feature")),
+        None => Ok(None),
+    }
 }
 
 /// One line per finished step.

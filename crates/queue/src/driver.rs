@@ -64,11 +64,11 @@ impl SlurmBackend {
         Ok(SlurmBackend { info: info.clone(), jobs_dir, slurm })
     }
 
-    /// The backend for op label `label` from `AUTOPARA_REMOTE_INFO` (see
-    /// [`RemoteInfo::select`]), with the Slurm commands on `PATH`; `None` when the
-    /// variable is unset or has no entry for the label (the op runs locally).
-    pub fn from_env(label: &str) -> Result<Option<SlurmBackend>> {
-        RemoteInfo::from_env(label)?.map(|info| SlurmBackend::new(&info, Slurm::new())).transpose()
+    /// The backend for an op call from `AUTOPARA_REMOTE_INFO` (the first of
+    /// `labels` with an entry, see [`RemoteInfo::select`]), with the Slurm commands
+    /// on `PATH`; `None` when the variable is unset or has no entry (the op runs locally).
+    pub fn from_env(labels: &[&str]) -> Result<Option<SlurmBackend>> {
+        RemoteInfo::from_env(labels)?.map(|info| SlurmBackend::new(&info, Slurm::new())).transpose()
     }
 
     /// The remote info in use.

@@ -138,29 +138,32 @@ impl RemoteInfo {
         Ok(info)
     }
 
-    /// The remote info for op label `label` from `spec`: JSON or TOML text, or the
-    /// path of a file holding it. `spec` is either a bare `RemoteInfo` (used for
-    /// every label) or a table keyed by label, where `"*"` matches any label.
+    /// The remote info for an op call from `spec`: JSON or TOML text, or the path
+    /// of a file holding it. `spec` is either a bare `RemoteInfo` (used for every
+    /// call) or a table keyed by label: the first of `labels` present wins (a
+    /// pipeline passes its step name, then the op name), then `"*"`.
     /// `Ok(None)` means no entry matches: the op runs locally (as in wfl).
-    pub fn select(spec: &str, origin: &str, label: &str) -> Result<Option<RemoteInfo>> {
+    pub fn select(spec: &str, origin: &str, labels: &[&str]) -> Result<Option<RemoteInfo>> {
         let (value, origin) = parse_spec(spec, origin)?;
         let serde_json::Value::Object(map) = value else {
             return Err(bad(&origin, "-", "expected a table/object"));
         };
-        let entry = if let Some(v) = map.get(label).or_else(|| map.get("*")) {
-            v.clone()
+        let keyed = labels.iter().chain(&["*"]).find_map(|l| map.get(*l).map(|v| (*l, v.clone())));
+        let (label, entry) = if let Some(found) = keyed {
+            found
         } else if !map.is_empty() && map.keys().all(|k| FIELDS.contains(&k.as_str())) {
-            serde_json::Value::Object(map)
+            ("*", serde_json::Value::Object(map))
         } else {
             return Ok(None);
         };
         RemoteInfo::from_value(entry, &format!("{origin}, label {label}")).map(Some)
     }
 
-    /// The remote info for `label` from [`REMOTE_INFO_ENV`], if it is set and has an entry.
-    pub fn from_env(label: &str) -> Result<Option<RemoteInfo>> {
+    /// The remote info for an op call from [`REMOTE_INFO_ENV`], if it is set and
+    /// has an entry for one of `labels` (see [`RemoteInfo::select`]).
+    pub fn from_env(labels: &[&str]) -> Result<Option<RemoteInfo>> {
         match std::env::var(REMOTE_INFO_ENV) {
-            Ok(spec) if !spec.trim().is_empty() => RemoteInfo::select(&spec, REMOTE_INFO_ENV, label),
+            Ok(spec) if !spec.trim().is_empty() => RemoteInfo::select(&spec, REMOTE_INFO_ENV, labels),
             _ => Ok(None),
         }
     }
@@ -296,16 +299,20 @@ mod tests {
     #[test]
     fn select_by_label_wildcard_or_bare() {
         let keyed = r#"{"md": {"job_name": "m", "num_cores": 2}, "*": {"job_name": "any"}}"#;
-        assert_eq!(RemoteInfo::select(keyed, "t", "md").unwrap().unwrap().job_name, "m");
-        assert_eq!(RemoteInfo::select(keyed, "t", "calculate").unwrap().unwrap().job_name, "any");
+        assert_eq!(RemoteInfo::select(keyed, "t", &["md"]).unwrap().unwrap().job_name, "m");
+        assert_eq!(RemoteInfo::select(keyed, "t", &["calculate"]).unwrap().unwrap().job_name, "any");
         let only_md = r#"{"md": {"job_name": "m"}}"#;
-        assert_eq!(RemoteInfo::select(only_md, "t", "calculate").unwrap(), None);
+        assert_eq!(RemoteInfo::select(only_md, "t", &["calculate"]).unwrap(), None);
         let bare = "job_name = \"b\"\ntimeout = 5.0";
-        let info = RemoteInfo::select(bare, "t", "md").unwrap().unwrap();
+        let info = RemoteInfo::select(bare, "t", &["md"]).unwrap().unwrap();
         assert_eq!((info.job_name.as_str(), info.timeout), ("b", 5.0));
-        let e = RemoteInfo::select(r#"{"md": {"timeout": -1}}"#, "t", "md").unwrap_err().to_string();
+        let e = RemoteInfo::select(r#"{"md": {"timeout": -1}}"#, "t", &["md"]).unwrap_err().to_string();
+        // A pipeline step: its name first, then its op.
+        let steps = r#"{"relax": {"job_name": "r"}, "minim": {"job_name": "m"}, "*": {"job_name": "any"}}"#;
+        assert_eq!(RemoteInfo::select(steps, "t", &["relax", "minim"]).unwrap().unwrap().job_name, "r");
+        assert_eq!(RemoteInfo::select(steps, "t", &["other", "minim"]).unwrap().unwrap().job_name, "m");
         assert!(e.contains("label md") && e.contains("timeout"), "{e}");
-        assert!(RemoteInfo::select("no such file and not toml", "t", "md").is_err());
+        assert!(RemoteInfo::select("no such file and not toml", "t", &["md"]).is_err());
     }
 
     #[test]
@@ -313,11 +320,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let toml_path = dir.path().join("remote.toml");
         std::fs::write(&toml_path, "[calculate]\njob_name = \"c\"\nenv_vars = { OMP_NUM_THREADS = \"1\" }\n").unwrap();
-        let info = RemoteInfo::select(toml_path.to_str().unwrap(), "t", "calculate").unwrap().unwrap();
+        let info = RemoteInfo::select(toml_path.to_str().unwrap(), "t", &["calculate"]).unwrap().unwrap();
         assert_eq!(info.env_vars["OMP_NUM_THREADS"], "1");
         let json_path = dir.path().join("remote.json");
         std::fs::write(&json_path, r#"{"calculate": {"num_inputs_per_queued_job": 3}}"#).unwrap();
-        let info = RemoteInfo::select(json_path.to_str().unwrap(), "t", "calculate").unwrap().unwrap();
+        let info = RemoteInfo::select(json_path.to_str().unwrap(), "t", &["calculate"]).unwrap().unwrap();
         assert_eq!(info.items_per_job(10), 3);
     }
 
