@@ -77,6 +77,8 @@ fn child(args: &[&str]) -> Command {
     c.args(["--exact", "cli_child", "--ignored", "--nocapture", "--test-threads=1"])
         .env("AUTOPARA_TEST_CLI_ARGS", serde_json::to_string(args).unwrap())
         .env_remove("AUTOPARA_NUM_WORKERS")
+        // A journal line per chunk, so the kill points below are reached.
+        .env("AUTOPARA_CHECKPOINT_INTERVAL", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c

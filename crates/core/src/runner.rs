@@ -172,7 +172,7 @@ impl ResultSink for MemorySink<'_> {
         Ok(())
     }
 
-    fn checkpoint(&mut self, _next_index: u64) -> Result<()> {
+    fn checkpoint(&mut self, _next_index: u64, _now: bool) -> Result<()> {
         Ok(())
     }
 }
@@ -430,8 +430,8 @@ impl ResultSink for MergeSink<'_, '_> {
         self.inner.write_failure(failure)
     }
 
-    fn checkpoint(&mut self, next_index: u64) -> Result<()> {
-        self.inner.checkpoint(next_index)
+    fn checkpoint(&mut self, next_index: u64, now: bool) -> Result<()> {
+        self.inner.checkpoint(next_index, now)
     }
 }
 

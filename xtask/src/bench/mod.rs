@@ -11,6 +11,7 @@ type Bench = (&'static str, fn() -> Result<(), String>);
 mod buildcell;
 mod calculate;
 mod descriptor;
+mod executor;
 mod io;
 mod md;
 mod minim;
@@ -19,6 +20,7 @@ const BENCHES: &[Bench] = &[
     ("buildcell", buildcell::run),
     ("calculate", calculate::run),
     ("descriptor", descriptor::run),
+    ("executor", executor::run),
     ("io", io::run),
     ("md", md::run),
     ("minim", minim::run),

@@ -39,6 +39,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// `DIR/.NAME.suffix` for `DIR/NAME`.
 pub(crate) fn hidden_sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -281,6 +282,23 @@ pub struct FileSink<'a> {
     journal: Journal,
     route: &'a dyn Fn(&Location) -> usize,
     write_frame: &'a FrameWriter<'a>,
+    /// When the journal was last appended to, and the minimum time between lines.
+    last_journal: Instant,
+    journal_every: Duration,
+}
+
+/// Default minimum time between journal lines: a kill loses at most this much work.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Environment variable overriding [`CHECKPOINT_INTERVAL`], in seconds (0: every chunk).
+pub const ENV_CHECKPOINT_INTERVAL: &str = "AUTOPARA_CHECKPOINT_INTERVAL";
+
+fn checkpoint_interval() -> Duration {
+    std::env::var(ENV_CHECKPOINT_INTERVAL)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(CHECKPOINT_INTERVAL)
 }
 
 /// Serializes one configuration (with the output's tags) to a partial output.
@@ -355,6 +373,8 @@ impl<'a> FileSink<'a> {
             journal,
             route,
             write_frame,
+            last_journal: Instant::now(),
+            journal_every: checkpoint_interval(),
         })
     }
 
@@ -500,7 +520,11 @@ impl ResultSink for FileSink<'_> {
         Ok(())
     }
 
-    fn checkpoint(&mut self, next_index: u64) -> Result<()> {
+    fn checkpoint(&mut self, next_index: u64, now: bool) -> Result<()> {
+        if !now && self.last_journal.elapsed() < self.journal_every {
+            return Ok(());
+        }
+        self.last_journal = Instant::now();
         self.flush_open()?;
         let changed: BTreeMap<usize, OutputState> =
             std::mem::take(&mut self.dirty).into_iter().map(|i| (i, self.states[i])).collect();

@@ -39,7 +39,7 @@ fn feed(sink: &mut FileSink<'_>, from: u64, to: u64) {
             sink.write_item(i, &loc(i), vec![frame(i); (i % 3) as usize]).unwrap();
         }
         if i % 3 == 2 {
-            sink.checkpoint(i + 1).unwrap();
+            sink.checkpoint(i + 1, true).unwrap();
         }
     }
 }
@@ -47,7 +47,7 @@ fn feed(sink: &mut FileSink<'_>, from: u64, to: u64) {
 fn complete_run(out: &Path, k: &RunKey, n: u64) -> Vec<RunRecord> {
     let mut sink = FileSink::start(&[out.to_path_buf()], k, None, &route, &write_json).unwrap();
     feed(&mut sink, 0, n);
-    sink.checkpoint(n).unwrap();
+    sink.checkpoint(n, true).unwrap();
     sink.finish(k).unwrap()
 }
 
@@ -114,7 +114,7 @@ fn resume_after_a_crash_gives_identical_files() {
         assert!(matches!(plan(&outs, &key(2), false).unwrap(), Plan::Compute(w) if w.contains("args.steps: 1 -> 2")));
         let mut sink = FileSink::start(&outs, &key(1), Some(&state), &route, &write_json).unwrap();
         feed(&mut sink, state.next_index, 20);
-        sink.checkpoint(20).unwrap();
+        sink.checkpoint(20, true).unwrap();
         let records = sink.finish(&key(1)).unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&reference).unwrap(), "crash at {crash_at}");
         assert_eq!(std::fs::read(failures_path(&out)).unwrap(), std::fs::read(failures_path(&reference)).unwrap());

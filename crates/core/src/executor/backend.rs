@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 /// What a backend needs to run one op: the serializable description (for
 /// remote workers) and, for in-process backends, the op itself.
@@ -118,31 +119,73 @@ impl ThreadsBackend {
     }
 }
 
-/// Chunks kept outstanding per worker: one running and one queued, so a
-/// worker never waits for the driver, plus slack for one slow chunk.
-const CHUNKS_PER_WORKER: usize = 3;
+/// Messages kept outstanding per worker: one running and one queued, so a
+/// worker never waits for the driver, plus slack for one slow message.
+const MESSAGES_PER_WORKER: usize = 3;
+
+/// Chunks that take less than this are sent to workers several per message,
+/// so that handing work between threads costs little next to the work.
+const MESSAGE_WORK: Duration = Duration::from_micros(50);
+
+/// Most chunks per message (reached only by chunks of a few microseconds).
+const MAX_CHUNKS_PER_MESSAGE: usize = 64;
+
+/// A worker's reply: the outcomes of one message and the time they took.
+type Reply = Result<(Vec<ChunkOutcome>, Duration)>;
 
 struct ThreadPool {
-    tasks: Option<mpsc::Sender<ChunkTask>>,
-    outcomes: mpsc::Receiver<Result<ChunkOutcome>>,
-    capacity: usize,
+    tasks: Option<mpsc::Sender<Vec<ChunkTask>>>,
+    outcomes: mpsc::Receiver<Reply>,
+    workers: usize,
+    /// Chunks submitted but not yet sent (the message being filled).
+    batch: Vec<ChunkTask>,
+    /// Chunks per message, adapted to the measured cost of a chunk.
+    per_message: usize,
+    /// Outcomes received but not yet handed to the driver.
+    ready: VecDeque<ChunkOutcome>,
+}
+
+impl ThreadPool {
+    fn send_batch(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.tasks
+            .as_ref()
+            .and_then(|t| t.send(batch).ok())
+            .ok_or_else(|| Error::Other("threads backend: every worker has stopped".into()))
+    }
 }
 
 impl Pool for ThreadPool {
     fn capacity(&self) -> usize {
-        self.capacity
+        self.workers * MESSAGES_PER_WORKER * self.per_message
     }
 
     fn submit(&mut self, task: ChunkTask) -> Result<()> {
-        let chunk = task.chunk;
-        self.tasks
-            .as_ref()
-            .and_then(|t| t.send(task).ok())
-            .ok_or_else(|| Error::Other(format!("threads backend: every worker has stopped (chunk {chunk})")))
+        self.batch.push(task);
+        if self.batch.len() >= self.per_message { self.send_batch() } else { Ok(()) }
     }
 
     fn recv(&mut self) -> Result<ChunkOutcome> {
-        self.outcomes.recv().map_err(|_| Error::Other("threads backend: every worker has stopped".into()))?
+        loop {
+            if let Some(outcome) = self.ready.pop_front() {
+                return Ok(outcome);
+            }
+            self.send_batch()?;
+            let (outcomes, took) = self
+                .outcomes
+                .recv()
+                .map_err(|_| Error::Other("threads backend: every worker has stopped".into()))??;
+            let per_chunk = took / outcomes.len().max(1) as u32;
+            self.per_message = if per_chunk.is_zero() {
+                MAX_CHUNKS_PER_MESSAGE
+            } else {
+                (MESSAGE_WORK.as_nanos() / per_chunk.as_nanos()).clamp(1, MAX_CHUNKS_PER_MESSAGE as u128) as usize
+            };
+            self.ready.extend(outcomes);
+        }
     }
 }
 
@@ -156,9 +199,9 @@ impl Backend for ThreadsBackend {
     }
 
     fn run(&self, job: &Job<'_>, driver: &mut dyn FnMut(&mut dyn Pool) -> Result<()>) -> Result<()> {
-        let (task_tx, task_rx) = mpsc::channel::<ChunkTask>();
+        let (task_tx, task_rx) = mpsc::channel::<Vec<ChunkTask>>();
         let task_rx = Arc::new(Mutex::new(task_rx));
-        let (out_tx, out_rx) = mpsc::channel::<Result<ChunkOutcome>>();
+        let (out_tx, out_rx) = mpsc::channel::<Reply>();
         // Set when the driver stops early, so workers drop queued chunks.
         let cancelled = AtomicBool::new(false);
         std::thread::scope(|scope| {
@@ -175,24 +218,33 @@ impl Backend for ThreadsBackend {
                         }
                     };
                     loop {
-                        // The lock is held only while taking one task.
+                        // The lock is held only while taking one message.
                         let next = match task_rx.lock() {
                             Ok(rx) => rx.recv(),
                             Err(_) => return,
                         };
-                        let Ok(task) = next else { return };
+                        let Ok(tasks) = next else { return };
                         if cancelled.load(Ordering::Relaxed) {
                             continue;
                         }
-                        if out_tx.send(Ok(execute_chunk(job.op, &mut ctx, task))).is_err() {
+                        let start = Instant::now();
+                        let outcomes: Vec<ChunkOutcome> =
+                            tasks.into_iter().map(|task| execute_chunk(job.op, &mut ctx, task)).collect();
+                        if out_tx.send(Ok((outcomes, start.elapsed()))).is_err() {
                             return;
                         }
                     }
                 });
             }
             drop(out_tx);
-            let mut pool =
-                ThreadPool { tasks: Some(task_tx), outcomes: out_rx, capacity: self.workers * CHUNKS_PER_WORKER };
+            let mut pool = ThreadPool {
+                tasks: Some(task_tx),
+                outcomes: out_rx,
+                workers: self.workers,
+                batch: Vec::new(),
+                per_message: 1,
+                ready: VecDeque::new(),
+            };
             let result = driver(&mut pool);
             if result.is_err() {
                 cancelled.store(true, Ordering::Relaxed);

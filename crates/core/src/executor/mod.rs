@@ -4,10 +4,12 @@
 //!
 //! - **Order and memory.** Items are read lazily and grouped into chunks of
 //!   `chunk_size`. At most [`Pool::capacity`](backend::Pool::capacity) chunks
-//!   (3 per worker for threads) are in flight or waiting in the reorder buffer
-//!   at once; the driver reads more input only when the oldest chunk has been
-//!   written. Memory is about workers x chunk x 3 items, whatever the input's
-//!   length.
+//!   are in flight or waiting in the reorder buffer at once; the driver reads
+//!   more input only when the oldest chunk has been written. For threads that
+//!   is 3 messages per worker, a message holding one chunk, or up to 64 when
+//!   chunks take only microseconds (so that thread hand-offs stay cheap).
+//!   Memory is about workers x chunk x 3 items (x 64 for trivial chunks),
+//!   whatever the input's length.
 //! - **Reproducibility.** Each item's random stream depends on (seed, op
 //!   name, global index) only ([`crate::rng`]), so results are bit-identical
 //!   for any backend, worker count or chunk size.
@@ -94,8 +96,10 @@ pub trait ResultSink {
     fn write_item(&mut self, index: u64, location: &Location, frames: Vec<Atoms>) -> Result<()>;
     /// A failed item (only when failures are skipped).
     fn write_failure(&mut self, failure: &FailureRecord) -> Result<()>;
-    /// Every item with a global index below `next_index` has been passed to the sink.
-    fn checkpoint(&mut self, next_index: u64) -> Result<()>;
+    /// Every item with a global index below `next_index` has been passed to the
+    /// sink. A file sink may defer recording it (to bound journal traffic)
+    /// unless `now` is set, as it is when the run is about to stop.
+    fn checkpoint(&mut self, next_index: u64, now: bool) -> Result<()>;
 }
 
 /// How many failure records a [`RunStats`] keeps for the summary (all of them
@@ -213,7 +217,6 @@ pub fn execute(
     let mut items = items.into_iter();
     let chunk_size = settings.chunk_size.max(1);
     let result = settings.backend.run(&job, &mut |pool| {
-        let capacity = pool.capacity().max(1) as u64;
         // Index and location of each item of every chunk not yet written, oldest first.
         let mut pending: VecDeque<Vec<(u64, Location)>> = VecDeque::new();
         // The reorder buffer: finished chunks waiting for an older one.
@@ -221,7 +224,7 @@ pub fn execute(
         let (mut next_submit, mut next_write) = (0u64, 0u64);
         let mut input_done = false;
         loop {
-            while !input_done && next_submit - next_write < capacity {
+            while !input_done && next_submit - next_write < pool.capacity().max(1) as u64 {
                 let mut chunk = Vec::with_capacity(chunk_size);
                 while chunk.len() < chunk_size {
                     match items.next() {
@@ -275,7 +278,7 @@ fn write_chunk(
             }
             Err(failure) if !skip_failed => {
                 // Everything before this item is written; a rerun starts here.
-                sink.checkpoint(index)?;
+                sink.checkpoint(index, true)?;
                 return Err(Error::ItemFailed {
                     index,
                     location: location.to_string(),
@@ -297,7 +300,7 @@ fn write_chunk(
         next_index = Some(index + 1);
     }
     match next_index {
-        Some(i) => sink.checkpoint(i),
+        Some(i) => sink.checkpoint(i, false),
         None => Ok(()),
     }
 }

@@ -25,7 +25,7 @@ impl ResultSink for Collect {
         self.failures.push(failure.clone());
         Ok(())
     }
-    fn checkpoint(&mut self, next_index: u64) -> Result<()> {
+    fn checkpoint(&mut self, next_index: u64, _now: bool) -> Result<()> {
         self.checkpoints.push(next_index);
         Ok(())
     }
