@@ -311,7 +311,7 @@ fn retry_failed_and_progress_lines_from_the_cli() {
     };
     let (ok, e) = with(r#"{"fail": [2, 4]}"#, &["--chunk-size", "1"]);
     assert!(ok, "{e}");
-    assert!(e.contains("autopara: test_slow: 6 items,"), "periodic progress lines: {e}");
+    assert!(e.contains("autopara: test_slow: 6/6 items,"), "periodic progress lines: {e}");
     assert!(e.contains("2 failed") && e.contains("failures.jsonl"), "summary names the failure file: {e}");
     let (ok, e) = with(r#"{"fail": []}"#, &["--retry-failed"]);
     assert!(ok && e.contains("rerunning 2 failed items"), "{e}");

@@ -68,19 +68,89 @@ pub struct RunSummary {
     pub records: Vec<RunRecord>,
 }
 
-/// `blake3:<hex>` of the inputs' content: the bytes of every input file (with
+/// The inputs' content digest and, when it can be told, their number of items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputDigest {
+    /// `blake3:<hex>`.
+    pub digest: String,
+    /// Items (frames of all files, in-memory configurations or counters);
+    /// `None` when a file's frame headers are not plain counts.
+    pub items: Option<u64>,
+}
+
+/// Counts extxyz frames from their atom-count lines while bytes stream by.
+#[derive(Default)]
+struct FrameCounter {
+    frames: u64,
+    /// Lines left in the current frame (comment and atoms).
+    lines_left: u64,
+    /// The atom-count line read so far.
+    count_line: Vec<u8>,
+    unreadable: bool,
+}
+
+impl FrameCounter {
+    fn end_count_line(&mut self) {
+        let text = String::from_utf8_lossy(&self.count_line);
+        match text.trim().parse::<u64>() {
+            Ok(n) => {
+                self.frames += 1;
+                self.lines_left = n.saturating_add(1);
+            }
+            Err(_) if text.trim().is_empty() => {}
+            Err(_) => self.unreadable = true,
+        }
+        self.count_line.clear();
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\n' {
+                if self.lines_left > 0 {
+                    self.lines_left -= 1;
+                } else {
+                    self.end_count_line();
+                }
+            } else if self.lines_left == 0 && self.count_line.len() < 64 {
+                self.count_line.push(b);
+            }
+        }
+    }
+
+    fn finish(mut self) -> Option<u64> {
+        if !self.count_line.is_empty() {
+            self.end_count_line();
+        }
+        (!self.unreadable).then_some(self.frames)
+    }
+}
+
+/// The digest of the inputs' content: the bytes of every input file (with
 /// its length, so file boundaries count), the JSON of every in-memory item
-/// (with its location), or the counter range. Chunking and workers play no part.
-pub fn input_digest(inputs: &ConfigSet) -> Result<String> {
+/// (with its location), or the counter range. Chunking and workers play no
+/// part. The pass over the files also counts their frames (for progress).
+pub fn input_digest(inputs: &ConfigSet) -> Result<InputDigest> {
+    use std::io::Read;
     let mut h = blake3::Hasher::new();
+    let mut items = inputs.len_hint();
     if inputs.is_files() {
         h.update(b"files\0");
+        let mut total = Some(0u64);
+        let mut buf = vec![0u8; 1 << 20];
         for path in inputs.files() {
             let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
             let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
             h.update(&len.to_le_bytes());
-            h.update_reader(&mut f).map_err(|e| Error::io(path, e))?;
+            let mut counter = FrameCounter::default();
+            loop {
+                let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+                let Some(bytes) = buf.get(..n).filter(|b| !b.is_empty()) else { break };
+                h.update(bytes);
+                counter.feed(bytes);
+            }
+            total = total.zip(counter.finish()).map(|(a, b)| a + b);
         }
+        items = total;
     } else if inputs.is_counters() {
         h.update(b"counters\0");
         h.update(&inputs.len_hint().unwrap_or(0).to_le_bytes());
@@ -93,7 +163,7 @@ pub fn input_digest(inputs: &ConfigSet) -> Result<String> {
             h.update(&text);
         }
     }
-    Ok(format!("blake3:{}", h.finalize().to_hex()))
+    Ok(InputDigest { digest: format!("blake3:{}", h.finalize().to_hex()), items })
 }
 
 /// An info value as plain JSON, for keys and messages.
@@ -116,23 +186,18 @@ fn value_json(v: &Value) -> serde_json::Value {
     }
 }
 
-/// The cache key of running `op` with `settings` on `inputs` into `outputs`.
-pub fn run_key(
-    op: &dyn Operation,
-    settings: &ResolvedAutopara,
-    inputs: &ConfigSet,
-    outputs: &OutputSpec,
-) -> Result<RunKey> {
+/// The cache key of running `op` with `settings` on inputs with `digest` into `outputs`.
+pub fn run_key(op: &dyn Operation, settings: &ResolvedAutopara, digest: &InputDigest, outputs: &OutputSpec) -> RunKey {
     let info = op.info();
-    Ok(RunKey {
+    RunKey {
         op: info.name.to_string(),
         op_version: info.version,
         args: cache::canonical_json(&op.args()),
         seed: settings.seed,
-        inputs: input_digest(inputs)?,
+        inputs: digest.digest.clone(),
         tags: outputs.tags.iter().map(|(k, v)| (k.clone(), value_json(v))).collect(),
         autopara_version: cache::AUTOPARA_VERSION.to_string(),
-    })
+    }
 }
 
 /// Fails when the inputs are not the kind the op consumes (configurations or counters).
@@ -229,7 +294,8 @@ pub fn run(op: &dyn Operation, inputs: &ConfigSet, outputs: &OutputSpec, info: &
             records: Vec::new(),
         });
     }
-    let key = run_key(op, &settings, inputs, outputs)?;
+    let digest = input_digest(inputs)?;
+    let key = run_key(op, &settings, &digest, outputs);
     let _locks = lock_all(&paths)?;
     let plan = cache::plan(&paths, &key, outputs.overwrite)?;
     let from = match &plan {
@@ -265,7 +331,7 @@ pub fn run(op: &dyn Operation, inputs: &ConfigSet, outputs: &OutputSpec, info: &
     let write = |w: &mut dyn Write, at: &Atoms| crate::extxyz::write_frame_with(w, at, &outputs.tags);
     let mut sink = FileSink::start(&paths, &key, resume, &route, &write)?;
     let items = inputs.items()?.filter(|it| it.as_ref().map_or(true, |i| i.index >= from));
-    let total = inputs.len_hint().map(|n| n.saturating_sub(from));
+    let total = digest.items.map(|n| n.saturating_sub(from));
     let stats = execute(op, items, &mut sink, &settings, total)?;
     let records = sink.finish(&key)?;
     if settings.progress {
@@ -284,7 +350,8 @@ pub fn explain(op: &dyn Operation, inputs: &ConfigSet, outputs: &OutputSpec, inf
     if paths.is_empty() {
         return Ok("compute: in-memory outputs are not cached".into());
     }
-    let key = run_key(op, &settings, inputs, outputs)?;
+    let digest = input_digest(inputs)?;
+    let key = run_key(op, &settings, &digest, outputs);
     Ok(match cache::plan(&paths, &key, outputs.overwrite) {
         Ok(plan) => plan.describe(&paths),
         Err(Error::Cache(why)) => format!("refuse: {why}"),
@@ -311,7 +378,8 @@ pub fn retry_failed(
             "--retry-failed needs file outputs (in-memory outputs keep no failure records)".into(),
         ));
     }
-    let key = run_key(op, &settings, inputs, outputs)?;
+    let digest = input_digest(inputs)?;
+    let key = run_key(op, &settings, &digest, outputs);
     let _locks = lock_all(&paths)?;
     let mut old_records = Vec::new();
     let mut failures: Vec<(usize, FailureEntry)> = Vec::new();
@@ -445,4 +513,31 @@ where
     R: IntoItemResult,
 {
     run(&Map::new(f), inputs, outputs, info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_digest_counts_frames_and_ignores_file_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let frames: Vec<Atoms> = (1..=4).map(|n| Atoms::new(vec![1; n], vec![[0.0; 3]; n])).collect();
+        let (a, b) = (dir.path().join("a.xyz"), dir.path().join("b.xyz"));
+        crate::extxyz::write_file(&a, &frames).unwrap();
+        crate::extxyz::write_file(&b, &frames[..1]).unwrap();
+        let both = input_digest(&ConfigSet::from_files(vec![a.clone(), b.clone()])).unwrap();
+        assert_eq!(both.items, Some(5));
+        let moved = dir.path().join("moved.xyz");
+        std::fs::copy(&a, &moved).unwrap();
+        let one = input_digest(&ConfigSet::from_files(vec![a.clone()])).unwrap();
+        assert_eq!(one, input_digest(&ConfigSet::from_files(vec![moved])).unwrap());
+        assert_ne!(one.digest, both.digest);
+        std::fs::write(&b, "not a count\nx\n").unwrap();
+        assert_eq!(input_digest(&ConfigSet::from_files(vec![b])).unwrap().items, None);
+        let mem = input_digest(&ConfigSet::from_atoms(frames.clone())).unwrap();
+        assert_eq!(mem.items, Some(4));
+        assert_ne!(mem.digest, input_digest(&ConfigSet::from_atoms(frames[..3].to_vec())).unwrap().digest);
+        assert_eq!(input_digest(&ConfigSet::counters(7)).unwrap().items, Some(7));
+    }
 }
