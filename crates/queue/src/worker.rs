@@ -63,7 +63,7 @@ impl ResultSink for ItemResults {
         Ok(())
     }
 
-    fn checkpoint(&mut self, _next_index: u64) -> autopara_core::Result<()> {
+    fn checkpoint(&mut self, _next_index: u64, _now: bool) -> autopara_core::Result<()> {
         Ok(())
     }
 }
