@@ -245,7 +245,7 @@ pub fn run_pipeline(args: &PipelineArgs) -> Result<Vec<StepReport>> {
         let paths = outputs.resolve(&inputs)?;
         // A step whose earlier output (ours, keyed) no longer matches is recomputed.
         let ours = paths.iter().all(|path| !path.exists() || cache::read_record(path).is_ok_and(|r| r.is_some()));
-        let key = runner::run_key(op.as_ref(), &info.resolve(op.info())?, &inputs, &outputs)?;
+        let key = runner::run_key(op.as_ref(), &info.resolve(op.info())?, &runner::input_digest(&inputs)?, &outputs);
         let stale = matches!(cache::plan(&paths, &key, false), Err(Error::Cache(_)));
         let outputs = outputs.overwrite(args.overwrite || (stale && ours));
         if args.dry_run {
