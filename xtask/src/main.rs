@@ -7,7 +7,9 @@
 //! ```
 
 mod bench;
+mod demo;
 mod deps;
+mod new_op;
 mod util;
 
 use std::process::ExitCode;
@@ -15,7 +17,10 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <command>
   deps [--peers]        install the reference environment (idempotent)
   test                  deps + fmt + clippy + all tests (references required)
-  bench [NAME...]       benchmarks side by side with peers; names: {BENCHES}";
+  bench [NAME...]       benchmarks side by side with peers; names: {BENCHES}
+  demo                  the demo pipeline (buildcell -> minim -> md -> descriptor) into demo-out/
+  run FILE.toml         run a pipeline file with the release binary
+  new-op NAME           scaffold an op crate (crates/NAME, feature NAME) that builds and registers at once";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +28,9 @@ fn main() -> ExitCode {
         Some("deps") => deps::run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("demo") => demo::demo(&args[1..]),
+        Some("run") => demo::run_file(&args[1..]),
+        Some("new-op") => new_op::run(&args[1..]),
         Some(other) => Err(format!("unknown command '{other}'\n{}", usage())),
         None => Err(usage()),
     };

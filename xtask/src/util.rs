@@ -87,3 +87,9 @@ pub fn print_load() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 }
+
+/// Builds the release `autopara` binary (default features) and returns its path.
+pub fn release_autopara(root: &Path) -> Result<PathBuf, String> {
+    cargo(root, &["build", "--release", "--quiet", "-p", "autopara", "--bin", "autopara"])?;
+    Ok(target_dir(root).join("release/autopara"))
+}

@@ -223,10 +223,7 @@ pub fn run_pipeline(args: &PipelineArgs) -> Result<Vec<StepReport>> {
             }
             None => ConfigSet::from_paths(&p.inputs)?,
         };
-        let mut outputs = OutputSpec::file(&p.output);
-        if p.output.contains("{stem}") {
-            outputs = OutputSpec::per_input(&p.output);
-        }
+        let mut outputs = OutputSpec::from_arg(&p.output);
         for (k, v) in &p.step.tags {
             outputs = outputs.with_tag(
                 k.clone(),

@@ -140,7 +140,7 @@ fn report(ours: &Ours, lammps: Option<(&str, &Timing)>, wfl: Option<&(Timing, Ti
 
 /// `n` copies of a 3x3x3 fcc cell of element `z` (lattice constant `a`),
 /// with a `masses` column when `mass` is given.
-fn write_systems(path: &Path, z: u8, a: f64, mass: Option<f64>) -> Result<(), String> {
+pub(super) fn write_systems(path: &Path, z: u8, a: f64, mass: Option<f64>) -> Result<(), String> {
     let basis = [[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]];
     let mut positions = Vec::with_capacity(ATOMS);
     for i in 0..3 {

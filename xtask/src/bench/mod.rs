@@ -15,6 +15,7 @@ mod executor;
 mod io;
 mod md;
 mod minim;
+mod mpi;
 
 const BENCHES: &[Bench] = &[
     ("buildcell", buildcell::run),
@@ -24,6 +25,7 @@ const BENCHES: &[Bench] = &[
     ("io", io::run),
     ("md", md::run),
     ("minim", minim::run),
+    ("mpi", mpi::run),
 ];
 
 /// Benchmark names, for usage text.

@@ -1,0 +1,211 @@
+//! `cargo xtask new-op NAME`: scaffolds an op crate that builds, is tested,
+//! and appears in `autopara ops` at once. See docs/writing-an-op.md.
+//!
+//! It writes `crates/NAME/` (Cargo.toml, src/lib.rs with an arguments struct,
+//! the op, its inventory registration and a test), and wires it into the root
+//! Cargo.toml (workspace member and dependency, a cargo feature `NAME` on by
+//! default) and the facade's src/lib.rs (`pub use autopara_NAME as NAME;`,
+//! which links the registration into every binary and test).
+
+use crate::util;
+use std::path::Path;
+
+/// Entry point.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let [name] = args else { return Err("usage: cargo xtask new-op NAME (lowercase letters, digits, _)".into()) };
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return Err(format!(
+            "new-op: '{name}' is not a valid op name (lowercase letters, digits and _, starting with a letter)"
+        ));
+    }
+    let root = util::root();
+    scaffold(&root, name)?;
+    println!(
+        "new-op: created crates/{name} and the `{name}` feature; try:\n  cargo test -p autopara-{}\n  cargo run -- ops",
+        name.replace('_', "-")
+    );
+    Ok(())
+}
+
+fn write_new(path: &Path, text: &str) -> Result<(), String> {
+    if path.exists() {
+        return Err(format!("new-op: {} exists already; nothing was changed", path.display()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn edit(path: &Path, f: impl FnOnce(String) -> Result<String, String>) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(path, f(text)?).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn insert_after(text: String, anchor: &str, addition: &str, file: &str) -> Result<String, String> {
+    let at =
+        text.find(anchor).ok_or_else(|| format!("new-op: cannot find `{}` in {file}", anchor.trim()))? + anchor.len();
+    Ok(format!("{}{addition}{}", &text[..at], &text[at..]))
+}
+
+/// Writes the crate and wires it in. Checks every precondition before writing anything.
+pub fn scaffold(root: &Path, name: &str) -> Result<(), String> {
+    let dir = root.join("crates").join(name);
+    if dir.exists() {
+        return Err(format!("new-op: {} exists already; nothing was changed", dir.display()));
+    }
+    let package = format!("autopara-{}", name.replace('_', "-"));
+    let krate = format!("autopara_{name}");
+    let manifest = root.join("Cargo.toml");
+    let facade = root.join("src/lib.rs");
+    let cargo_text = std::fs::read_to_string(&manifest).map_err(|e| e.to_string())?;
+    if cargo_text.contains(&format!("\n{name} = [")) {
+        return Err(format!("new-op: the feature `{name}` exists already; nothing was changed"));
+    }
+    write_new(&dir.join("Cargo.toml"), &CARGO.replace("{package}", &package).replace("{name}", name))?;
+    write_new(&dir.join("src/lib.rs"), &LIB.replace("{name}", name))?;
+    edit(&manifest, |t| {
+        let t = insert_after(t, "members = [\n", &format!("    \"crates/{name}\",\n"), "Cargo.toml")?;
+        let dep = format!("{package} = {{ path = \"crates/{name}\", version = \"0.1.0\" }}\n");
+        let t = insert_after(t, "[workspace.dependencies]\n", &dep, "Cargo.toml")?;
+        let t = insert_after(t, "\ndefault = [", &format!("\"{name}\", "), "Cargo.toml")?;
+        let t = insert_after(t, "\n[features]\n", &format!("{name} = [\"dep:{package}\"]\n"), "Cargo.toml")?;
+        let optional = format!("{package} = {{ workspace = true, optional = true }}\n");
+        insert_after(t, "autopara-cli.workspace = true\n", &optional, "Cargo.toml")
+    })?;
+    edit(&facade, |t| {
+        let anchor = "/// The command-line front end";
+        let at = t.find(anchor).ok_or_else(|| format!("new-op: cannot find `{anchor}` in src/lib.rs"))?;
+        Ok(format!("{}#[cfg(feature = \"{name}\")]\npub use {krate} as {name};\n\n{}", &t[..at], &t[at..]))
+    })
+}
+
+const CARGO: &str = r#"[package]
+name = "{package}"
+description = "autopara {name} op"
+version.workspace = true
+edition.workspace = true
+license.workspace = true
+rust-version.workspace = true
+
+[lints]
+workspace = true
+
+[dependencies]
+autopara-core.workspace = true
+serde.workspace = true
+serde_json.workspace = true
+inventory.workspace = true
+"#;
+
+const LIB: &str = r#"//! The `{name}` op. It counts the atoms of each configuration into an info
+//! key: replace `run_one` with your operation. docs/writing-an-op.md explains
+//! each part.
+//!
+//! ```sh
+//! autopara run {name} -i in.xyz -o out.xyz --args '{"key": "n_atoms"}'
+//! ```
+
+use autopara_core::{
+    InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration, Operation, Value, WorkerContext, parse_args,
+};
+use serde::{Deserialize, Serialize};
+
+/// The op's arguments (`--args` JSON/TOML). Unknown fields are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The info key that receives the atom count.
+    #[serde(default = "default_key")]
+    pub key: String,
+}
+
+fn default_key() -> String {
+    "{name}_natoms".to_string()
+}
+
+/// Name, version (bump it whenever results change: it is part of the cache
+/// key), default chunk size and summary.
+pub static INFO: OpInfo = OpInfo {
+    name: "{name}",
+    version: 1,
+    default_chunk_size: 10,
+    summary: "counts the atoms of each configuration into an info key",
+    input_kind: InputKind::Configs,
+};
+
+/// The op, built from its arguments.
+#[derive(Debug)]
+pub struct Op {
+    args: Args,
+}
+
+impl Op {
+    /// Builds the op from JSON arguments, naming a bad field in the error.
+    pub fn from_json(args: serde_json::Value) -> autopara_core::Result<Op> {
+        let args: Args = parse_args(INFO.name, args)?;
+        if args.key.is_empty() {
+            return Err(autopara_core::Error::Args {
+                context: INFO.name.into(),
+                field: "key".into(),
+                message: "must not be empty".into(),
+            });
+        }
+        Ok(Op { args })
+    }
+
+    /// One item: the input configuration with the count added.
+    fn run_one(&self, item: &Item) -> ItemResult {
+        let mut atoms = item.atoms()?.clone();
+        let n = i64::try_from(atoms.len()).map_err(|e| ItemFailure::new(e.to_string()))?;
+        atoms.info.insert(self.args.key.clone(), Value::Int(n));
+        Ok(vec![atoms])
+    }
+}
+
+impl Operation for Op {
+    fn info(&self) -> &'static OpInfo {
+        &INFO
+    }
+
+    fn args(&self) -> serde_json::Value {
+        serde_json::to_value(&self.args).unwrap_or_default()
+    }
+
+    fn run_chunk(&self, items: &[Item], _ctx: &mut WorkerContext) -> Vec<ItemResult> {
+        items.iter().map(|item| self.run_one(item)).collect()
+    }
+}
+
+fn build(args: serde_json::Value) -> autopara_core::Result<Box<dyn Operation>> {
+    Ok(Box::new(Op::from_json(args)?))
+}
+
+inventory::submit! {
+    OpRegistration { info: &INFO, build }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autopara_core::{Atoms, Location, Payload};
+
+    #[test]
+    fn counts_atoms_and_rejects_bad_args() {
+        let op = autopara_core::build_op("{name}", serde_json::json!({"key": "n"})).expect("registered");
+        let item = Item {
+            index: 0,
+            location: Location::default(),
+            payload: Payload::Atoms(Atoms::new(vec![1, 8, 1], vec![[0.0; 3]; 3])),
+        };
+        let mut ctx = WorkerContext::new(0, 0, "{name}");
+        let out = op.run_chunk(&[item], &mut ctx);
+        let frames = out[0].as_ref().expect("item succeeds");
+        assert_eq!(frames[0].info["n"], Value::Int(3));
+        assert!(autopara_core::build_op("{name}", serde_json::json!({"bogus": 1})).is_err());
+        assert!(autopara_core::build_op("{name}", serde_json::json!({"key": ""})).is_err());
+    }
+}
+"#;
