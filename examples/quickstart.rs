@@ -35,11 +35,12 @@ fn main() -> autopara::Result<()> {
     }
 
     // Any closure, like wfl's map: here, the volume per atom into info.
-    let done = runner::map(&ConfigSet::from_atoms(configs), &OutputSpec::memory(), &info, |mut at: Atoms, _rng: &mut _| {
-        let v = at.volume() / at.len() as f64;
-        at.info.insert("volume_per_atom".into(), Value::Float(v));
-        at
-    })?;
+    let done =
+        runner::map(&ConfigSet::from_atoms(configs), &OutputSpec::memory(), &info, |mut at: Atoms, _rng: &mut _| {
+            let v = at.volume() / at.len() as f64;
+            at.info.insert("volume_per_atom".into(), Value::Float(v));
+            at
+        })?;
     println!("map: {}", done.stats.summary());
 
     // MD into a file: cached by content, so a second run reuses it.

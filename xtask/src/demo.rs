@@ -81,7 +81,7 @@ fn summarize(out: &Path, seconds: f64) -> Result<(), String> {
             None => symmetries.push((s, 1)),
         }
     }
-    symmetries.sort_by(|a, b| b.1.cmp(&a.1));
+    symmetries.sort_by_key(|s| std::cmp::Reverse(s.1));
     let top: Vec<String> = symmetries.iter().take(3).map(|(s, n)| format!("{n} x {s}")).collect();
     println!("     most common final symmetries: {}", top.join(", "));
     println!("  {} md frames at 300 K (md)   -> {}", md.len(), out.join("md.xyz").display());

@@ -209,3 +209,35 @@ mod tests {
     }
 }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scaffold wires a new crate into copies of the real manifest and
+    /// facade; the manifest stays valid TOML with the crate in every place.
+    #[test]
+    fn scaffold_wires_the_crate_in() {
+        let root = util::root();
+        let dir = std::env::temp_dir().join(format!("autopara-new-op-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("src")).expect("temp dir");
+        std::fs::copy(root.join("Cargo.toml"), dir.join("Cargo.toml")).expect("copy manifest");
+        std::fs::copy(root.join("src/lib.rs"), dir.join("src/lib.rs")).expect("copy facade");
+        scaffold(&dir, "count_atoms").expect("scaffold");
+        let manifest: toml::Table =
+            std::fs::read_to_string(dir.join("Cargo.toml")).expect("read").parse().expect("valid TOML");
+        let members = manifest["workspace"]["members"].as_array().expect("members");
+        assert!(members.iter().any(|m| m.as_str() == Some("crates/count_atoms")));
+        assert!(manifest["workspace"]["dependencies"].get("autopara-count-atoms").is_some());
+        let features = &manifest["features"];
+        assert!(features["default"].as_array().expect("default").iter().any(|f| f.as_str() == Some("count_atoms")));
+        assert_eq!(features["count_atoms"][0].as_str(), Some("dep:autopara-count-atoms"));
+        assert_eq!(manifest["dependencies"]["autopara-count-atoms"]["optional"].as_bool(), Some(true));
+        let facade = std::fs::read_to_string(dir.join("src/lib.rs")).expect("read facade");
+        assert!(facade.contains("#[cfg(feature = \"count_atoms\")]\npub use autopara_count_atoms as count_atoms;"));
+        let lib = std::fs::read_to_string(dir.join("crates/count_atoms/src/lib.rs")).expect("lib");
+        assert!(lib.contains("name: \"count_atoms\"") && !lib.contains("{name}"));
+        assert!(scaffold(&dir, "count_atoms").is_err(), "a second scaffold of the same name must refuse");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+}
