@@ -248,7 +248,9 @@ pub fn execute(
             let outcome = pool.recv()?;
             finished.insert(outcome.chunk, outcome.results);
             while let Some(results) = finished.remove(&next_write) {
-                let metas = pending.pop_front().unwrap_or_default();
+                let metas = pending.pop_front().ok_or_else(|| {
+                    Error::Other(format!("executor: chunk {next_write} finished but was never submitted"))
+                })?;
                 let n = metas.len() as u64;
                 write_chunk(op, metas, results, sink, settings.skip_failed, &mut stats)?;
                 progress.advance(n);
