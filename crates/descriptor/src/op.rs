@@ -226,6 +226,9 @@ impl DescriptorOp {
                 DescriptorError::InvalidSpec { field, message, .. } => args_error(format!("{path}.{field}"), message),
                 other => args_error(path.clone(), other.to_string()),
             })?;
+            if d.n_features() == 0 {
+                return Err(args_error(path, format!("{} has no features", d.name())));
+            }
             if d.averaged() == args.per_atom {
                 let message = if args.per_atom {
                     format!(
