@@ -154,12 +154,20 @@ impl Descriptor for Acsf {
 
     fn compute(&self, atoms: &Atoms, centers: &[usize], out: &mut [f64]) -> Result<(), DescriptorError> {
         let species = index_atoms(NAME, self.species(), atoms)?;
-        let neighbours = Neighbours::build(NAME, atoms, self.spec.r_cut, self.spec.periodic)?;
+        out.fill(0.0);
+        Neighbours::with(NAME, atoms, self.spec.r_cut, self.spec.periodic, |neighbours| {
+            self.compute_with(neighbours, &species, centers, out)
+        })
+    }
+}
+
+impl Acsf {
+    /// [`Descriptor::compute`] once the neighbours are known.
+    fn compute_with(&self, neighbours: &Neighbours, species: &[usize], centers: &[usize], out: &mut [f64]) {
         let r_cut = self.spec.r_cut;
         let pair_start = self.per_species * self.spec.species.numbers().len();
         let n_g4 = self.spec.g4_params.len();
         let mut fc = Vec::new();
-        out.fill(0.0);
         for (&i, row) in centers.iter().zip(out.chunks_exact_mut(self.n_features)) {
             let env = neighbours.of(i);
             fc.clear();
@@ -216,6 +224,5 @@ impl Descriptor for Acsf {
                 }
             }
         }
-        Ok(())
     }
 }

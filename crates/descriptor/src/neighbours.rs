@@ -11,6 +11,7 @@
 use crate::error::DescriptorError;
 use autopara_calculators::neighbours::{ListKind, NeighbourError, NeighbourList};
 use autopara_core::Atoms;
+use std::cell::RefCell;
 
 /// Every atom's neighbours within a cutoff (the atom itself at zero shift excluded).
 pub(crate) struct Neighbours {
@@ -30,20 +31,43 @@ pub(crate) struct Environment<'a> {
     pub(crate) distances: &'a [f64],
 }
 
+thread_local! {
+    /// Built lists kept per thread for reuse, so their buffers are not
+    /// allocated (and page-faulted in) anew for every configuration.
+    static LISTS: RefCell<Vec<NeighbourList>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Lists kept per thread (one per cutoff in use).
+const KEPT_LISTS: usize = 4;
+
 impl Neighbours {
-    /// The environments of all atoms of `atoms` within `cutoff` (Å), with
-    /// periodic images when `periodic` and the configuration is periodic.
-    pub(crate) fn build(
+    /// Calls `f` with the environments of all atoms of `atoms` within
+    /// `cutoff` (Å), with periodic images when `periodic` and the
+    /// configuration is periodic.
+    pub(crate) fn with<R>(
         descriptor: &'static str,
         atoms: &Atoms,
         cutoff: f64,
         periodic: bool,
-    ) -> Result<Neighbours, DescriptorError> {
+        f: impl FnOnce(&Neighbours) -> R,
+    ) -> Result<R, DescriptorError> {
         let geometry = |e: NeighbourError| DescriptorError::Geometry { descriptor, message: e.to_string() };
         let pbc = if periodic { atoms.pbc } else { [false; 3] };
-        let mut list = NeighbourList::new(cutoff, ListKind::Full).map_err(geometry)?;
+        let kept = LISTS
+            .with_borrow_mut(|lists| lists.iter().position(|l| l.cutoff() == cutoff).map(|i| lists.swap_remove(i)));
+        let mut list = match kept {
+            Some(list) => list,
+            None => NeighbourList::new(cutoff, ListKind::Full).map_err(geometry)?,
+        };
         list.build(&atoms.positions, &atoms.cell, pbc).map_err(geometry)?;
-        Ok(Neighbours { list })
+        let neighbours = Neighbours { list };
+        let result = f(&neighbours);
+        LISTS.with_borrow_mut(|lists| {
+            if lists.len() < KEPT_LISTS {
+                lists.push(neighbours.list);
+            }
+        });
+        Ok(result)
     }
 
     /// The environment of atom `i`.

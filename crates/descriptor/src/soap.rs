@@ -329,7 +329,19 @@ impl Descriptor for Soap {
 
     fn compute(&self, atoms: &Atoms, centers: &[usize], out: &mut [f64]) -> Result<(), DescriptorError> {
         let species = index_atoms(NAME, &self.species, atoms)?;
-        let neighbours = Neighbours::build(NAME, atoms, self.cutoff, self.periodic)?;
+        out.fill(0.0);
+        if centers.is_empty() {
+            return Ok(());
+        }
+        Neighbours::with(NAME, atoms, self.cutoff, self.periodic, |neighbours| {
+            self.compute_with(neighbours, &species, centers, out)
+        })
+    }
+}
+
+impl Soap {
+    /// [`Descriptor::compute`] once the neighbours are known (`centers` not empty).
+    fn compute_with(&self, neighbours: &Neighbours, species: &[usize], centers: &[usize], out: &mut [f64]) {
         let n_coeff = self.species.len() * self.harmonics.len() * self.n_max;
         let mut c = vec![0.0; n_coeff];
         let mut ws = Workspace {
@@ -340,22 +352,18 @@ impl Descriptor for Soap {
             radial: vec![0.0; BATCH * self.radial.n_funcs],
         };
         let mut pair = vec![0.0; self.n_max * self.n_max];
-        out.fill(0.0);
-        if centers.is_empty() {
-            return Ok(());
-        }
         let inv_n = 1.0 / centers.len() as f64;
         match self.average {
             Average::Off => {
                 for (&i, row) in centers.iter().zip(out.chunks_exact_mut(self.n_features)) {
                     c.fill(0.0);
-                    self.add_coefficients(neighbours.of(i), &species, &mut c, &mut ws);
+                    self.add_coefficients(neighbours.of(i), species, &mut c, &mut ws);
                     self.add_power_spectrum(&c, 1.0, row, &mut pair);
                 }
             }
             Average::Inner => {
                 for &i in centers {
-                    self.add_coefficients(neighbours.of(i), &species, &mut c, &mut ws);
+                    self.add_coefficients(neighbours.of(i), species, &mut c, &mut ws);
                 }
                 c.iter_mut().for_each(|x| *x *= inv_n);
                 self.add_power_spectrum(&c, 1.0, out, &mut pair);
@@ -363,12 +371,11 @@ impl Descriptor for Soap {
             Average::Outer => {
                 for &i in centers {
                     c.fill(0.0);
-                    self.add_coefficients(neighbours.of(i), &species, &mut c, &mut ws);
+                    self.add_coefficients(neighbours.of(i), species, &mut c, &mut ws);
                     self.add_power_spectrum(&c, inv_n, out, &mut pair);
                 }
             }
         }
-        Ok(())
     }
 }
 
