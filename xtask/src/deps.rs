@@ -1,11 +1,12 @@
 //! `cargo xtask deps [--peers]`: the reference environment, idempotently.
 //!
 //! - a git-ignored `.venv` with pinned references: ase==3.28.0, numpy<2,
-//!   dscribe==2.1.2 and extxyz (the libAtoms C parser);
-//! - Debian's `slurm-wlm` and `munge`, for the Slurm backend's tests, which
-//!   start a private single-node cluster (crates/queue, `testing::LocalCluster`);
-//! - with `--peers`, the benchmark peers: wfl==0.3.5 in the same venv and
-//!   Debian's `lammps`.
+//!   dscribe==2.1.2, extxyz (the libAtoms C parser) and wfl==0.3.5 (with its
+//!   spglib: tests compare with wfl's `create_input`, optimize and spglib's
+//!   symmetry; wfl is also the benchmarks' peer);
+//! - Debian's OpenMPI and libclang (the MPI backend), `slurm-wlm` and `munge`
+//!   (the Slurm backend's tests start a private single-node cluster);
+//! - with `--peers`, Debian's `lammps` for the benchmarks.
 //!
 //! A stamp file records what was installed, so a second run does nothing.
 
@@ -13,9 +14,7 @@ use crate::util::{root, run as run_cmd};
 use std::process::Command;
 
 /// Pinned reference packages.
-const REFERENCES: &[&str] = &["ase==3.28.0", "numpy<2", "dscribe==2.1.2", "extxyz==0.4.6"];
-/// Benchmark peers (pip).
-const PEERS_PIP: &[&str] = &["wfl==0.3.5"];
+const REFERENCES: &[&str] = &["ase==3.28.0", "numpy<2", "dscribe==2.1.2", "extxyz==0.4.6", "wfl==0.3.5"];
 /// Debian packages the test suites need.
 const APT_TEST: &[&str] = &["libopenmpi-dev", "openmpi-bin", "libclang-dev", "slurm-wlm", "munge"];
 /// Debian packages for benchmark peers.
@@ -28,11 +27,7 @@ pub fn run_deps(peers: bool) -> Result<(), String> {
         apt.extend(APT_PEERS);
     }
     apt_install(&apt)?;
-    let mut pip: Vec<&str> = REFERENCES.to_vec();
-    if peers {
-        pip.extend(PEERS_PIP);
-    }
-    venv(&pip)
+    venv(REFERENCES)
 }
 
 /// Entry point for `cargo xtask deps`.
