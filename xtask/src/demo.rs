@@ -75,7 +75,7 @@ fn summarize(out: &Path, seconds: f64) -> Result<(), String> {
     }
     let mut symmetries: Vec<(String, usize)> = Vec::new();
     for a in &relaxed {
-        let s = a.info.get("optimize_symmetry_final").and_then(|v| v.as_str()).unwrap_or("unknown").to_string();
+        let s = a.info.get("optimize_symmetry_initial").and_then(|v| v.as_str()).unwrap_or("unknown").to_string();
         match symmetries.iter_mut().find(|(k, _)| *k == s) {
             Some((_, n)) => *n += 1,
             None => symmetries.push((s, 1)),
@@ -83,7 +83,7 @@ fn summarize(out: &Path, seconds: f64) -> Result<(), String> {
     }
     symmetries.sort_by_key(|s| std::cmp::Reverse(s.1));
     let top: Vec<String> = symmetries.iter().take(3).map(|(s, n)| format!("{n} x {s}")).collect();
-    println!("     most common final symmetries: {}", top.join(", "));
+    println!("     most common space groups (kept while relaxing): {}", top.join(", "));
     println!("  {} md frames at 300 K (md)   -> {}", md.len(), out.join("md.xyz").display());
     println!(
         "  {} SOAP vectors of length {soap_len} (descriptor) -> {}",
