@@ -277,6 +277,7 @@ impl Pool for MpiPool<'_> {
     }
 
     fn recv(&mut self) -> Result<ChunkOutcome> {
+        let mut idle_polls = 0u64;
         loop {
             if let Ok(outcome) = self.local.outcomes.try_recv() {
                 self.per_rank[0] += 1;
@@ -297,7 +298,10 @@ impl Pool for MpiPool<'_> {
                 self.feed_remote()?;
                 return Ok(outcome);
             }
-            std::thread::sleep(Duration::from_micros(50));
+            // Back off (up to 1 ms) while nothing arrives, so polling does not
+            // take a core from the workers.
+            idle_polls += 1;
+            std::thread::sleep(Duration::from_micros(50 * idle_polls.min(20)));
         }
     }
 }
@@ -372,6 +376,26 @@ fn wait_end_job(world: &SimpleCommunicator) {
 fn serve_job(world: &SimpleCommunicator, spec: &JobSpec, op: &dyn Operation, threads: usize) -> Result<()> {
     let rank = usize::try_from(world.rank()).unwrap_or(0);
     let root = world.process_at_rank(0);
+    if threads == 1 {
+        // One thread: block on MPI and compute in this thread, so nothing polls.
+        let mut ctx = WorkerContext::new(rank, spec.seed, spec.op.clone());
+        loop {
+            let (bytes, status) = root.receive_vec::<u8>();
+            match status.tag() {
+                TAG_TASK => {
+                    let task: ChunkTask =
+                        serde_json::from_slice(&bytes).map_err(|e| Error::Other(format!("undecodable chunk: {e}")))?;
+                    let outcome = execute_chunk(op, &mut ctx, task);
+                    let bytes =
+                        serde_json::to_vec(&outcome).map_err(|e| Error::Other(format!("cannot encode result: {e}")))?;
+                    root.send_with_tag(&bytes[..], TAG_OUTCOME);
+                }
+                TAG_END_JOB => return Ok(()),
+                TAG_SHUTDOWN => return Err(Error::Other("shut down in the middle of a job".into())),
+                other => return Err(Error::Other(format!("unexpected message tag {other} in a job"))),
+            }
+        }
+    }
     std::thread::scope(|scope| {
         let (task_tx, task_rx) = mpsc::channel::<ChunkTask>();
         let task_rx = Arc::new(Mutex::new(task_rx));
