@@ -17,7 +17,7 @@ use std::time::Instant;
 pub fn run_file(args: &[String]) -> Result<(), String> {
     let Some(file) = args.first() else { return Err("usage: cargo xtask run FILE.toml [pipeline options]".into()) };
     let root = util::root();
-    let bin = util::release_autopara(&root)?;
+    let bin = util::release_autopara(&root, "")?;
     util::run(Command::new(bin).arg("pipeline").arg(file).args(&args[1..]))
 }
 
@@ -25,7 +25,7 @@ pub fn run_file(args: &[String]) -> Result<(), String> {
 pub fn demo(args: &[String]) -> Result<(), String> {
     let root = util::root();
     let out = root.join("demo-out");
-    let bin = util::release_autopara(&root)?;
+    let bin = util::release_autopara(&root, "")?;
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let t0 = Instant::now();
     util::run(

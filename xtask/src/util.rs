@@ -88,8 +88,23 @@ pub fn print_load() {
     );
 }
 
-/// Builds the release `autopara` binary (default features) and returns its path.
-pub fn release_autopara(root: &Path) -> Result<PathBuf, String> {
-    cargo(root, &["build", "--release", "--quiet", "-p", "autopara", "--bin", "autopara"])?;
+/// Builds the release `autopara` binary with the default features plus
+/// `features` (comma-separated, may be empty) and returns its path.
+pub fn release_autopara(root: &Path, features: &str) -> Result<PathBuf, String> {
+    let mut args = vec!["build", "--release", "--quiet", "-p", "autopara", "--bin", "autopara"];
+    if !features.is_empty() {
+        args.extend(["--features", features]);
+    }
+    cargo(root, &args)?;
     Ok(target_dir(root).join("release/autopara"))
+}
+
+/// Runs `f` in a fresh temporary directory `autopara-bench-NAME-PID`, removed afterwards.
+pub fn in_temp_dir(name: &str, f: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("autopara-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let result = f(&dir);
+    // Best effort: the directory only holds benchmark inputs and outputs.
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }

@@ -6,7 +6,7 @@
 //! There is no peer: wfl runs AIRSS's external `buildcell` program, which is
 //! not installable here, so only our throughput is printed.
 
-use crate::util::{cargo, print_load, root, target_dir, timed};
+use crate::util::{print_load, release_autopara, root, target_dir, timed};
 use std::path::Path;
 use std::process::Command;
 
@@ -43,10 +43,8 @@ fn time_run(bin: &Path, dir: &Path, name: &str, input: &str, workers: usize) -> 
 /// Runs the benchmark.
 pub fn run() -> Result<(), String> {
     let root = root();
-    cargo(&root, &["build", "--release", "--quiet", "-p", "autopara", "--bin", "autopara"])?;
-    let target = target_dir(&root);
-    let bin = target.join("release/autopara");
-    let dir = target.join("bench-buildcell");
+    let bin = release_autopara(&root, "")?;
+    let dir = target_dir(&root).join("bench-buildcell");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     print_load();
     println!("peer: none (wfl calls AIRSS's external buildcell binary, not installable here); autopara only");

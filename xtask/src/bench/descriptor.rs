@@ -27,12 +27,7 @@ pub fn run() -> Result<(), String> {
         &["build", "--release", "--quiet", "-p", "autopara-descriptor", "--example", "bench_descriptor"],
     )?;
     let bin = util::target_dir(&root).join("release/examples/bench_descriptor");
-    let dir = std::env::temp_dir().join(format!("autopara-bench-descriptor-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let result = run_in(&bin, &dir);
-    // Best effort: the directory only holds benchmark inputs.
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    util::in_temp_dir("descriptor", |dir| run_in(&bin, dir))
 }
 
 fn run_in(bin: &Path, dir: &Path) -> Result<(), String> {

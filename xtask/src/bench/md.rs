@@ -44,15 +44,8 @@ impl Timing {
 
 /// Runs the benchmark.
 pub fn run() -> Result<(), String> {
-    let root = util::root();
-    util::cargo(&root, &["build", "--release", "--quiet", "-p", "autopara", "--bin", "autopara"])?;
-    let bin = util::target_dir(&root).join("release/autopara");
-    let dir = std::env::temp_dir().join(format!("autopara-bench-md-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let result = run_in(&bin, &dir);
-    // Best effort: the directory only holds benchmark inputs and outputs.
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    let bin = util::release_autopara(&util::root(), "")?;
+    util::in_temp_dir("md", |dir| run_in(&bin, dir))
 }
 
 fn run_in(bin: &Path, dir: &Path) -> Result<(), String> {
