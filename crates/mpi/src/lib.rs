@@ -267,9 +267,7 @@ impl Pool for MpiPool<'_> {
         if !self.local.idle()
             && let Some(rank) = self.credits.pop_front()
         {
-            let bytes =
-                serde_json::to_vec(&task).map_err(|e| Error::Other(format!("mpi: cannot encode chunk: {e}")))?;
-            self.world.process_at_rank(rank).send_with_tag(&bytes[..], TAG_TASK);
+            send_json(&self.world.process_at_rank(rank), &task, TAG_TASK)?;
             return Ok(());
         }
         self.local.push(task);
@@ -316,12 +314,17 @@ impl MpiPool<'_> {
             };
             let Some(task) = task else { return Ok(()) };
             let Some(rank) = self.credits.pop_front() else { return Ok(()) };
-            let bytes =
-                serde_json::to_vec(&task).map_err(|e| Error::Other(format!("mpi: cannot encode chunk: {e}")))?;
-            self.world.process_at_rank(rank).send_with_tag(&bytes[..], TAG_TASK);
+            send_json(&self.world.process_at_rank(rank), &task, TAG_TASK)?;
         }
         Ok(())
     }
+}
+
+/// Sends `value` as JSON with `tag` (chunks, results).
+fn send_json(to: &impl Destination, value: &impl serde::Serialize, tag: i32) -> Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::Other(format!("mpi: cannot encode a message: {e}")))?;
+    to.send_with_tag(&bytes[..], tag);
+    Ok(())
 }
 
 /// A worker rank's loop: jobs, chunks, shutdown.
@@ -386,9 +389,7 @@ fn serve_job(world: &SimpleCommunicator, spec: &JobSpec, op: &dyn Operation, thr
                     let task: ChunkTask =
                         serde_json::from_slice(&bytes).map_err(|e| Error::Other(format!("undecodable chunk: {e}")))?;
                     let outcome = execute_chunk(op, &mut ctx, task);
-                    let bytes =
-                        serde_json::to_vec(&outcome).map_err(|e| Error::Other(format!("cannot encode result: {e}")))?;
-                    root.send_with_tag(&bytes[..], TAG_OUTCOME);
+                    send_json(&root, &outcome, TAG_OUTCOME)?;
                 }
                 TAG_END_JOB => return Ok(()),
                 TAG_SHUTDOWN => return Err(Error::Other("shut down in the middle of a job".into())),
@@ -420,9 +421,7 @@ fn serve_job(world: &SimpleCommunicator, spec: &JobSpec, op: &dyn Operation, thr
         // Only this thread talks MPI (Threading::Serialized).
         loop {
             while let Ok(outcome) = out_rx.try_recv() {
-                let bytes =
-                    serde_json::to_vec(&outcome).map_err(|e| Error::Other(format!("cannot encode result: {e}")))?;
-                root.send_with_tag(&bytes[..], TAG_OUTCOME);
+                send_json(&root, &outcome, TAG_OUTCOME)?;
             }
             if let Some(probe) = root.immediate_matched_probe() {
                 let (bytes, status) = probe.matched_receive_vec::<u8>();
