@@ -108,3 +108,37 @@ pub fn in_temp_dir(name: &str, f: impl FnOnce(&Path) -> Result<(), String>) -> R
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
+
+/// Wall and CPU time of one run, in seconds.
+#[derive(Clone, Copy)]
+pub struct Timing {
+    /// Wall-clock seconds.
+    pub wall: f64,
+    /// CPU seconds of this process (all threads).
+    pub cpu: f64,
+}
+
+/// CPU seconds used by this process (all threads, also those that have exited).
+pub fn cpu_seconds() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+/// The fastest (by wall time) of `n` runs of `f`, and the last run's result,
+/// which is dropped by the caller, outside the timed region.
+pub fn best_of<T>(n: usize, mut f: impl FnMut() -> Result<T, String>) -> Result<(Timing, T), String> {
+    let mut best = Timing { wall: f64::INFINITY, cpu: f64::INFINITY };
+    let mut last = None;
+    for _ in 0..n {
+        // The previous run's result is dropped here, before the clock starts.
+        drop(last.take());
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let out = f()?;
+        let run = Timing { wall: t.elapsed().as_secs_f64(), cpu: cpu_seconds() - c };
+        if run.wall < best.wall {
+            best = run;
+        }
+        last = Some(out);
+    }
+    last.map(|o| (best, o)).ok_or_else(|| "no runs".to_string())
+}

@@ -38,7 +38,8 @@ pub enum Nested {
 #[allow(clippy::large_enum_variant)] // one per ConfigSet
 #[derive(Debug, Clone, PartialEq)]
 enum Source {
-    Memory(Nested),
+    /// The configurations and how many there are (counted once: runs ask often).
+    Memory(Nested, u64),
     Files(Vec<PathBuf>),
     Counters(u64),
 }
@@ -52,12 +53,20 @@ pub struct ConfigSet {
 impl ConfigSet {
     /// A flat list of configurations; item `i` has location path `[i]`.
     pub fn from_atoms(configs: Vec<Atoms>) -> ConfigSet {
-        ConfigSet { source: Source::Memory(Nested::List(configs.into_iter().map(Nested::Atoms).collect())) }
+        let n = configs.len() as u64;
+        ConfigSet { source: Source::Memory(Nested::List(configs.into_iter().map(Nested::Atoms).collect()), n) }
     }
 
     /// Nested lists of configurations; locations are the list indices.
     pub fn from_nested(nested: Nested) -> ConfigSet {
-        ConfigSet { source: Source::Memory(nested) }
+        fn count(n: &Nested) -> u64 {
+            match n {
+                Nested::Atoms(_) => 1,
+                Nested::List(l) => l.iter().map(count).sum(),
+            }
+        }
+        let n = count(&nested);
+        ConfigSet { source: Source::Memory(nested, n) }
     }
 
     /// Files and glob patterns, in the order given; each glob's matches are
@@ -125,14 +134,8 @@ impl ConfigSet {
 
     /// The number of items when known without reading files.
     pub fn len_hint(&self) -> Option<u64> {
-        fn count(n: &Nested) -> u64 {
-            match n {
-                Nested::Atoms(_) => 1,
-                Nested::List(l) => l.iter().map(count).sum(),
-            }
-        }
         match &self.source {
-            Source::Memory(n) => Some(count(n)),
+            Source::Memory(_, n) => Some(*n),
             Source::Counters(n) => Some(*n),
             Source::Files(_) => None,
         }
@@ -143,8 +146,8 @@ impl ConfigSet {
     /// iteration stops.
     pub fn items(&self) -> Result<Items<'_>> {
         let inner = match &self.source {
-            Source::Memory(Nested::List(l)) => Inner::Memory { stack: vec![(l.as_slice(), 0)], single: None },
-            Source::Memory(n @ Nested::Atoms(_)) => Inner::Memory { stack: Vec::new(), single: Some(n) },
+            Source::Memory(Nested::List(l), _) => Inner::Memory { stack: vec![(l.as_slice(), 0)], single: None },
+            Source::Memory(n @ Nested::Atoms(_), _) => Inner::Memory { stack: Vec::new(), single: Some(n) },
             Source::Files(files) => {
                 // The first file opens now, so that a missing file fails early.
                 let reader = match files.first() {

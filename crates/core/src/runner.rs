@@ -214,6 +214,9 @@ pub fn check_input_kind(info: &OpInfo, inputs: &ConfigSet) -> Result<()> {
     }
 }
 
+/// The most configurations an in-memory run reserves room for before it starts.
+const MEMORY_RESERVE_MAX: u64 = 1 << 20;
+
 /// Collects in-memory results in input order, with tags.
 struct MemorySink<'a> {
     tags: &'a indexmap::IndexMap<String, Value>,
@@ -281,8 +284,14 @@ pub fn run(op: &dyn Operation, inputs: &ConfigSet, outputs: &OutputSpec, info: &
     let settings = info.resolve(op.info())?;
     let paths = outputs.resolve(inputs)?;
     if paths.is_empty() {
-        let mut sink = MemorySink { tags: &outputs.tags, configs: Vec::new(), failures: Vec::new() };
+        // Most ops give one configuration per item: room for that up front
+        // spares copying a growing list of configurations.
+        let expected = inputs.len_hint().map_or(0, |n| n.min(MEMORY_RESERVE_MAX) as usize);
+        let mut sink = MemorySink { tags: &outputs.tags, configs: Vec::with_capacity(expected), failures: Vec::new() };
         let stats = execute(op, inputs.items()?, &mut sink, &settings, inputs.len_hint())?;
+        if sink.configs.len() < sink.configs.capacity() / 2 {
+            sink.configs.shrink_to_fit();
+        }
         if settings.progress && stats.failed > 0 {
             eprintln!("autopara: {}: {}", op.info().name, stats.summary());
         }

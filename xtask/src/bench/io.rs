@@ -5,12 +5,12 @@
 //! `config_type` and a `forces` column. Timings are the best of three runs for
 //! autopara and one run for the Python peers (which take seconds).
 
+use crate::util::{Timing, best_of};
 use autopara_core::{Atoms, Column, Value, extxyz};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::time::Instant;
 
 const FRAMES: usize = 10_000;
 const ATOMS: usize = 64;
@@ -45,35 +45,6 @@ fn write_all(path: &Path, frames: &[Atoms]) -> Result<(), String> {
         extxyz::write_frame(&mut w, a).map_err(|e| e.to_string())?;
     }
     w.flush().map_err(|e| e.to_string())
-}
-
-/// Wall and CPU time of one run.
-#[derive(Clone, Copy)]
-struct Timing {
-    wall: f64,
-    cpu: f64,
-}
-
-/// CPU seconds used by this process (all threads).
-fn cpu_seconds() -> f64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-}
-
-/// The fastest (by wall time) of `n` runs of `f`.
-fn best_of<T>(n: usize, mut f: impl FnMut() -> Result<T, String>) -> Result<(Timing, T), String> {
-    let mut best = Timing { wall: f64::INFINITY, cpu: f64::INFINITY };
-    let mut last = None;
-    for _ in 0..n {
-        let (t, c) = (Instant::now(), cpu_seconds());
-        let out = f()?;
-        let run = Timing { wall: t.elapsed().as_secs_f64(), cpu: cpu_seconds() - c };
-        if run.wall < best.wall {
-            best = run;
-        }
-        last = Some(out);
-    }
-    last.map(|o| (best, o)).ok_or_else(|| "no runs".to_string())
 }
 
 const PEER_SCRIPT: &str = r#"

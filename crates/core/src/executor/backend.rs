@@ -7,10 +7,10 @@
 //! The driver (in [`crate::executor`]) owns input order, output order and
 //! memory bounds; a backend only moves tasks to workers and outcomes back.
 
-use super::{ChunkOutcome, ChunkTask, JobSpec, execute_chunk};
+use super::{ChunkOutcome, ChunkTask, JobSpec, execute_items};
 use crate::autopara_info::Initializer;
 use crate::error::{Error, Result};
-use crate::operation::{Operation, WorkerContext};
+use crate::operation::{Item, Operation, WorkerContext};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,6 +50,12 @@ pub trait Pool {
     fn submit(&mut self, task: ChunkTask) -> Result<()>;
     /// Waits for the next finished chunk. Only called while tasks are outstanding.
     fn recv(&mut self) -> Result<ChunkOutcome>;
+    /// An emptied item buffer of an earlier chunk, for the driver to fill with
+    /// the next one (in-process pools hand them back so that a chunk costs no
+    /// allocation); `None` when there is none.
+    fn spare_items(&mut self) -> Option<Vec<Item>> {
+        None
+    }
 }
 
 /// Where chunks run.
@@ -70,7 +76,9 @@ pub struct SerialBackend;
 struct SerialPool<'a> {
     job: &'a Job<'a>,
     ctx: WorkerContext,
-    done: VecDeque<ChunkOutcome>,
+    done: Option<ChunkOutcome>,
+    /// The item buffer of the last chunk, emptied, for reuse.
+    spare: Option<Vec<Item>>,
 }
 
 impl Pool for SerialPool<'_> {
@@ -79,13 +87,22 @@ impl Pool for SerialPool<'_> {
     }
 
     fn submit(&mut self, task: ChunkTask) -> Result<()> {
-        let outcome = execute_chunk(self.job.op, &mut self.ctx, task);
-        self.done.push_back(outcome);
+        let ChunkTask { chunk, mut items } = task;
+        let results = execute_items(self.job.op, &mut self.ctx, &items);
+        if self.done.replace(ChunkOutcome { chunk, results }).is_some() {
+            return Err(Error::Other("serial backend: a chunk was submitted before the last was received".into()));
+        }
+        items.clear();
+        self.spare = Some(items);
         Ok(())
     }
 
     fn recv(&mut self) -> Result<ChunkOutcome> {
-        self.done.pop_front().ok_or_else(|| Error::Other("serial backend: no chunk outstanding".into()))
+        self.done.take().ok_or_else(|| Error::Other("serial backend: no chunk outstanding".into()))
+    }
+
+    fn spare_items(&mut self) -> Option<Vec<Item>> {
+        self.spare.take()
     }
 }
 
@@ -100,7 +117,7 @@ impl Backend for SerialBackend {
 
     fn run(&self, job: &Job<'_>, driver: &mut dyn FnMut(&mut dyn Pool) -> Result<()>) -> Result<()> {
         let ctx = job.worker_context(0)?;
-        let mut pool = SerialPool { job, ctx, done: VecDeque::new() };
+        let mut pool = SerialPool { job, ctx, done: None, spare: None };
         driver(&mut pool)
     }
 }
@@ -130,8 +147,17 @@ const MESSAGE_WORK: Duration = Duration::from_micros(50);
 /// Most chunks per message (reached only by chunks of a few microseconds).
 const MAX_CHUNKS_PER_MESSAGE: usize = 64;
 
-/// A worker's reply: the outcomes of one message and the time they took.
-type Reply = Result<(Vec<ChunkOutcome>, Duration)>;
+/// A worker's reply to one message.
+struct Done {
+    outcomes: Vec<ChunkOutcome>,
+    /// The time the chunks took.
+    took: Duration,
+    /// The chunks' item buffers, emptied, for reuse.
+    spare: Vec<Vec<Item>>,
+}
+
+/// A worker's reply, or why it could not start.
+type Reply = Result<Done>;
 
 struct ThreadPool {
     tasks: Option<mpsc::Sender<Vec<ChunkTask>>>,
@@ -143,6 +169,8 @@ struct ThreadPool {
     per_message: usize,
     /// Outcomes received but not yet handed to the driver.
     ready: VecDeque<ChunkOutcome>,
+    /// Emptied item buffers returned by workers.
+    spare: Vec<Vec<Item>>,
 }
 
 impl ThreadPool {
@@ -174,10 +202,11 @@ impl Pool for ThreadPool {
                 return Ok(outcome);
             }
             self.send_batch()?;
-            let (outcomes, took) = self
+            let Done { outcomes, took, spare } = self
                 .outcomes
                 .recv()
                 .map_err(|_| Error::Other("threads backend: every worker has stopped".into()))??;
+            self.spare.extend(spare);
             let per_chunk = took / outcomes.len().max(1) as u32;
             self.per_message = if per_chunk.is_zero() {
                 MAX_CHUNKS_PER_MESSAGE
@@ -186,6 +215,10 @@ impl Pool for ThreadPool {
             };
             self.ready.extend(outcomes);
         }
+    }
+
+    fn spare_items(&mut self) -> Option<Vec<Item>> {
+        self.spare.pop()
     }
 }
 
@@ -228,9 +261,14 @@ impl Backend for ThreadsBackend {
                             continue;
                         }
                         let start = Instant::now();
-                        let outcomes: Vec<ChunkOutcome> =
-                            tasks.into_iter().map(|task| execute_chunk(job.op, &mut ctx, task)).collect();
-                        if out_tx.send(Ok((outcomes, start.elapsed()))).is_err() {
+                        let mut outcomes = Vec::with_capacity(tasks.len());
+                        let mut spare = Vec::with_capacity(tasks.len());
+                        for ChunkTask { chunk, mut items } in tasks {
+                            outcomes.push(ChunkOutcome { chunk, results: execute_items(job.op, &mut ctx, &items) });
+                            items.clear();
+                            spare.push(items);
+                        }
+                        if out_tx.send(Ok(Done { outcomes, took: start.elapsed(), spare })).is_err() {
                             return;
                         }
                     }
@@ -244,6 +282,7 @@ impl Backend for ThreadsBackend {
                 batch: Vec::new(),
                 per_message: 1,
                 ready: VecDeque::new(),
+                spare: Vec::new(),
             };
             let result = driver(&mut pool);
             if result.is_err() {

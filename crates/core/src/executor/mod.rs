@@ -33,7 +33,7 @@ use backend::Job;
 use progress::Progress;
 use serde::{Deserialize, Serialize};
 use std::any::Any;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Everything a worker anywhere needs to rebuild the op: serializable, sent
@@ -166,19 +166,22 @@ fn call_op(
 /// Runs one chunk in a worker, isolating failures per item: the function every
 /// backend's workers call.
 pub fn execute_chunk(op: &dyn Operation, ctx: &mut WorkerContext, task: ChunkTask) -> ChunkOutcome {
-    let results = match call_op(op, &task.items, ctx) {
+    ChunkOutcome { chunk: task.chunk, results: execute_items(op, ctx, &task.items) }
+}
+
+/// [`execute_chunk`] on borrowed items (in-process backends reuse the buffer).
+fn execute_items(op: &dyn Operation, ctx: &mut WorkerContext, items: &[Item]) -> Vec<ItemResult> {
+    match call_op(op, items, ctx) {
         Ok(results) => results,
-        Err(panic) if task.items.len() == 1 => vec![Err(ItemFailure::new(panic))],
-        Err(_) => task
-            .items
+        Err(panic) if items.len() == 1 => vec![Err(ItemFailure::new(panic))],
+        Err(_) => items
             .iter()
             .map(|item| match call_op(op, std::slice::from_ref(item), ctx) {
                 Ok(mut one) => one.pop().unwrap_or_else(|| Err(ItemFailure::new("op returned no result"))),
                 Err(panic) => Err(ItemFailure::new(panic)),
             })
             .collect(),
-    };
-    ChunkOutcome { chunk: task.chunk, results }
+    }
 }
 
 /// The start line: op, version, backend, workers and chunk size.
@@ -217,15 +220,20 @@ pub fn execute(
     let mut items = items.into_iter();
     let chunk_size = settings.chunk_size.max(1);
     let result = settings.backend.run(&job, &mut |pool| {
-        // Index and location of each item of every chunk not yet written, oldest first.
-        let mut pending: VecDeque<Vec<(u64, Location)>> = VecDeque::new();
-        // The reorder buffer: finished chunks waiting for an older one.
-        let mut finished: BTreeMap<u64, Vec<ItemResult>> = BTreeMap::new();
+        // Index and location of each item of every chunk not yet written, oldest first,
+        // and emptied ones for reuse (remembering an item then allocates nothing).
+        let mut pending: VecDeque<ChunkMeta> = VecDeque::new();
+        let mut spare: Vec<ChunkMeta> = Vec::new();
+        // The reorder buffer: slot `k` holds chunk `next_write + k` once it has finished.
+        let mut finished: VecDeque<Option<Vec<ItemResult>>> = VecDeque::new();
+        // The location handed to the sink, refilled for every item.
+        let mut location = Location::default();
         let (mut next_submit, mut next_write) = (0u64, 0u64);
         let mut input_done = false;
         loop {
             while !input_done && next_submit - next_write < pool.capacity().max(1) as u64 {
-                let mut chunk = Vec::with_capacity(chunk_size);
+                let mut chunk = pool.spare_items().unwrap_or_default();
+                chunk.reserve(chunk_size);
                 while chunk.len() < chunk_size {
                     match items.next() {
                         Some(item) => chunk.push(item?),
@@ -238,7 +246,9 @@ pub fn execute(
                 if chunk.is_empty() {
                     break;
                 }
-                pending.push_back(chunk.iter().map(|i| (i.index, i.location.clone())).collect());
+                let mut meta = spare.pop().unwrap_or_default();
+                meta.record(&chunk);
+                pending.push_back(meta);
                 pool.submit(ChunkTask { chunk: next_submit, items: chunk })?;
                 next_submit += 1;
             }
@@ -246,15 +256,37 @@ pub fn execute(
                 return Ok(());
             }
             let outcome = pool.recv()?;
-            finished.insert(outcome.chunk, outcome.results);
-            while let Some(results) = finished.remove(&next_write) {
-                let metas = pending.pop_front().ok_or_else(|| {
+            let slot = outcome
+                .chunk
+                .checked_sub(next_write)
+                .filter(|_| outcome.chunk < next_submit)
+                .and_then(|k| usize::try_from(k).ok())
+                .ok_or_else(|| {
+                    Error::Other(format!("executor: chunk {} finished but is not outstanding", outcome.chunk))
+                })?;
+            if finished.len() <= slot {
+                finished.resize_with(slot + 1, || None);
+            }
+            if let Some(place) = finished.get_mut(slot) {
+                *place = Some(outcome.results);
+            }
+            while let Some(Some(results)) = finished.front_mut().map(Option::take) {
+                finished.pop_front();
+                let mut meta = pending.pop_front().ok_or_else(|| {
                     Error::Other(format!("executor: chunk {next_write} finished but was never submitted"))
                 })?;
-                let n = metas.len() as u64;
-                write_chunk(op, metas, results, sink, settings.skip_failed, &mut stats)?;
+                let n = meta.len() as u64;
+                if results.len() != meta.len() {
+                    return Err(Error::Other(format!(
+                        "executor: chunk {next_write} came back with {} results for {n} items",
+                        results.len()
+                    )));
+                }
+                write_chunk(op, &meta, &mut location, results, sink, settings.skip_failed, &mut stats)?;
                 progress.advance(n);
                 next_write += 1;
+                meta.clear();
+                spare.push(meta);
             }
         }
     });
@@ -262,21 +294,64 @@ pub fn execute(
     result.map(|()| stats)
 }
 
+/// The index and location of every item of one chunk, kept by the driver
+/// until the chunk is written. Paths are stored flat, one buffer per chunk,
+/// and the buffers are reused, so remembering an item costs no allocation.
+#[derive(Debug, Default)]
+struct ChunkMeta {
+    /// Per item: global index, input file, end of its path in `paths`.
+    items: Vec<(u64, Option<usize>, usize)>,
+    /// Every item's location path, one after the other.
+    paths: Vec<usize>,
+}
+
+impl ChunkMeta {
+    /// Remembers the indices and locations of `items`.
+    fn record(&mut self, items: &[Item]) {
+        for item in items {
+            self.paths.extend_from_slice(&item.location.path);
+            self.items.push((item.index, item.location.file, self.paths.len()));
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+        self.paths.clear();
+    }
+
+    /// The index of item `k`, with its location written into `location`.
+    fn locate(&self, k: usize, location: &mut Location) -> Option<u64> {
+        let &(index, file, end) = self.items.get(k)?;
+        let start = k.checked_sub(1).and_then(|j| self.items.get(j)).map_or(0, |p| p.2);
+        location.file = file;
+        location.path.clear();
+        location.path.extend_from_slice(self.paths.get(start..end).unwrap_or_default());
+        Some(index)
+    }
+}
+
 /// Passes one chunk's results to the sink in order, then checkpoints.
 fn write_chunk(
     op: &dyn Operation,
-    metas: Vec<(u64, Location)>,
+    meta: &ChunkMeta,
+    location: &mut Location,
     results: Vec<ItemResult>,
     sink: &mut dyn ResultSink,
     skip_failed: bool,
     stats: &mut RunStats,
 ) -> Result<()> {
     let mut next_index = None;
-    for ((index, location), result) in metas.into_iter().zip(results) {
+    for (k, result) in results.into_iter().enumerate() {
+        let Some(index) = meta.locate(k, location) else { break };
+        let location = &*location;
         match result {
             Ok(frames) => {
                 stats.frames += frames.len() as u64;
-                sink.write_item(index, &location, frames)?;
+                sink.write_item(index, location, frames)?;
             }
             Err(failure) if !skip_failed => {
                 // Everything before this item is written; a rerun starts here.
@@ -289,8 +364,12 @@ fn write_chunk(
                 });
             }
             Err(failure) => {
-                let record =
-                    FailureRecord { index, location, op: op.info().name.to_string(), message: failure.message };
+                let record = FailureRecord {
+                    index,
+                    location: location.clone(),
+                    op: op.info().name.to_string(),
+                    message: failure.message,
+                };
                 sink.write_failure(&record)?;
                 stats.failed += 1;
                 if stats.failures.len() < FAILURES_KEPT {
