@@ -321,3 +321,44 @@ fn retry_failed_and_progress_lines_from_the_cli() {
     let (ok, e) = with(r#"{"fail": []}"#, &["--skip-failed", "false", "--quiet"]);
     assert!(ok && e.is_empty(), "{e}");
 }
+
+#[test]
+fn an_empty_input_is_an_error_naming_it_but_an_empty_autopara_output_is_no_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.xyz");
+    for (name, text, what) in
+        [("empty.xyz", "", "the file is empty"), ("blank.xyz", "\n  \n", "the file holds only blank lines")]
+    {
+        let input = dir.path().join(name);
+        std::fs::write(&input, text).unwrap();
+        let expected = format!("{}: frame 0, line 1: no frames: {what}", input.display());
+        #[cfg(feature = "calculators")]
+        {
+            let args = r#"{"calculator": {"type": "emt"}}"#;
+            let o = bin(&["run", "calculate", "-i", s(&input), "-o", s(&out), "--args", args]);
+            let e = stderr(&o);
+            assert!(!o.status.success() && e.contains(&expected), "{name}: {e}");
+            assert!(!out.exists());
+        }
+        let (ok, e) = finish(child(&["run", "test_slow", "-i", s(&input), "-o", s(&out)]).spawn().unwrap());
+        assert!(!ok && e.contains(&expected), "{name}: {e}");
+        assert!(!out.exists());
+        let o = bin(&["convert", s(&input), "-o", s(&out)]);
+        assert!(!o.status.success() && stderr(&o).contains(s(&input)), "{}", stderr(&o));
+        assert!(!out.exists());
+    }
+    // Every item fails: the output is empty, complete and keyed, and the
+    // input of a next run, which has nothing to do.
+    let input = dir.path().join("in.xyz");
+    write_inputs(&input, 2);
+    let failed = dir.path().join("failed.xyz");
+    let (ok, e) = finish(
+        child(&["run", "test_slow", "-i", s(&input), "-o", s(&failed), "--args", r#"{"fail": [0, 1]}"#])
+            .spawn()
+            .unwrap(),
+    );
+    assert!(ok && std::fs::read(&failed).unwrap().is_empty(), "{e}");
+    let (ok, e) = finish(child(&["run", "test_slow", "-i", s(&failed), "-o", s(&out)]).spawn().unwrap());
+    assert!(ok && e.contains("0 items"), "{e}");
+    assert!(std::fs::read(&out).unwrap().is_empty());
+}

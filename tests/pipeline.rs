@@ -91,6 +91,42 @@ fn rerun_does_no_work_and_a_change_recomputes_from_that_step() {
     assert_eq!(frames.len(), 6 * 7, "30 steps at interval 5 give 7 frames per config");
 }
 
+/// A step whose every item gives nothing (two minimizer steps never converge,
+/// and only converged frames are kept) leaves an empty output that the next
+/// step reads as no items; reruns reuse both.
+#[cfg(feature = "minim")]
+#[test]
+fn an_empty_step_output_feeds_the_next_step_as_no_items() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut at = Atoms::new(vec![29, 29], vec![[0.0, 0.0, 0.0], [1.7, 1.9, 0.1]]);
+    at.cell = [[3.6, 0.0, 0.0], [0.0, 3.6, 0.0], [0.0, 0.0, 3.6]];
+    at.pbc = [true; 3];
+    std::fs::write(dir.path().join("in.xyz"), extxyz::to_string(&[at.clone(), at]).expect("encode")).expect("write");
+    let text = r#"
+[[step]]
+name = "relax"
+op = "minim"
+inputs = ["in.xyz"]
+output = "relaxed.xyz"
+args = { calculator = { type = "emt" }, steps = 2, fmax = 1e-6, traj_subselect = "last_converged" }
+
+[[step]]
+name = "energies"
+op = "calculate"
+inputs = ["@relax"]
+output = "energies.xyz"
+args = { calculator = { type = "emt" } }
+"#;
+    std::fs::write(dir.path().join("pipe.toml"), text).expect("write pipeline");
+    let first = run(dir.path());
+    assert_eq!((action(&first, "relax"), action(&first, "energies")), ("computed".into(), "computed".into()));
+    for out in ["relaxed.xyz", "energies.xyz"] {
+        assert_eq!(std::fs::read(dir.path().join(out)).expect("output"), b"", "{out}");
+    }
+    let second = run(dir.path());
+    assert_eq!((action(&second, "relax"), action(&second, "energies")), ("reused".into(), "reused".into()));
+}
+
 #[test]
 fn bad_pipelines_are_refused_before_any_work() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -2,6 +2,9 @@
 //! nested lists), extxyz files and globs, or counters for generator ops.
 //!
 //! Iteration is lazy: files are opened one at a time and read frame by frame.
+//! A file without frames is an error naming it, except a complete autopara
+//! output that its run record says is empty (a step whose items all failed
+//! or produced nothing), which gives no items, so pipelines run on.
 //! Every [`Item`] carries its global index and its [`Location`] (file index and
 //! frame, nested list indices, or counter), so outputs map back to inputs.
 //!
@@ -17,12 +20,13 @@
 //! ```
 
 use crate::atoms::Atoms;
+use crate::cache;
 use crate::error::{Error, Result};
 use crate::extxyz;
 use crate::operation::{Item, Location, Payload};
 use std::fs::File;
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Configurations in memory, possibly nested in lists (wfl accepts lists of
 /// lists; the nesting is kept in each item's location).
@@ -151,7 +155,7 @@ impl ConfigSet {
             Source::Files(files) => {
                 // The first file opens now, so that a missing file fails early.
                 let reader = match files.first() {
-                    Some(f) => Some((0, extxyz::open(f)?)),
+                    Some(f) => open_input(f)?.map(|r| (0, r)),
                     None => None,
                 };
                 Inner::Files { files, next_file: 1, reader }
@@ -170,6 +174,13 @@ pub struct Items<'a> {
 }
 
 type FileReader = extxyz::Reader<BufReader<File>>;
+
+/// A reader over an input file, or `None` for a complete autopara output
+/// without configurations ([`cache::is_empty_output`]), which contributes no
+/// items; any other empty file is an error when read.
+fn open_input(path: &Path) -> Result<Option<FileReader>> {
+    if cache::is_empty_output(path)? { Ok(None) } else { extxyz::open(path).map(Some) }
+}
 
 enum Inner<'a> {
     Memory { stack: Vec<(&'a [Nested], usize)>, single: Option<&'a Nested> },
@@ -212,8 +223,8 @@ impl Inner<'_> {
                     }
                 }
                 let path = files.get(*next_file)?;
-                match extxyz::open(path) {
-                    Ok(r) => *reader = Some((*next_file, r)),
+                match open_input(path) {
+                    Ok(r) => *reader = r.map(|r| (*next_file, r)),
                     Err(e) => return Some(Err(e)),
                 }
                 *next_file += 1;

@@ -142,7 +142,9 @@ fn run(spec: &OutputSpec, inputs: &ConfigSet) -> autopara_core::Result<Outputs> 
         let item = item?;
         let mut a = item.atoms().map_err(|e| Error::Other(e.message))?.clone();
         a.info.insert("step".into(), Value::Int(item.index as i64));
-        w.write(&item.location, &[a.clone(), a])?;
+        // Configurations far out give no results (as an op may).
+        let frames = if a.positions[0][0] >= 100.0 { vec![] } else { vec![a.clone(), a] };
+        w.write(&item.location, &frames)?;
     }
     w.finish()
 }
@@ -154,19 +156,23 @@ fn writes_files_with_tags_atomically_and_refuses_to_overwrite() {
     let b = dir.path().join("b.xyz");
     let c = dir.path().join("c.xyz");
     write(&a, &[0.0, 1.0]);
-    std::fs::write(&b, "").unwrap();
+    write(&b, &[100.0]);
     write(&c, &[2.0]);
     let inputs = ConfigSet::from_files(vec![a, b, c]);
     let t = format!("{}/out/{{stem}}.o.xyz", dir.path().display());
     let spec = OutputSpec::per_input(&t).with_tag("config_type", Value::Str("tagged".into()));
     let Outputs::Files(files) = run(&spec, &inputs).unwrap() else { panic!("expected files") };
     assert_eq!(files.len(), 3);
-    let per_file: Vec<Vec<Atoms>> = files.iter().map(|f| extxyz::read_file(f).unwrap()).collect();
-    assert_eq!(per_file.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 0, 2]);
+    // An input without results still gets its (empty) output file. Without a
+    // run record (see runner::run) it does not read back as zero frames.
+    assert_eq!(std::fs::read(&files[1]).unwrap(), b"");
+    assert!(matches!(extxyz::read_file(&files[1]), Err(Error::Parse { frame: 0, line: 1, .. })));
+    let per_file: Vec<Vec<Atoms>> = [&files[0], &files[2]].iter().map(|f| extxyz::read_file(f).unwrap()).collect();
+    assert_eq!(per_file.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 2]);
     for at in per_file.iter().flatten() {
         assert_eq!(at.info["config_type"], Value::Str("tagged".into()));
     }
-    assert_eq!(per_file[2][0].info["step"], Value::Int(2));
+    assert_eq!(per_file[1][0].info["step"], Value::Int(3));
     // No temporaries left behind.
     let names: Vec<_> = std::fs::read_dir(dir.path().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 3, "{names:?}");

@@ -58,6 +58,9 @@ fn cases() -> Vec<(&'static str, Vec<u8>, usize, usize)> {
         ("atomic number out of range", s("1\nProperties=Z:I:1:pos:R:3\n200 0 0 0\n"), 0, 3),
         ("error in a later frame", s(&format!("{good}{good}2\n\nCu 0 0 0\nCu 2 2 x\n")), 2, 12),
         ("count line after a blank line in a later frame", s(&format!("{good}\n\n2.5\n")), 1, 7),
+        ("empty file", s(""), 0, 1),
+        ("only blank lines", s("\n  \n\t\n"), 0, 1),
+        ("only a newline", s("\n"), 0, 1),
     ]
 }
 
@@ -91,12 +94,12 @@ fn every_malformed_input_names_file_frame_and_line() {
 }
 
 #[test]
-fn empty_and_blank_files_have_no_frames() {
-    // Not errors: an output with no results for an input is an empty file.
-    for text in ["", "\n", "\n\n  \n", "1\n\nH 0 0 0\n\n\n"] {
-        let n = if text.contains('H') { 1 } else { 0 };
-        assert_eq!(extxyz::read_str(text).map(|v| v.len()).ok(), Some(n), "{text:?}");
+fn empty_files_say_so_and_blank_lines_between_frames_are_skipped() {
+    for (text, what) in [("", "the file is empty"), (" \n\n", "the file holds only blank lines")] {
+        let e = extxyz::read_str(text).unwrap_err().to_string();
+        assert_eq!(e, format!("<string>: frame 0, line 1: no frames: {what}"));
     }
+    assert_eq!(extxyz::read_str("\n1\n\nH 0 0 0\n\n\n1\n\nH 0 0 0\n\n").unwrap().len(), 2);
 }
 
 #[test]

@@ -216,29 +216,54 @@ fn cache_reuses_refuses_stale_and_recomputes_with_overwrite() {
 }
 
 #[test]
-fn empty_and_all_failed_runs_leave_complete_keyed_outputs() {
+fn empty_outputs_are_complete_and_keyed_and_feed_next_steps_as_no_items() {
     let dir = tempfile::tempdir().unwrap();
-    let empty_in = dir.path().join("empty_in.xyz");
-    std::fs::write(&empty_in, "").unwrap();
     let a = op(serde_json::json!({}));
-    let out = dir.path().join("empty.xyz");
-    runner::run(a.as_ref(), &inputs(&empty_in), &OutputSpec::file(&out), &info(2, 1)).unwrap();
-    assert_eq!(std::fs::read(&out).unwrap(), b"");
-    assert_eq!(
-        runner::run(a.as_ref(), &inputs(&empty_in), &OutputSpec::file(&out), &info(2, 1)).unwrap().action,
-        Action::Reused
-    );
-
     let input = dir.path().join("in.xyz");
     write_inputs(&input, 4);
     let all_fail = op(serde_json::json!({ "fail": [0, 1, 2, 3] }));
-    let out = dir.path().join("failed.xyz");
-    let s = runner::run(all_fail.as_ref(), &inputs(&input), &OutputSpec::file(&out), &info(2, 1)).unwrap();
+    let failed = dir.path().join("failed.xyz");
+    let s = runner::run(all_fail.as_ref(), &inputs(&input), &OutputSpec::file(&failed), &info(2, 1)).unwrap();
     assert_eq!(s.stats.failed, 4);
-    assert_eq!(std::fs::read(&out).unwrap(), b"");
-    assert_eq!(cache::read_failures(&out).unwrap().len(), 4);
-    let again = runner::run(all_fail.as_ref(), &inputs(&input), &OutputSpec::file(&out), &info(2, 1)).unwrap();
+    assert_eq!(std::fs::read(&failed).unwrap(), b"");
+    assert_eq!(cache::read_record(&failed).unwrap().map(|r| (r.items, r.configs)), Some((4, 0)));
+    assert!(cache::is_empty_output(&failed).unwrap());
+    assert_eq!(cache::read_failures(&failed).unwrap().len(), 4);
+    let again = runner::run(all_fail.as_ref(), &inputs(&input), &OutputSpec::file(&failed), &info(2, 1)).unwrap();
     assert_eq!(again.action, Action::Reused);
+
+    // The empty output is the input of a next step (as in a pipeline): no
+    // items, and an empty, complete, keyed output again.
+    let next = dir.path().join("next.xyz");
+    let s = runner::run(a.as_ref(), &inputs(&failed), &OutputSpec::file(&next), &info(2, 1)).unwrap();
+    assert_eq!((s.action, s.stats.items), (Action::Computed, 0));
+    assert_eq!(std::fs::read(&next).unwrap(), b"");
+    assert!(cache::is_empty_output(&next).unwrap());
+    let s = runner::run(a.as_ref(), &inputs(&failed), &OutputSpec::file(&next), &info(2, 1)).unwrap();
+    assert_eq!(s.action, Action::Reused);
+    // Beside other inputs it contributes nothing and keeps their file indices.
+    let both = Outputs::Files(vec![failed.clone(), input.clone()]).into_config_set();
+    let files: Vec<Option<usize>> = both.items().unwrap().map(|i| i.unwrap().location.file).collect();
+    assert_eq!(files, vec![Some(1); 4]);
+    let s = runner::run(a.as_ref(), &both, &OutputSpec::memory(), &info(1, 2)).unwrap();
+    assert_eq!(s.stats.items, 4);
+
+    // Any other empty file is an error naming it: a user's empty or blank
+    // input, or an output emptied after autopara wrote it.
+    let empty_in = dir.path().join("empty_in.xyz");
+    let full = dir.path().join("full.xyz");
+    runner::run(a.as_ref(), &inputs(&input), &OutputSpec::file(&full), &info(1, 1)).unwrap();
+    std::fs::write(&full, "").unwrap();
+    for (bad, text) in [(&empty_in, ""), (&empty_in, "\n \n"), (&full, "")] {
+        std::fs::write(bad, text).unwrap();
+        assert!(!cache::is_empty_output(bad).unwrap());
+        let out = dir.path().join("never.xyz");
+        let e = runner::run(a.as_ref(), &inputs(bad), &OutputSpec::file(&out), &info(2, 1)).unwrap_err();
+        assert!(e.to_string().starts_with(&format!("{}: frame 0, line 1: no frames", bad.display())), "{e}");
+        assert!(!out.exists());
+        let e = runner::run(a.as_ref(), &inputs(bad), &OutputSpec::memory(), &info(1, 1)).unwrap_err();
+        assert!(e.to_string().contains(&bad.display().to_string()), "{e}");
+    }
 }
 
 #[test]
@@ -300,17 +325,20 @@ fn a_locked_output_is_refused() {
 #[test]
 fn per_input_outputs_and_map() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, n) in [("a.xyz", 3), ("b.xyz", 0), ("c.xyz", 2)] {
+    for (name, n) in [("a.xyz", 3), ("b.xyz", 1), ("c.xyz", 2)] {
         write_inputs(&dir.path().join(name), n);
     }
     let pattern = dir.path().join("*.xyz");
     let cs = ConfigSet::from_paths(&[pattern.to_str().unwrap()]).unwrap();
     let template = format!("{}/out/{{stem}}.rattled.xyz", dir.path().display());
-    let a = op(serde_json::json!({ "fail": [4] }));
+    // b's only item fails: its output is empty, and reads back as no items.
+    let a = op(serde_json::json!({ "fail": [3, 5] }));
     let s = runner::run(a.as_ref(), &cs, &OutputSpec::per_input(&template), &info(2, 2)).unwrap();
     let Outputs::Files(files) = &s.outputs else { panic!("files expected") };
-    let counts: Vec<usize> = files.iter().map(|f| extxyz::read_file(f).unwrap().len()).collect();
+    let counts: Vec<usize> =
+        files.iter().map(|f| ConfigSet::from_files(vec![f.clone()]).items().unwrap().count()).collect();
     assert_eq!(counts, vec![4, 0, 1]);
+    assert_eq!(std::fs::read(&files[1]).unwrap(), b"");
     assert_eq!(cache::read_failures(&files[2]).unwrap()[0].location, " / 2 / 1");
     assert_eq!(
         runner::run(a.as_ref(), &cs, &OutputSpec::per_input(&template), &info(1, 1)).unwrap().action,
@@ -322,8 +350,8 @@ fn per_input_outputs_and_map() {
         if at.info.get("i") == Some(&Value::Int(1)) { Err(format!("no {x}")) } else { Ok(at) }
     })
     .unwrap();
-    assert_eq!((s.stats.items, s.stats.failed), (5, 2));
-    assert_eq!(s.failures.iter().map(|f| f.index).collect::<Vec<_>>(), vec![1, 4]);
+    assert_eq!((s.stats.items, s.stats.failed), (6, 2));
+    assert_eq!(s.failures.iter().map(|f| f.index).collect::<Vec<_>>(), vec![1, 5]);
 }
 
 /// Frames in the big file of the memory test.

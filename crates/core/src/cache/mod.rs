@@ -141,6 +141,19 @@ pub fn read_record(output: &Path) -> Result<Option<RunRecord>> {
         .map_err(|e| Error::Cache(format!("{}: unreadable autopara record: {e}", path.display())))
 }
 
+/// Whether `path` is a complete autopara output that holds no configurations:
+/// an empty file whose run record says it is complete and empty (every item
+/// failed, or the op produced nothing). Such a file is the one extxyz file
+/// that reads as zero frames (see [`crate::configset`]); any other empty file
+/// is an error, never silently nothing.
+pub fn is_empty_output(path: &Path) -> Result<bool> {
+    if std::fs::metadata(path).map_err(io_err(path))?.len() != 0 {
+        return Ok(false);
+    }
+    // An unreadable record proves nothing: the reader's error names the file.
+    Ok(read_record(path).ok().flatten().is_some_and(|r| r.bytes == 0 && r.configs == 0))
+}
+
 /// Reads the failure records of a complete `output` (none when the file is absent).
 pub fn read_failures(output: &Path) -> Result<Vec<FailureEntry>> {
     let path = failures_path(output);

@@ -95,6 +95,10 @@ pub fn read_file_par(path: impl AsRef<Path>) -> Result<Vec<Atoms>> {
     for part in parts {
         frames.extend(part?);
     }
+    if frames.is_empty() {
+        // No frame at all: the sequential reader says why, at the right line.
+        return Reader::new(bytes.as_slice(), path).collect();
+    }
     Ok(frames)
 }
 
@@ -125,6 +129,8 @@ mod tests {
         assert!(matches!(parse(&truncated), Err(Error::Parse { frame: 100, .. })));
         let bad_count = format!("{many}{many}x\n");
         assert!(matches!(parse(&bad_count), Err(Error::Parse { frame: 200, line: 801, .. })));
-        assert_eq!(parse("").map(|v| v.len()).ok(), Some(0));
+        for nothing in ["", "\n \n"] {
+            assert!(matches!(parse(nothing), Err(Error::Parse { frame: 0, line: 1, .. })), "{nothing:?}");
+        }
     }
 }

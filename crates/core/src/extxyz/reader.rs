@@ -15,7 +15,8 @@ const MAX_PREALLOC: usize = 1 << 16;
 ///
 /// Memory holds one frame at a time, whatever the file's length. Each item is
 /// a frame or the first error, which names the file, the 0-based frame and the
-/// 1-based line; iteration stops after an error.
+/// 1-based line; iteration stops after an error. A source without any frame
+/// (empty, or only blank lines) is an error too.
 ///
 /// ```
 /// use autopara_core::extxyz::Reader;
@@ -73,6 +74,13 @@ impl<R: BufRead> Reader<R> {
         // Blank lines between frames (and at the end) are skipped.
         let (count_line, natoms) = loop {
             let Some((ln, text)) = lines.next().map_err(|(l, m)| err(l, m))? else {
+                if *frame == 0 {
+                    // Never zero frames in silence: an empty input is almost
+                    // always a mistake (see docs/extxyz.md for autopara's own
+                    // empty outputs, which ConfigSet recognises by their record).
+                    let what = if lines.offset == 0 { "the file is empty" } else { "the file holds only blank lines" };
+                    return Err(err(1, format!("no frames: {what}")));
+                }
                 return Ok(None);
             };
             let t = text.trim();
