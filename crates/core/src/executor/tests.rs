@@ -314,3 +314,72 @@ fn map_closure_over_items() {
     let expected: f64 = crate::rng::item_rng(0, "map", 6).random();
     assert_eq!(frames(6)[0].info_f64("x"), Some(expected));
 }
+
+/// A backend whose pool runs chunks in the calling thread, hands outcomes back
+/// newest first (so the driver must reorder them), and damages them as told,
+/// as a buggy remote backend might.
+struct Damaging {
+    /// Add a result to each outcome.
+    extra_result: bool,
+    /// Renumber each outcome to a chunk that was never submitted.
+    renumber: bool,
+}
+
+struct DamagingPool<'a> {
+    backend: &'a Damaging,
+    job: &'a Job<'a>,
+    ctx: WorkerContext,
+    done: Vec<ChunkOutcome>,
+}
+
+impl backend::Pool for DamagingPool<'_> {
+    fn capacity(&self) -> usize {
+        2
+    }
+    fn submit(&mut self, task: ChunkTask) -> Result<()> {
+        let mut outcome = execute_chunk(self.job.op, &mut self.ctx, task);
+        if self.backend.extra_result {
+            outcome.results.push(Ok(Vec::new()));
+        }
+        if self.backend.renumber {
+            outcome.chunk += 5;
+        }
+        self.done.push(outcome);
+        Ok(())
+    }
+    fn recv(&mut self) -> Result<ChunkOutcome> {
+        self.done.pop().ok_or_else(|| Error::Other("nothing outstanding".into()))
+    }
+}
+
+impl backend::Backend for Damaging {
+    fn name(&self) -> &str {
+        "damaging"
+    }
+    fn workers(&self) -> usize {
+        1
+    }
+    fn run(&self, job: &Job<'_>, driver: &mut dyn FnMut(&mut dyn backend::Pool) -> Result<()>) -> Result<()> {
+        driver(&mut DamagingPool { backend: self, job, ctx: job.worker_context(0)?, done: Vec::new() })
+    }
+}
+
+#[test]
+fn outcomes_that_do_not_match_their_chunk_are_errors() {
+    for (extra_result, renumber, expected) in
+        [(false, false, ""), (true, false, "came back with 4 results for 3 items"), (false, true, "is not outstanding")]
+    {
+        let mut s = settings(1, 3, 0, true);
+        s.backend = Arc::new(Damaging { extra_result, renumber });
+        let mut sink = Collect::default();
+        let r = execute(&Rattle, items(9, &[]), &mut sink, &s, Some(9));
+        match r {
+            Ok(stats) => {
+                assert!(expected.is_empty() && stats.items == 9, "{stats:?}");
+                let (_, reference) = run(9, &[], &settings(1, 3, 0, true));
+                assert_eq!(sink, reference, "reordered outcomes are written in input order");
+            }
+            Err(e) => assert!(!expected.is_empty() && e.to_string().contains(expected), "{e}"),
+        }
+    }
+}
