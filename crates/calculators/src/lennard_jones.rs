@@ -97,13 +97,14 @@ impl CalculatorSpec for LennardJones {
         self.validate()?;
         let (rc2, ro2) = (self.rc * self.rc, self.ro * self.ro);
         let sr6 = (self.sigma / self.rc).powi(6);
-        let pot = LjPair {
-            sigma2: self.sigma * self.sigma,
-            four_eps: 4.0 * self.epsilon,
-            shift: if self.smooth { 0.0 } else { 4.0 * self.epsilon * (sr6 * sr6 - sr6) },
-            smooth: self.smooth.then_some((rc2, ro2, 1.0 / (rc2 - ro2).powi(3))),
-        };
-        Ok(Box::new(PairCalculator::new("LennardJones", pot, self.rc)?))
+        let lj = Lj { sigma2: self.sigma * self.sigma, four_eps: 4.0 * self.epsilon };
+        Ok(if self.smooth {
+            let pot = LjSmooth { lj, rc2, ro2, inv: 1.0 / (rc2 - ro2).powi(3) };
+            Box::new(PairCalculator::new("LennardJones", pot, self.rc)?)
+        } else {
+            let pot = LjShifted { lj, shift: 4.0 * self.epsilon * (sr6 * sr6 - sr6) };
+            Box::new(PairCalculator::new("LennardJones", pot, self.rc)?)
+        })
     }
 }
 
@@ -121,37 +122,64 @@ inventory::submit! {
     }
 }
 
-/// The pair function with its constants folded.
-struct LjPair {
+/// The bare Lennard-Jones function with its constants folded.
+struct Lj {
     sigma2: f64,
     four_eps: f64,
-    /// `u(rc)`, subtracted from every pair (zero when smooth).
-    shift: f64,
-    /// `(rc², ro², 1/(rc² − ro²)³)` for the smooth cutoff.
-    smooth: Option<(f64, f64, f64)>,
 }
 
-impl PairPotential for LjPair {
+impl Lj {
+    /// `(u, (du/dr)/r)` at `r2`.
     #[inline]
     fn eval(&self, r2: f64) -> (f64, f64) {
+        // One division: it dominates the cost of a pair.
+        let inv_r2 = 1.0 / r2;
         let c6 = {
-            let s = self.sigma2 / r2;
+            let s = self.sigma2 * inv_r2;
             s * s * s
         };
         let c12 = c6 * c6;
         let u = self.four_eps * (c12 - c6);
-        let g = -6.0 * self.four_eps * (2.0 * c12 - c6) / r2;
-        match self.smooth {
-            None => (u - self.shift, g),
-            Some((rc2, ro2, inv)) => {
-                if r2 < ro2 {
-                    (u, g)
-                } else {
-                    let fc = (rc2 - r2) * (rc2 - r2) * (rc2 + 2.0 * r2 - 3.0 * ro2) * inv;
-                    let dfc = 6.0 * (rc2 - r2) * (ro2 - r2) * inv;
-                    (fc * u, fc * g + 2.0 * dfc * u)
-                }
-            }
+        let g = -6.0 * self.four_eps * (2.0 * c12 - c6) * inv_r2;
+        (u, g)
+    }
+}
+
+/// Lennard-Jones shifted by `u(rc)` (ASE's default).
+struct LjShifted {
+    lj: Lj,
+    /// `u(rc)`, subtracted from every pair.
+    shift: f64,
+}
+
+impl PairPotential for LjShifted {
+    #[inline]
+    fn eval(&self, r2: f64) -> (f64, f64) {
+        let (u, g) = self.lj.eval(r2);
+        (u - self.shift, g)
+    }
+}
+
+/// Lennard-Jones times ASE's smooth cutoff function between `ro` and `rc`.
+struct LjSmooth {
+    lj: Lj,
+    rc2: f64,
+    ro2: f64,
+    /// `1/(rc² − ro²)³`.
+    inv: f64,
+}
+
+impl PairPotential for LjSmooth {
+    #[inline]
+    fn eval(&self, r2: f64) -> (f64, f64) {
+        let (u, g) = self.lj.eval(r2);
+        let (rc2, ro2, inv) = (self.rc2, self.ro2, self.inv);
+        if r2 < ro2 {
+            (u, g)
+        } else {
+            let fc = (rc2 - r2) * (rc2 - r2) * (rc2 + 2.0 * r2 - 3.0 * ro2) * inv;
+            let dfc = 6.0 * (rc2 - r2) * (ro2 - r2) * inv;
+            (fc * u, fc * g + 2.0 * dfc * u)
         }
     }
 }

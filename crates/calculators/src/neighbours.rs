@@ -91,14 +91,12 @@ pub struct NeighbourList {
     kind: ListKind,
     /// `first[i]..first[i + 1]` are atom i's pairs.
     first: Vec<usize>,
-    i: Vec<usize>,
-    j: Vec<usize>,
-    shifts: Vec<[i32; 3]>,
-    vectors: Vec<[f64; 3]>,
-    distances: Vec<f64>,
+    pairs: Pairs,
     bins: Bins,
     /// One centre's candidates before sorting: (order key, j, shift).
     scratch: Vec<(u64, usize, [i32; 3])>,
+    /// One centre's candidates in the pair search.
+    candidates: Vec<Candidate>,
     /// Candidate pairs whose distance the last build evaluated.
     examined: u64,
     /// Forces one search (tests); `None` picks the cheaper.
@@ -124,13 +122,10 @@ impl NeighbourList {
             cutoff,
             kind,
             first: vec![0],
-            i: Vec::new(),
-            j: Vec::new(),
-            shifts: Vec::new(),
-            vectors: Vec::new(),
-            distances: Vec::new(),
+            pairs: Pairs { geometry: true, ..Pairs::default() },
             bins: Bins::default(),
             scratch: Vec::new(),
+            candidates: Vec::new(),
             examined: 0,
             search: None,
         })
@@ -172,11 +167,7 @@ impl NeighbourList {
     fn clear(&mut self, n: usize) {
         self.first.clear();
         self.first.resize(n + 1, 0);
-        self.i.clear();
-        self.j.clear();
-        self.shifts.clear();
-        self.vectors.clear();
-        self.distances.clear();
+        self.pairs.clear();
         self.examined = 0;
     }
 
@@ -187,6 +178,7 @@ impl NeighbourList {
         pbc: [bool; 3],
     ) -> Result<(), NeighbourError> {
         let n = positions.len();
+        let cell = &periodic_rows(cell, pbc);
         // Search slightly beyond the cutoff; the exact test is on the final vectors.
         self.bins.assign(positions, cell, pbc, self.cutoff * (1.0 + MARGIN))?;
         let cut2 = self.cutoff * self.cutoff;
@@ -211,11 +203,28 @@ impl NeighbourList {
             let pairs = n as f64 * n as f64 * if half { 0.5 } else { 1.0 } * (3.0 + images);
             if pairs < cells { Search::Pairs } else { Search::Cells }
         }) == Search::Pairs;
+        // Within one cell width along every periodic axis, each neighbour has
+        // at most three images per axis: a table of them beats ranges.
+        let near = NearImages::new(bins, cell);
         for i in 0..n {
-            self.scratch.clear();
             if by_pairs {
-                self.examined += pair_candidates(bins, cell, self.kind, i, search2, &mut self.scratch);
-            } else {
+                // Candidates come in canonical order: no sorting.
+                self.examined += match &near {
+                    Some(near) => {
+                        near.search(bins, self.kind, i, positions, cell, cut2, &mut self.candidates, &mut self.pairs)
+                    }
+                    None => {
+                        pair_search(bins, cell, self.kind, i, positions, cut2, &mut self.candidates, &mut self.pairs)
+                    }
+                };
+                if self.pairs.len() > MAX_PAIRS {
+                    return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
+                }
+                self.first[i + 1] = self.pairs.len();
+                continue;
+            }
+            self.scratch.clear();
+            {
                 let bi = bins.atom_bin[i];
                 let ki = bins.wraps[i];
                 let wi = bins.wrapped[i];
@@ -247,7 +256,7 @@ impl NeighbourList {
                     }
                 }
             }
-            if self.j.len() + self.scratch.len() > MAX_PAIRS {
+            if self.pairs.len() + self.scratch.len() > MAX_PAIRS {
                 return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
             }
             // Canonical order: by neighbour, then shift.
@@ -256,32 +265,22 @@ impl NeighbourList {
             } else {
                 self.scratch.sort_unstable_by_key(|&(_, j, s)| (j, s));
             }
-            // The exact test, on vectors from the original positions.
-            let pi = positions[i];
             for &(_, j, s) in &self.scratch {
-                let d = pair_vector(&pi, &positions[j], &shift_vector(s, cell));
-                let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-                if r2 < cut2 {
-                    self.i.push(i);
-                    self.j.push(j);
-                    self.shifts.push(s);
-                    self.vectors.push(d);
-                    self.distances.push(r2.sqrt());
-                }
+                self.pairs.push_within(positions, cell, cut2, i, j, s);
             }
-            self.first[i + 1] = self.j.len();
+            self.first[i + 1] = self.pairs.len();
         }
         Ok(())
     }
 
     /// Number of pairs.
     pub fn len(&self) -> usize {
-        self.j.len()
+        self.pairs.len()
     }
 
     /// True when there are no pairs.
     pub fn is_empty(&self) -> bool {
-        self.j.is_empty()
+        self.pairs.j.is_empty()
     }
 
     /// Number of atoms the list was built for.
@@ -299,92 +298,313 @@ impl NeighbourList {
 
     /// Centre atom of each pair.
     pub fn i(&self) -> &[usize] {
-        &self.i
+        &self.pairs.i
     }
 
     /// Neighbour atom of each pair.
     pub fn j(&self) -> &[usize] {
-        &self.j
+        &self.pairs.j
     }
 
     /// Integer lattice shift `S` of each pair (zero along open directions).
     pub fn shifts(&self) -> &[[i32; 3]] {
-        &self.shifts
+        &self.pairs.shifts
     }
 
     /// `r_ij = r_j + S·cell − r_i` of each pair (Å).
     pub fn vectors(&self) -> &[[f64; 3]] {
-        &self.vectors
+        &self.pairs.vectors
     }
 
     /// `|r_ij|` of each pair (Å).
     pub fn distances(&self) -> &[f64] {
-        &self.distances
+        &self.pairs.distances
     }
 }
 
-/// Candidates of atom `i` by testing every other atom's images whose
-/// fractional separation along each axis is within the bins' extent; pushes
-/// `(order key, j, shift)` and returns the number of distances evaluated.
-fn pair_candidates(
+/// The pairs of one centre, as flat arrays.
+#[derive(Debug, Clone, Default)]
+struct Pairs {
+    /// Whether `vectors` and `distances` are stored (a [`VerletList`] recomputes them).
+    geometry: bool,
+    i: Vec<usize>,
+    j: Vec<usize>,
+    shifts: Vec<[i32; 3]>,
+    vectors: Vec<[f64; 3]>,
+    distances: Vec<f64>,
+}
+
+impl Pairs {
+    fn clear(&mut self) {
+        self.i.clear();
+        self.j.clear();
+        self.shifts.clear();
+        self.vectors.clear();
+        self.distances.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.j.len()
+    }
+
+    /// The exact test, on the vector from the original positions: appends
+    /// pair `(i, j, s)` when it is within the cutoff.
+    #[inline]
+    fn push_within(
+        &mut self,
+        positions: &[[f64; 3]],
+        rows: &[[f64; 3]; 3],
+        cut2: f64,
+        i: usize,
+        j: usize,
+        s: [i32; 3],
+    ) {
+        let d = pair_vector(&positions[i], &positions[j], &shift_vector(s, rows));
+        let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+        if r2 < cut2 {
+            self.i.push(i);
+            self.j.push(j);
+            self.shifts.push(s);
+            if self.geometry {
+                self.vectors.push(d);
+                self.distances.push(r2.sqrt());
+            }
+        }
+    }
+
+    /// Appends centre `i`'s candidates that are within the cutoff and belong
+    /// in a list of this kind, in their order, without branching on each:
+    /// every one is written and the count advances only for those kept.
+    fn keep_within(&mut self, candidates: &[Candidate], kind: ListKind, i: usize, cut2: f64) {
+        let base = self.len();
+        let end = base + candidates.len();
+        self.i.resize(end, i);
+        self.j.resize(end, 0);
+        self.shifts.resize(end, [0; 3]);
+        if self.geometry {
+            self.vectors.resize(end, [0.0; 3]);
+            self.distances.resize(end, 0.0);
+        }
+        let mut k = base;
+        for c in candidates {
+            self.j[k] = c.j;
+            self.shifts[k] = c.s;
+            if self.geometry {
+                self.vectors[k] = c.d;
+                self.distances[k] = c.r2.sqrt();
+            }
+            // `c.j != i` is almost always true (predictable); the self-image test is rare.
+            let wanted = c.j != i || keep(kind, i, c.j, c.s);
+            k += usize::from((c.r2 < cut2) & wanted);
+        }
+        self.i.truncate(k);
+        self.j.truncate(k);
+        self.shifts.truncate(k);
+        if self.geometry {
+            self.vectors.truncate(k);
+            self.distances.truncate(k);
+        }
+    }
+}
+
+/// One candidate image of the pair search: neighbour, shift, `r_ij`, `|r_ij|²`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Candidate {
+    j: usize,
+    s: [i32; 3],
+    d: [f64; 3],
+    r2: f64,
+}
+
+/// The pairs of atom `i`, by testing every other atom's images whose
+/// fractional separation along each axis is within the bins' extent, appended
+/// in canonical order (neighbour, then shift: the loops run in that order);
+/// returns the number of distances evaluated. `rows` is the cell with open
+/// rows zeroed; `candidates` is scratch space.
+///
+/// Two passes without data-dependent branches: every candidate's exact
+/// vector (from the original positions, as everywhere) first, then the ones
+/// within the cutoff are kept by writing each and counting it or not. About
+/// half pass, so a branch would mispredict often, and counting while
+/// computing would chain every candidate to the previous one.
+#[allow(clippy::too_many_arguments)]
+fn pair_search(
     bins: &Bins,
-    cell: &[[f64; 3]; 3],
+    rows: &[[f64; 3]; 3],
     kind: ListKind,
     i: usize,
-    search2: f64,
-    out: &mut Vec<(u64, usize, [i32; 3])>,
+    positions: &[[f64; 3]],
+    cut2: f64,
+    candidates: &mut Vec<Candidate>,
+    out: &mut Pairs,
 ) -> u64 {
-    let (fi, wi, ki) = (bins.frac[i], bins.wrapped[i], bins.wraps[i]);
+    let (fi, ki, pi) = (bins.frac[i], bins.wraps[i], positions[i]);
     let e = bins.extent;
     let first = if kind == ListKind::Half { i } else { 0 };
-    let mut examined = 0;
-    for j in first..bins.frac.len() {
-        let fj = bins.frac[j];
+    let mut m = 0;
+    for (j, (&fj, pj)) in bins.frac.iter().zip(positions).enumerate().skip(first) {
         // Range of image shifts along each axis: |Δf + s| <= extent.
         let mut lo = [0i32; 3];
         let mut hi = [0i32; 3];
-        let mut none = false;
         for k in 0..3 {
             let df = fj[k] - fi[k];
             if bins.periodic[k] {
                 lo[k] = ceil_i32(-e[k] - df);
                 hi[k] = floor_i32(e[k] - df);
-                none |= lo[k] > hi[k];
             } else {
-                none |= df.abs() > e[k];
+                hi[k] = i32::from(df.abs() <= e[k]) - 1;
             }
         }
-        if none {
+        let count: [i32; 3] = std::array::from_fn(|k| (hi[k] - lo[k] + 1).max(0));
+        let total = (count[0] * count[1] * count[2]) as usize;
+        if total == 0 {
             continue;
         }
-        let wj = bins.wrapped[j];
-        let dw = [wj[0] - wi[0], wj[1] - wi[1], wj[2] - wi[2]];
+        if candidates.len() < m + total {
+            candidates.resize(m + total, Candidate::default());
+        }
+        let dp = [pj[0] - pi[0], pj[1] - pi[1], pj[2] - pi[2]];
         let kj = bins.wraps[j];
         // Exclusive ranges: inclusive ones iterate slowly.
         for sx in lo[0]..hi[0] + 1 {
             for sy in lo[1]..hi[1] + 1 {
                 for sz in lo[2]..hi[2] + 1 {
-                    let v = shift_vector([sx, sy, sz], cell);
-                    let d = [dw[0] + v[0], dw[1] + v[1], dw[2] + v[2]];
-                    examined += 1;
-                    if d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < search2 {
-                        let s = [sx - kj[0] + ki[0], sy - kj[1] + ki[1], sz - kj[2] + ki[2]];
-                        if keep(kind, i, j, s) {
-                            out.push((order_key(j, s), j, s));
-                        }
-                    }
+                    let s = [sx - kj[0] + ki[0], sy - kj[1] + ki[1], sz - kj[2] + ki[2]];
+                    let v = shift_vector(s, rows);
+                    // As pair_vector: (r_j − r_i) + shift.
+                    let d = [dp[0] + v[0], dp[1] + v[1], dp[2] + v[2]];
+                    candidates[m] = Candidate { j, s, d, r2: d[0] * d[0] + d[1] * d[1] + d[2] * d[2] };
+                    m += 1;
                 }
             }
         }
     }
-    examined
+    out.keep_within(&candidates[..m], kind, i, cut2);
+    m as u64
 }
 
-/// `floor(x)` as an integer without a libm call (|x| is small here).
+/// The images `s ∈ {−1, 0, 1}³` of a neighbour that can be within the
+/// search radius when the radius is under one cell width along every
+/// periodic axis, by table: per axis a 3-bit mask of the shifts within the
+/// extent, combined into a 27-bit mask whose set bits, lowest first, are the
+/// candidate images in canonical (lexicographic) order.
+struct NearImages {
+    /// `s·cell` of image `b = 9(sx+1) + 3(sy+1) + (sz+1)`.
+    vectors: [[f64; 3]; 27],
+}
+
+/// The 27-bit mask of images allowed by per-axis 3-bit masks `(x, y, z)`, at `64x + 8y + z`.
+const IMAGE_MASKS: [u32; 512] = {
+    let mut table = [0u32; 512];
+    let mut t = 0;
+    while t < 512 {
+        let (mx, my, mz) = (t >> 6, (t >> 3) & 7, t & 7);
+        let mut b = 0;
+        while b < 27 {
+            let on = (mx >> (b / 9)) & (my >> ((b / 3) % 3)) & (mz >> (b % 3)) & 1;
+            table[t] |= (on as u32) << b;
+            b += 1;
+        }
+        t += 1;
+    }
+    table
+};
+
+impl NearImages {
+    /// The table, or `None` when some periodic axis's extent reaches a cell width.
+    fn new(bins: &Bins, rows: &[[f64; 3]; 3]) -> Option<NearImages> {
+        if (0..3).any(|k| bins.periodic[k] && bins.extent[k] >= 1.0) {
+            return None;
+        }
+        let vectors = std::array::from_fn(|b| {
+            let s = [b as i32 / 9 - 1, (b as i32 / 3) % 3 - 1, b as i32 % 3 - 1];
+            shift_vector(s, rows)
+        });
+        Some(NearImages { vectors })
+    }
+
+    /// As [`pair_search`], for centre `i`, with the table's images.
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        bins: &Bins,
+        kind: ListKind,
+        i: usize,
+        positions: &[[f64; 3]],
+        rows: &[[f64; 3]; 3],
+        cut2: f64,
+        candidates: &mut Vec<Candidate>,
+        out: &mut Pairs,
+    ) -> u64 {
+        let (fi, wi, ki) = (bins.frac[i], bins.wrapped[i], bins.wraps[i]);
+        let e = bins.extent;
+        // Candidates within the search radius (with margin) of the wrapped positions.
+        let search2 = (cut2.sqrt() * (1.0 + MARGIN)).powi(2);
+        let first = if kind == ListKind::Half { i } else { 0 };
+        let n = bins.frac.len();
+        if candidates.len() < 27 * (n - first) {
+            candidates.resize(27 * (n - first), Candidate::default());
+        }
+        let mut m = 0;
+        let mut examined = 0;
+        for j in first..n {
+            let fj = bins.frac[j];
+            let mut t = 0;
+            for k in 0..3 {
+                let df = fj[k] - fi[k];
+                let bits = if bins.periodic[k] {
+                    u32::from((df - 1.0).abs() <= e[k])
+                        | (u32::from(df.abs() <= e[k]) << 1)
+                        | (u32::from((df + 1.0).abs() <= e[k]) << 2)
+                } else {
+                    u32::from(df.abs() <= e[k]) << 1
+                };
+                t = (t << 3) | bits as usize;
+            }
+            let mut mask = IMAGE_MASKS[t];
+            examined += u64::from(mask.count_ones());
+            let wj = bins.wrapped[j];
+            let dw = [wj[0] - wi[0], wj[1] - wi[1], wj[2] - wi[2]];
+            while mask != 0 {
+                let b = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                let v = self.vectors[b];
+                let d = [dw[0] + v[0], dw[1] + v[1], dw[2] + v[2]];
+                let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                candidates[m] = Candidate { j, s: [b as i32 / 9 - 1, (b as i32 / 3) % 3 - 1, b as i32 % 3 - 1], d, r2 };
+                m += 1;
+            }
+        }
+        // Keep those within the search radius: counting them while computing
+        // would chain each candidate to the previous one's distance.
+        let mut kept = 0;
+        for c in 0..m {
+            candidates[kept] = candidates[c];
+            kept += usize::from(candidates[c].r2 < search2);
+        }
+        // The exact vectors of the survivors, from the original positions.
+        let pi = positions[i];
+        for c in &mut candidates[..kept] {
+            let kj = bins.wraps[c.j];
+            c.s = [c.s[0] - kj[0] + ki[0], c.s[1] - kj[1] + ki[1], c.s[2] - kj[2] + ki[2]];
+            c.d = pair_vector(&pi, &positions[c.j], &shift_vector(c.s, rows));
+            c.r2 = c.d[0] * c.d[0] + c.d[1] * c.d[1] + c.d[2] * c.d[2];
+        }
+        out.keep_within(&candidates[..kept], kind, i, cut2);
+        examined
+    }
+}
+
+/// `floor(x)` as an integer without branches or a libm call (|x| < 2^30,
+/// as here): rounds to nearest by the 1.5·2^52 trick (the low mantissa bits
+/// are then the integer) and steps down when that rounded up.
 #[inline]
 fn floor_i32(x: f64) -> i32 {
-    let t = x as i32; // truncates toward zero (saturating)
-    t - i32::from((t as f64) > x)
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+    let t = x + MAGIC;
+    // Truncating the bits to 32 is the trick: the low word is the integer.
+    let nearest = (t.to_bits() as u32) as i32;
+    nearest - i32::from(t - MAGIC > x)
 }
 
 /// `ceil(x)` as an integer.
@@ -416,25 +636,24 @@ fn order_key(j: usize, s: [i32; 3]) -> u64 {
     ((j as u64) << (3 * BITS)) | (field(s[0]) << (2 * BITS)) | (field(s[1]) << BITS) | field(s[2])
 }
 
-/// `S·cell` for an integer shift.
+/// `S·cell` for an integer shift, without branches: `rows` must be the cell
+/// with its open directions' rows zeroed ([`periodic_rows`]), so that a zero
+/// shift along them never multiplies whatever those rows hold.
 #[inline]
-fn shift_vector(s: [i32; 3], cell: &[[f64; 3]; 3]) -> [f64; 3] {
-    let mut v = [0.0; 3];
-    for (k, row) in cell.iter().enumerate() {
-        if s[k] != 0 {
-            let f = f64::from(s[k]);
-            v[0] += f * row[0];
-            v[1] += f * row[1];
-            v[2] += f * row[2];
-        }
-    }
-    v
+fn shift_vector(s: [i32; 3], rows: &[[f64; 3]; 3]) -> [f64; 3] {
+    let f = s.map(f64::from);
+    std::array::from_fn(|x| f[0] * rows[0][x] + f[1] * rows[1][x] + f[2] * rows[2][x])
+}
+
+/// The cell with the rows of open directions zeroed (shifts along them are zero).
+fn periodic_rows(cell: &[[f64; 3]; 3], pbc: [bool; 3]) -> [[f64; 3]; 3] {
+    std::array::from_fn(|k| if pbc[k] { cell[k] } else { [0.0; 3] })
 }
 
 /// `r_j + shift − r_i`, evaluated as `(r_j − r_i) + shift` everywhere so that
 /// builds and Verlet filtering agree to the bit.
 #[inline]
-fn pair_vector(ri: &[f64; 3], rj: &[f64; 3], shift: &[f64; 3]) -> [f64; 3] {
+pub(crate) fn pair_vector(ri: &[f64; 3], rj: &[f64; 3], shift: &[f64; 3]) -> [f64; 3] {
     [(rj[0] - ri[0]) + shift[0], (rj[1] - ri[1]) + shift[1], (rj[2] - ri[2]) + shift[2]]
 }
 
@@ -736,11 +955,13 @@ impl VerletList {
             return Err(NeighbourError::InvalidCutoff { cutoff });
         }
         let skin = if skin.is_finite() && skin > 0.0 { skin } else { 0.0 };
+        let mut list = NeighbourList::new(cutoff + skin, kind)?;
+        list.pairs.geometry = false;
         Ok(VerletList {
             cutoff,
             skin,
             active_skin: skin,
-            list: NeighbourList::new(cutoff + skin, kind)?,
+            list,
             shift_vectors: Vec::new(),
             reference: Vec::new(),
             cell: [[0.0; 3]; 3],
@@ -780,7 +1001,8 @@ impl VerletList {
         self.list.cutoff = self.cutoff + self.active_skin;
         self.list.build(positions, cell, pbc)?;
         self.shift_vectors.clear();
-        self.shift_vectors.extend(self.list.shifts().iter().map(|&s| shift_vector(s, cell)));
+        let rows = periodic_rows(cell, pbc);
+        self.shift_vectors.extend(self.list.shifts().iter().map(|&s| shift_vector(s, &rows)));
         self.reference.clear();
         self.reference.extend_from_slice(positions);
         self.cell = *cell;
@@ -800,20 +1022,36 @@ impl VerletList {
     }
 
     /// Calls `f(i, j, r_ij, r²)` for every stored pair within the cutoff at
-    /// `positions` (which must be those of the last [`VerletList::update`]), in
-    /// canonical order.
+    /// `positions` (which must be those of the last [`VerletList::update`];
+    /// otherwise nothing is called), in canonical order.
     #[inline]
     pub fn for_each_pair(&self, positions: &[[f64; 3]], mut f: impl FnMut(usize, usize, [f64; 3], f64)) {
         let cut2 = self.cutoff * self.cutoff;
-        let (is, js) = (self.list.i(), self.list.j());
-        for ((&i, &j), s) in is.iter().zip(js).zip(&self.shift_vectors) {
-            let (Some(pi), Some(pj)) = (positions.get(i), positions.get(j)) else { continue };
-            let d = pair_vector(pi, pj, s);
-            let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-            if r2 < cut2 {
-                f(i, j, d, r2);
+        if positions.len() != self.reference.len() {
+            return;
+        }
+        for (i, pi) in positions.iter().enumerate() {
+            let (js, shifts) = self.centre(i);
+            for (&j, s) in js.iter().zip(shifts) {
+                let d = pair_vector(pi, &positions[j], s);
+                let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                if r2 < cut2 {
+                    f(i, j, d, r2);
+                }
             }
         }
+    }
+
+    /// The stored pairs of centre `i`, within `cutoff + skin` when the list
+    /// was built: their neighbour indices and Cartesian shift vectors, so that
+    /// `r_ij = (r_j − r_i) + shift` (evaluated in that order, as
+    /// [`VerletList::for_each_pair`] does). For kernels that loop themselves
+    /// and filter to [`VerletList::cutoff`] (for instance without branches).
+    /// Empty when `i` is out of range.
+    #[inline]
+    pub fn centre(&self, i: usize) -> (&[usize], &[[f64; 3]]) {
+        let range = self.list.range(i);
+        (&self.list.j()[range.clone()], &self.shift_vectors[range])
     }
 }
 
