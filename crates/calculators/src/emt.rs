@@ -25,7 +25,7 @@
 
 use crate::check_finite;
 use crate::neighbours::{ListKind, VerletList, cell_volume};
-use crate::pair::{SKIN_FRACTION, add_pair_force, add_virial};
+use crate::pair::{add_pair_force, add_virial};
 use autopara_core::elements::symbol;
 use autopara_core::{Atoms, CalcError, CalcResults, Calculator, CalculatorInfo, CalculatorSpec, Properties};
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,9 @@ inventory::submit! {
 
 /// `ase.units.Bohr` in Å.
 const BOHR: f64 = 0.5291772105638411;
+
+/// Verlet skin as a fraction of the list cutoff (0.7 Å for the whole table's 5.9 Å).
+const SKIN_FRACTION: f64 = 0.12;
 
 /// ASE's β = (16π/3)^(1/3)/√2 with its historical rounding.
 const BETA: f64 = 1.809;

@@ -919,6 +919,13 @@ pub fn cell_volume(cell: &[[f64; 3]; 3]) -> Option<f64> {
 /// build uses the skin when the atoms moved less than the skin since the
 /// previous build (or at the first build), and no skin otherwise.
 ///
+/// With an outer margin ([`VerletList::with_outer_margin`]) the list is two
+/// levels: an outer list to `cutoff + skin + margin`, built rarely, from
+/// which the list proper is refreshed by filtering (a distance per outer
+/// pair, far cheaper than a build) while no atom moved more than half the
+/// margin since the outer build. In a liquid the atoms diffuse: the outer
+/// list lasts many times longer than the skin does.
+///
 /// ```
 /// use autopara_calculators::neighbours::{ListKind, VerletList};
 /// let cell = [[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]];
@@ -936,16 +943,27 @@ pub struct VerletList {
     cutoff: f64,
     /// The skin used when positions change a little between calls.
     skin: f64,
-    /// The skin of the current list (`skin` or 0).
-    active_skin: f64,
-    list: NeighbourList,
-    /// Cartesian shift of each stored pair for the cell of the last build.
-    shift_vectors: Vec<[f64; 3]>,
+    /// The outer list's reach beyond `cutoff + skin` (0: one level).
+    margin: f64,
+    /// The skin and margin of the current lists (both 0 after a large move).
+    active: (f64, f64),
+    outer: NeighbourList,
+    /// Cartesian shift of each outer pair for the cell of the last build.
+    outer_shifts: Vec<[f64; 3]>,
+    /// Positions at the outer build.
+    outer_reference: Vec<[f64; 3]>,
+    /// The list proper: outer pairs within `cutoff + skin` at `reference`,
+    /// centre `i`'s at `first[i]..first[i + 1]`.
+    first: Vec<usize>,
+    js: Vec<usize>,
+    shifts: Vec<[f64; 3]>,
+    /// Positions at the last refresh.
     reference: Vec<[f64; 3]>,
     cell: [[f64; 3]; 3],
     pbc: [bool; 3],
     built: bool,
     builds: u64,
+    refreshes: u64,
 }
 
 impl VerletList {
@@ -955,20 +973,35 @@ impl VerletList {
             return Err(NeighbourError::InvalidCutoff { cutoff });
         }
         let skin = if skin.is_finite() && skin > 0.0 { skin } else { 0.0 };
-        let mut list = NeighbourList::new(cutoff + skin, kind)?;
-        list.pairs.geometry = false;
+        let mut outer = NeighbourList::new(cutoff + skin, kind)?;
+        outer.pairs.geometry = false;
         Ok(VerletList {
             cutoff,
             skin,
-            active_skin: skin,
-            list,
-            shift_vectors: Vec::new(),
+            margin: 0.0,
+            active: (skin, 0.0),
+            outer,
+            outer_shifts: Vec::new(),
+            outer_reference: Vec::new(),
+            first: vec![0],
+            js: Vec::new(),
+            shifts: Vec::new(),
             reference: Vec::new(),
             cell: [[0.0; 3]; 3],
             pbc: [false; 3],
             built: false,
             builds: 0,
+            refreshes: 0,
         })
+    }
+
+    /// The same list with an outer level reaching `margin` (Å) beyond
+    /// `cutoff + skin` (non-positive or non-finite: one level).
+    pub fn with_outer_margin(mut self, margin: f64) -> VerletList {
+        self.margin = if margin.is_finite() && margin > 0.0 { margin } else { 0.0 };
+        self.active = (self.skin, self.margin);
+        self.built = false;
+        self
     }
 
     /// The cutoff (Å).
@@ -981,7 +1014,12 @@ impl VerletList {
         self.builds
     }
 
-    /// Brings the list up to date for these positions; returns whether it was rebuilt.
+    /// Number of times the list was refreshed from the outer list without a build.
+    pub fn refreshes(&self) -> u64 {
+        self.refreshes
+    }
+
+    /// Brings the list up to date for these positions; returns whether it changed.
     pub fn update(
         &mut self,
         positions: &[[f64; 3]],
@@ -989,36 +1027,61 @@ impl VerletList {
         pbc: [bool; 3],
     ) -> Result<bool, NeighbourError> {
         let same_frame = self.built && positions.len() == self.reference.len() && pbc == self.pbc && *cell == self.cell;
-        let moved2 = if same_frame { self.max_displacement2(positions) } else { f64::INFINITY };
-        // Slightly under skin/2, so rounding never lets a pair slip past.
-        let limit = 0.5 * self.active_skin * (1.0 - 1e-6);
-        if same_frame && moved2 <= limit * limit {
+        let (skin, margin) = self.active;
+        // Limits slightly under half the skin or margin, so rounding never lets a pair slip past.
+        let half = |x: f64| 0.5 * x * (1.0 - 1e-6);
+        if same_frame && max_displacement2(positions, &self.reference) <= half(skin).powi(2) {
             return Ok(false);
         }
-        let small_move = !self.built || moved2 <= self.skin * self.skin;
-        self.active_skin = if small_move { self.skin } else { 0.0 };
+        let moved2 = if same_frame { max_displacement2(positions, &self.outer_reference) } else { f64::INFINITY };
+        if same_frame && moved2 <= half(margin).powi(2) {
+            self.refresh(positions);
+            self.refreshes += 1;
+            return Ok(true);
+        }
+        let small_move = !self.built || moved2 <= (self.skin + self.margin).powi(2);
+        self.active = if small_move { (self.skin, self.margin) } else { (0.0, 0.0) };
         self.built = false;
-        self.list.cutoff = self.cutoff + self.active_skin;
-        self.list.build(positions, cell, pbc)?;
-        self.shift_vectors.clear();
+        self.outer.cutoff = self.cutoff + self.active.0 + self.active.1;
+        self.outer.build(positions, cell, pbc)?;
+        self.outer_shifts.clear();
         let rows = periodic_rows(cell, pbc);
-        self.shift_vectors.extend(self.list.shifts().iter().map(|&s| shift_vector(s, &rows)));
-        self.reference.clear();
-        self.reference.extend_from_slice(positions);
+        self.outer_shifts.extend(self.outer.shifts().iter().map(|&s| shift_vector(s, &rows)));
+        self.outer_reference.clear();
+        self.outer_reference.extend_from_slice(positions);
         self.cell = *cell;
         self.pbc = pbc;
+        self.refresh(positions);
         self.built = true;
         self.builds += 1;
         Ok(true)
     }
 
-    /// Largest squared displacement since the last build (infinite for NaN).
-    fn max_displacement2(&self, positions: &[[f64; 3]]) -> f64 {
-        positions.iter().zip(&self.reference).fold(0.0, |m: f64, (p, q)| {
-            let d = [p[0] - q[0], p[1] - q[1], p[2] - q[2]];
-            let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-            if r2.is_nan() { f64::INFINITY } else { m.max(r2) }
-        })
+    /// The list proper from the outer list: its pairs within `cutoff + skin`
+    /// at `positions` (all of them without a margin), kept in order without
+    /// a branch on each (written, then counted or not).
+    fn refresh(&mut self, positions: &[[f64; 3]]) {
+        let reach2 = (self.cutoff + self.active.0).powi(2);
+        let total = self.outer.len();
+        self.js.resize(total, 0);
+        self.shifts.resize(total, [0.0; 3]);
+        self.first.clear();
+        self.first.push(0);
+        let mut k = 0;
+        for (i, pi) in positions.iter().enumerate() {
+            let range = self.outer.range(i);
+            for (&j, s) in self.outer.j()[range.clone()].iter().zip(&self.outer_shifts[range]) {
+                let d = pair_vector(pi, &positions[j], s);
+                self.js[k] = j;
+                self.shifts[k] = *s;
+                k += usize::from(d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < reach2);
+            }
+            self.first.push(k);
+        }
+        self.js.truncate(k);
+        self.shifts.truncate(k);
+        self.reference.clear();
+        self.reference.extend_from_slice(positions);
     }
 
     /// Calls `f(i, j, r_ij, r²)` for every stored pair within the cutoff at
@@ -1043,16 +1106,27 @@ impl VerletList {
     }
 
     /// The stored pairs of centre `i`, within `cutoff + skin` when the list
-    /// was built: their neighbour indices and Cartesian shift vectors, so that
-    /// `r_ij = (r_j − r_i) + shift` (evaluated in that order, as
+    /// was refreshed: their neighbour indices and Cartesian shift vectors, so
+    /// that `r_ij = (r_j − r_i) + shift` (evaluated in that order, as
     /// [`VerletList::for_each_pair`] does). For kernels that loop themselves
     /// and filter to [`VerletList::cutoff`] (for instance without branches).
     /// Empty when `i` is out of range.
     #[inline]
     pub fn centre(&self, i: usize) -> (&[usize], &[[f64; 3]]) {
-        let range = self.list.range(i);
-        (&self.list.j()[range.clone()], &self.shift_vectors[range])
+        match (self.first.get(i), self.first.get(i + 1)) {
+            (Some(&a), Some(&b)) => (&self.js[a..b], &self.shifts[a..b]),
+            _ => (&[], &[]),
+        }
     }
+}
+
+/// Largest squared displacement between two sets of positions (infinite for NaN).
+fn max_displacement2(positions: &[[f64; 3]], reference: &[[f64; 3]]) -> f64 {
+    positions.iter().zip(reference).fold(0.0, |m: f64, (p, q)| {
+        let d = [p[0] - q[0], p[1] - q[1], p[2] - q[2]];
+        let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+        if r2.is_nan() { f64::INFINITY } else { m.max(r2) }
+    })
 }
 
 #[cfg(test)]
@@ -1242,11 +1316,17 @@ mod tests {
 
     #[test]
     fn verlet_list_equals_fresh_lists_along_a_random_walk() {
+        for margin in [0.0, 1.0] {
+            verlet_walk(margin);
+        }
+    }
+
+    fn verlet_walk(margin: f64) {
         let mut rng = StdRng::seed_from_u64(5);
         let cell = random_cell(&mut rng, 5.0);
         let mut pos = random_positions(&mut rng, 40, &cell, 0.0);
         let cutoff = 3.2; // above half the cell width: explicit images needed
-        let mut vl = VerletList::new(cutoff, 0.6, ListKind::Half).unwrap();
+        let mut vl = VerletList::new(cutoff, 0.6, ListKind::Half).unwrap().with_outer_margin(margin);
         let mut fresh = NeighbourList::new(cutoff, ListKind::Half).unwrap();
         for _step in 0..60 {
             for p in pos.iter_mut() {
@@ -1267,6 +1347,8 @@ mod tests {
             }
         }
         assert!(vl.builds() > 1 && vl.builds() < 60, "builds: {}", vl.builds());
+        // The outer level saves builds: refreshes replace some of them.
+        assert_eq!(vl.refreshes() > 0, margin > 0.0, "refreshes: {}", vl.refreshes());
         // Unrelated configurations (no skin then) and back to small moves.
         for step in 0..10 {
             if step < 5 {
