@@ -1,7 +1,7 @@
 //! autopara core: the data model ([`Atoms`]), extxyz I/O, inputs
 //! ([`ConfigSet`]) and outputs ([`OutputSpec`]), the [`Operation`] trait and
-//! its registry, the calculator seam, reproducible per-item randomness and the
-//! executor.
+//! its registry, the calculator seam, reproducible per-item randomness, the
+//! executor, and argument forms shared with wfl ([`wfl_args`]).
 //!
 //! See `docs/` in the repository for the user guide.
 
@@ -22,6 +22,7 @@ pub mod results;
 pub mod rng;
 pub mod runner;
 pub mod units;
+pub mod wfl_args;
 
 pub use atoms::{ArrayData, Atoms, Column, Value};
 pub use autopara_info::AutoparaInfo;

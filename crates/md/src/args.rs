@@ -3,6 +3,7 @@
 
 use crate::error::MdError;
 use autopara_core::calculator::{CalcError, CalculatorSpec};
+use autopara_core::wfl_args::{ConfigTypeUpdate, Pressure};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
@@ -218,136 +219,6 @@ impl Temperature {
     }
 }
 
-/// The pressure argument (GPa) in wfl's `sample_pressure` forms.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "Json", into = "Json")]
-pub enum Pressure {
-    /// A fixed pressure.
-    Value(f64),
-    /// `["info", key]`: the pressure (a number, or a JSON string of another form) in `info[key]`.
-    Info(String),
-    /// `["exponential", scale]`: scale × an Exp(1) draw.
-    Exponential(f64),
-    /// `["normal_positive", mean, sigma]`: a normal draw, redrawn while negative (at most 1000 tries).
-    NormalPositive {
-        /// Mean (GPa).
-        mean: f64,
-        /// Standard deviation (GPa).
-        sigma: f64,
-    },
-    /// `["uniform", lower, upper]`.
-    Uniform {
-        /// Lower bound (GPa).
-        lower: f64,
-        /// Upper bound (GPa).
-        upper: f64,
-    },
-}
-
-const PRESSURE_FORMS: &str = "expected a number, [\"info\", key], [\"exponential\", scale], \
-     [\"normal_positive\", mean, sigma] or [\"uniform\", lower, upper]";
-
-impl TryFrom<Json> for Pressure {
-    type Error = String;
-
-    fn try_from(v: Json) -> Result<Pressure, String> {
-        if let Some(p) = v.as_f64() {
-            return Ok(Pressure::Value(p));
-        }
-        let bad = || format!("{PRESSURE_FORMS}, got {v}");
-        let list = v.as_array().ok_or_else(bad)?;
-        let num = |i: usize| list.get(i).and_then(Json::as_f64).ok_or_else(bad);
-        let kind = list.first().and_then(Json::as_str).ok_or_else(bad)?;
-        match (kind, list.len()) {
-            ("info", 2) => Ok(Pressure::Info(list.get(1).and_then(Json::as_str).ok_or_else(bad)?.to_string())),
-            ("exponential", 2) => Ok(Pressure::Exponential(num(1)?)),
-            ("normal_positive", 3) => Ok(Pressure::NormalPositive { mean: num(1)?, sigma: num(2)? }),
-            ("uniform", 3) => Ok(Pressure::Uniform { lower: num(1)?, upper: num(2)? }),
-            _ => Err(bad()),
-        }
-    }
-}
-
-impl From<Pressure> for Json {
-    fn from(p: Pressure) -> Json {
-        match p {
-            Pressure::Value(p) => json!(p),
-            Pressure::Info(k) => json!(["info", k]),
-            Pressure::Exponential(s) => json!(["exponential", s]),
-            Pressure::NormalPositive { mean, sigma } => json!(["normal_positive", mean, sigma]),
-            Pressure::Uniform { lower, upper } => json!(["uniform", lower, upper]),
-        }
-    }
-}
-
-impl Pressure {
-    /// Checks the values of a pressure spec; `field` names it in errors.
-    pub(crate) fn validate(&self, field: &str) -> Result<(), MdError> {
-        let finite = |x: f64, what: &str| {
-            if x.is_finite() { Ok(()) } else { Err(MdError::arg(field, format!("{what} must be finite, got {x}"))) }
-        };
-        match *self {
-            Pressure::Value(p) => finite(p, "pressure"),
-            Pressure::Info(_) => Ok(()),
-            Pressure::Exponential(s) => finite(s, "scale"),
-            Pressure::NormalPositive { mean, sigma } => {
-                finite(mean, "mean")?;
-                finite(sigma, "sigma")?;
-                if sigma > 0.0 || mean > 0.0 {
-                    Ok(())
-                } else {
-                    Err(MdError::arg(field, "normal_positive needs sigma > 0 or mean > 0"))
-                }
-            }
-            Pressure::Uniform { lower, upper } => {
-                finite(lower, "lower")?;
-                finite(upper, "upper")?;
-                if lower <= upper {
-                    Ok(())
-                } else {
-                    Err(MdError::arg(field, format!("uniform needs lower <= upper, got {lower} > {upper}")))
-                }
-            }
-        }
-    }
-}
-
-/// wfl's `update_config_type`: `"append"`, `"overwrite"` or `false`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(try_from = "Json", into = "Json")]
-pub enum ConfigTypeUpdate {
-    /// `config_type` becomes `<old>:MD` (or `MD`).
-    #[default]
-    Append,
-    /// `config_type` becomes `MD`.
-    Overwrite,
-    /// `config_type` is left alone.
-    Keep,
-}
-
-impl TryFrom<Json> for ConfigTypeUpdate {
-    type Error = String;
-
-    fn try_from(v: Json) -> Result<ConfigTypeUpdate, String> {
-        match &v {
-            Json::String(s) if s == "append" => Ok(ConfigTypeUpdate::Append),
-            Json::String(s) if s == "overwrite" => Ok(ConfigTypeUpdate::Overwrite),
-            Json::Bool(false) | Json::Null => Ok(ConfigTypeUpdate::Keep),
-            _ => Err(format!("expected \"append\", \"overwrite\" or false, got {v}")),
-        }
-    }
-}
-
-impl From<ConfigTypeUpdate> for Json {
-    fn from(u: ConfigTypeUpdate) -> Json {
-        match u {
-            ConfigTypeUpdate::Append => json!("append"),
-            ConfigTypeUpdate::Overwrite => json!("overwrite"),
-            ConfigTypeUpdate::Keep => json!(false),
-        }
-    }
-}
-
 /// wfl's abort checks, evaluated at every saved frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -486,7 +357,7 @@ impl MdArgs {
 
     fn validate_pressure(&self) -> Result<(), MdError> {
         let Some(p) = &self.pressure else { return Ok(()) };
-        p.validate("pressure")?;
+        p.validate("pressure").map_err(MdError::from)?;
         match self.integrator {
             Integrator::Langevin => Err(MdError::arg(
                 "pressure",

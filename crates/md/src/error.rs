@@ -1,5 +1,6 @@
 //! The md crate's error type.
 
+use autopara_core::wfl_args::PressureError;
 use autopara_core::{CalcError, ItemFailure};
 
 /// Errors of the `md` op: bad arguments (found before any work), bad per-config
@@ -74,6 +75,15 @@ impl From<MdError> for autopara_core::Error {
                 autopara_core::Error::Args { context: "md".into(), field, message }
             }
             other => autopara_core::Error::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<PressureError> for MdError {
+    fn from(e: PressureError) -> MdError {
+        match e {
+            PressureError::InvalidSpec { field, message } => MdError::arg(field, message),
+            PressureError::Config { field, message } => MdError::config(field, message),
         }
     }
 }

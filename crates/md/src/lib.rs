@@ -25,7 +25,9 @@ mod error;
 mod run;
 mod stages;
 
-pub use args::{AbortCheck, ConfigTypeUpdate, Integrator, MdArgs, Pressure, Temperature, TemperatureStage};
+pub use args::{AbortCheck, Integrator, MdArgs, Temperature, TemperatureStage};
+/// The shared wfl forms of `pressure` and `update_config_type` (defined in core).
+pub use autopara_core::wfl_args::{ConfigTypeUpdate, Pressure};
 pub use error::MdError;
 pub use run::{KEY_PRESSURE, KEY_STOPPED, KEY_TEMPERATURE};
 pub use stages::{Stage, frame_count, stages};

@@ -5,18 +5,16 @@
 //! not saved.
 
 use crate::abort::AbortState;
-use crate::args::{ConfigTypeUpdate, Integrator, MdArgs, Pressure};
+use crate::args::{Integrator, MdArgs};
 use crate::dynamics::{LangevinCoefficients, Propagator, State, StepError};
 use crate::error::MdError;
 use crate::stages::{Stage, frame_count, stages};
 use autopara_calculators::neighbours::cell_volume;
 use autopara_core::calculator::{Calculator, Properties};
-use autopara_core::results::{append_config_type, store_results};
+use autopara_core::results::store_results;
 use autopara_core::rng::ItemRng;
 use autopara_core::units::{FS, GPA};
 use autopara_core::{Atoms, Column, Value};
-use rand::Rng;
-use rand_distr::{Distribution, Exp1, StandardNormal};
 
 /// Info key with the stage's thermostat target (K).
 pub const KEY_TEMPERATURE: &str = "MD_temperature_K";
@@ -43,7 +41,7 @@ pub fn trajectory(
         if !has_cell {
             return Err(MdError::config("cell", "pressure needs a configuration with a 3-D cell"));
         }
-        let p_gpa = sample_pressure(p, &state.atoms, rng)?;
+        let p_gpa = p.sample("pressure", &state.atoms, rng)?;
         state.atoms.info.insert(KEY_PRESSURE.into(), Value::Float(p_gpa));
         let compressibility = match args.compressibility_au {
             Some(c) => c,
@@ -116,13 +114,7 @@ pub fn trajectory(
         }
     }
     for f in &mut frames {
-        match args.update_config_type {
-            ConfigTypeUpdate::Append => append_config_type(f, "MD"),
-            ConfigTypeUpdate::Overwrite => {
-                f.info.insert("config_type".into(), Value::Str("MD".into()));
-            }
-            ConfigTypeUpdate::Keep => {}
-        }
+        args.update_config_type.apply(f, "MD");
     }
     Ok(frames)
 }
@@ -214,44 +206,6 @@ fn step_error(e: StepError, step: u64) -> MdError {
     match e {
         StepError::Calc(source) => MdError::Calculator { step, source },
         StepError::NonFinite(quantity) => MdError::BlowUp { step, quantity },
-    }
-}
-
-/// wfl's `sample_pressure` (GPa).
-fn sample_pressure(p: &Pressure, atoms: &Atoms, rng: &mut ItemRng) -> Result<f64, MdError> {
-    match p {
-        Pressure::Value(p) => Ok(*p),
-        Pressure::Info(key) => {
-            let bad = |what: String| MdError::config(key.clone(), format!("pressure from info: {what}"));
-            let spec = match atoms.info.get(key) {
-                None => return Err(bad("missing".into())),
-                Some(Value::Str(s)) => {
-                    let json: serde_json::Value = serde_json::from_str(s).map_err(|e| bad(e.to_string()))?;
-                    Pressure::try_from(json).map_err(bad)?
-                }
-                Some(v) => Pressure::Value(v.as_f64().ok_or_else(|| bad(format!("not a number: {v:?}")))?),
-            };
-            if matches!(spec, Pressure::Info(_)) {
-                return Err(bad("refers to another info key".into()));
-            }
-            spec.validate(key)?;
-            sample_pressure(&spec, atoms, rng)
-        }
-        Pressure::Exponential(scale) => {
-            let e: f64 = Exp1.sample(rng);
-            Ok(scale * e)
-        }
-        Pressure::NormalPositive { mean, sigma } => {
-            for _ in 0..1000 {
-                let n: f64 = StandardNormal.sample(rng);
-                let p = mean + sigma * n;
-                if p >= 0.0 {
-                    return Ok(p);
-                }
-            }
-            Err(MdError::arg("pressure", "no positive normal_positive draw in 1000 tries"))
-        }
-        Pressure::Uniform { lower, upper } => Ok(lower + (upper - lower) * rng.random::<f64>()),
     }
 }
 

@@ -4,7 +4,8 @@
 
 use crate::error::MinimError;
 use autopara_core::CalculatorSpec;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use autopara_core::wfl_args::{ConfigTypeUpdate, Pressure};
+use serde::{Deserialize, Serialize};
 
 /// Arguments of the `minim` op (JSON/TOML object; unknown fields are rejected).
 ///
@@ -31,9 +32,12 @@ pub struct MinimArgs {
     /// Maximum number of optimizer steps.
     #[serde(default = "default_steps")]
     pub steps: usize,
-    /// Scalar pressure (GPa); when given, the cell relaxes too.
+    /// Scalar pressure (GPa), in wfl's `sample_pressure` forms (a number,
+    /// `["info", key]`, `["exponential", scale]`, `["normal_positive", mean,
+    /// sigma]`, `["uniform", lower, upper]`), resolved per configuration;
+    /// when given, the cell relaxes too.
     #[serde(default)]
-    pub pressure: Option<f64>,
+    pub pressure: Option<Pressure>,
     /// Which strain components relax with a variable cell: 6 Voigt entries
     /// (xx yy zz yz xz xy) or a 3x3 matrix, booleans or 0/1.
     #[serde(default)]
@@ -57,7 +61,7 @@ pub struct MinimArgs {
     pub results_prefix: String,
     /// How `optimize_config_type` updates `config_type`: `"append"`, `"overwrite"` or `false`.
     #[serde(default)]
-    pub update_config_type: UpdateConfigType,
+    pub update_config_type: ConfigTypeUpdate,
     /// `"PreconLBFGS"` (wfl's), `"LBFGS"` or `"FIRE"`.
     #[serde(default)]
     pub optimizer: OptimizerKind,
@@ -124,48 +128,6 @@ pub enum TrajSubselect {
     Last,
     /// Only the last frame, and only if converged (nothing otherwise).
     LastConverged,
-}
-
-/// wfl's `update_config_type`: `"append"`, `"overwrite"` or `false`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum UpdateConfigType {
-    /// `config_type` gets `:optimize_...` appended (or is set when absent).
-    #[default]
-    Append,
-    /// `config_type` becomes `optimize_...`.
-    Overwrite,
-    /// `config_type` is left alone.
-    Keep,
-}
-
-impl Serialize for UpdateConfigType {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            UpdateConfigType::Append => s.serialize_str("append"),
-            UpdateConfigType::Overwrite => s.serialize_str("overwrite"),
-            UpdateConfigType::Keep => s.serialize_bool(false),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for UpdateConfigType {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Bool(bool),
-            Str(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Bool(false) => Ok(UpdateConfigType::Keep),
-            Raw::Bool(true) => Ok(UpdateConfigType::Append),
-            Raw::Str(s) if s == "append" => Ok(UpdateConfigType::Append),
-            Raw::Str(s) if s == "overwrite" => Ok(UpdateConfigType::Overwrite),
-            Raw::Str(s) => Err(serde::de::Error::custom(format!(
-                "unknown update_config_type '{s}', expected \"append\", \"overwrite\" or false"
-            ))),
-        }
-    }
 }
 
 /// A stress mask as given: Voigt 6-vector or 3x3 matrix of booleans or numbers.
@@ -246,10 +208,8 @@ impl MinimArgs {
         if let Some(smax) = self.smax {
             positive("smax", smax)?;
         }
-        if let Some(p) = self.pressure
-            && !p.is_finite()
-        {
-            return Err(MinimError::InvalidArg { field: "pressure", message: format!("must be finite, got {p}") });
+        if let Some(p) = &self.pressure {
+            p.validate("pressure")?;
         }
         if let Some(mask) = &self.stress_mask {
             mask.to_matrix()?;

@@ -1,6 +1,7 @@
 //! Errors of the `minim` op.
 
 use autopara_core::CalcError;
+use autopara_core::wfl_args::PressureError;
 
 /// Why arguments are refused, or why one optimization could not go on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -58,4 +59,19 @@ pub enum MinimError {
     /// The preconditioner could not be built.
     #[error("preconditioner: {0}")]
     Precon(String),
+}
+
+/// A bad `pressure` spec is an argument error; a pressure that cannot be
+/// resolved for one configuration (its `["info", key]`, a hopeless
+/// `normal_positive`) is that configuration's error. Both name `pressure`.
+impl From<PressureError> for MinimError {
+    fn from(e: PressureError) -> MinimError {
+        match e {
+            PressureError::InvalidSpec { message, .. } => MinimError::InvalidArg { field: "pressure", message },
+            PressureError::Config { field, message } if field != "pressure" => {
+                MinimError::InvalidConfig { field: "pressure", message: format!("{field}: {message}") }
+            }
+            PressureError::Config { message, .. } => MinimError::InvalidConfig { field: "pressure", message },
+        }
+    }
 }

@@ -10,7 +10,8 @@
 //!   group moyo detects (symprec 0.01), reported in `optimize_symmetry_initial`.
 //! - Frames and keys as wfl: `optimize_config_type` (`optimize_initial`,
 //!   `optimize_mid`, `optimize_last_{converged,unconverged,exception}`),
-//!   `optimize_n_steps`, `optimize_pressure_GPa`, `config_type` appended,
+//!   `optimize_n_steps`, `optimize_pressure_GPa` (the pressure, sampled per
+//!   item from its RNG for wfl's random forms), `config_type` appended,
 //!   results under `last_op__optimize_`.
 //!
 //! ```
@@ -30,7 +31,9 @@ mod run;
 mod symmetry;
 mod system;
 
-pub use args::{MaskEntry, MinimArgs, OptimizerKind, PreconKind, StressMask, TrajSubselect, UpdateConfigType};
+pub use args::{MaskEntry, MinimArgs, OptimizerKind, PreconKind, StressMask, TrajSubselect};
+/// The shared wfl forms of `pressure` and `update_config_type` (defined in core).
+pub use autopara_core::wfl_args::{ConfigTypeUpdate, Pressure};
 pub use error::MinimError;
 pub use run::{Minimization, Status, minimize};
 pub use symmetry::SYMPREC;
@@ -86,8 +89,9 @@ impl Minim {
 
     fn run_item(&self, item: &Item, ctx: &mut WorkerContext) -> ItemResult {
         let atoms = item.atoms()?;
+        let mut rng = ctx.rng(item);
         let calc = ctx.calculator(self.args.calculator.as_ref())?;
-        let m = minimize(&self.args, calc, atoms).map_err(|e| ItemFailure::new(e.to_string()))?;
+        let m = minimize(&self.args, calc, atoms, &mut rng).map_err(|e| ItemFailure::new(e.to_string()))?;
         match &m.status {
             Status::Exception(message) if !self.args.skip_failures => {
                 Err(ItemFailure::new(format!("optimization failed after {} steps: {message}", m.steps)))

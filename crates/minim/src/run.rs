@@ -3,12 +3,13 @@
 //! skipped, the final geometry appended), `optimize_*` info keys, results
 //! under `results_prefix`, `config_type` updated, then `traj_subselect`.
 
-use crate::args::{MinimArgs, PreconKind, TrajSubselect, UpdateConfigType};
+use crate::args::{MinimArgs, PreconKind, TrajSubselect};
 use crate::error::MinimError;
 use crate::optimizers::Optimizer;
 use crate::symmetry::{self, Symmetry};
 use crate::system::{CellFilter, Constraints, System};
-use autopara_core::results::{append_config_type, clear_results, store_results};
+use autopara_core::results::{clear_results, store_results};
+use autopara_core::rng::ItemRng;
 use autopara_core::units::GPA;
 use autopara_core::{Atoms, Calculator, Value};
 
@@ -47,7 +48,8 @@ pub struct Minimization {
     pub evaluations: usize,
 }
 
-/// Relaxes `input` with `calc` as the `minim` op does, returning its frames.
+/// Relaxes `input` with `calc` as the `minim` op does, returning its frames;
+/// a random `pressure` form is drawn from `rng` (the item's generator in the op).
 /// Errors are about the configuration (a malformed `move_mask`, a pressure
 /// without a periodic cell); failures during the run end as
 /// [`Status::Exception`] with the frames so far.
@@ -75,13 +77,18 @@ pub struct Minimization {
 ///     "calculator": {"type": "lennard_jones"}, "optimizer": "FIRE", "fmax": 1e-4
 /// })).unwrap();
 /// let at = Atoms::new(vec![1, 1], vec![[0.0; 3], [1.3, 0.0, 0.0]]);
-/// let m = minimize(&args, &mut Spring, &at).unwrap();
+/// let m = minimize(&args, &mut Spring, &at, &mut autopara_core::rng::item_rng(0, "minim", 0)).unwrap();
 /// assert_eq!(m.status, Status::Converged);
 /// let last = m.frames.last().unwrap();
 /// assert!((last.positions[1][0] - last.positions[0][0] - 1.0).abs() < 1e-4);
 /// assert_eq!(last.info["optimize_config_type"].as_str(), Some("optimize_last_converged"));
 /// ```
-pub fn minimize(args: &MinimArgs, calc: &mut dyn Calculator, input: &Atoms) -> Result<Minimization, MinimError> {
+pub fn minimize(
+    args: &MinimArgs,
+    calc: &mut dyn Calculator,
+    input: &Atoms,
+    rng: &mut ItemRng,
+) -> Result<Minimization, MinimError> {
     let mut atoms = input.clone();
     let mut constraints = Constraints::from_move_mask(&atoms)?;
     let filter_mask = match &args.stress_mask {
@@ -107,11 +114,16 @@ pub fn minimize(args: &MinimArgs, calc: &mut dyn Calculator, input: &Atoms) -> R
             constraints.symmetry = Some(sym);
         }
     }
-    if let Some(p) = args.pressure {
-        atoms.info.insert("optimize_pressure_GPa".into(), Value::Float(p));
-    }
+    let pressure = match &args.pressure {
+        Some(spec) => {
+            let p = spec.sample("pressure", &atoms, rng)?;
+            atoms.info.insert("optimize_pressure_GPa".into(), Value::Float(p));
+            Some(p)
+        }
+        None => None,
+    };
     atoms.info.insert("optimize_config_type".into(), Value::Str("optimize_mid".into()));
-    let filter = match args.pressure {
+    let filter = match pressure {
         Some(p) => Some(CellFilter::new(&atoms.cell, filter_mask, p * GPA, atoms.len())?),
         None => None,
     };
@@ -219,12 +231,6 @@ fn finish_frames(args: &MinimArgs, frames: &mut [Atoms], status: &Status, steps:
         let Some(kind) = frame.info.get("optimize_config_type").and_then(Value::as_str).map(str::to_string) else {
             continue;
         };
-        match args.update_config_type {
-            UpdateConfigType::Append => append_config_type(frame, &kind),
-            UpdateConfigType::Overwrite => {
-                frame.info.insert("config_type".into(), Value::Str(kind));
-            }
-            UpdateConfigType::Keep => {}
-        }
+        args.update_config_type.apply(frame, &kind);
     }
 }

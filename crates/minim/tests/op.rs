@@ -3,6 +3,9 @@
 
 mod common;
 
+use autopara_core::rng::item_rng;
+use autopara_core::units::GPA;
+use autopara_core::wfl_args::Pressure;
 use autopara_core::{
     ArrayData, Atoms, CalcError, CalcResults, Calculator, CalculatorSpec, Column, Error, Item, Location, Payload,
     Properties, Value, WorkerContext, build_op,
@@ -76,6 +79,77 @@ fn pressure_on_a_molecule_fails_only_that_item() {
     let frames = out[1].as_ref().unwrap();
     assert_eq!(frames.last().unwrap().info["optimize_config_type"].as_str(), Some("optimize_last_converged"));
     assert_eq!(frames[0].info_f64("optimize_pressure_GPa"), Some(1.0));
+}
+
+#[test]
+fn bad_pressure_forms_name_the_field() {
+    let emt = json!({"type": "emt"});
+    for p in [json!(["gaussian", 1.0]), json!(["uniform", 2.0, 1.0]), json!(["normal_positive", -1.0, 0.0]), json!("1")]
+    {
+        let (field, message) = arg_error_field(json!({"calculator": emt, "pressure": p}));
+        assert_eq!(field, "pressure", "{p}: {message}");
+    }
+}
+
+#[test]
+fn sampled_pressure_is_drawn_per_item_used_and_reported() {
+    // smax well below the spread of the draws: the relaxed stress shows which pressure was used.
+    let spec = json!(["uniform", 0.5, 3.0]);
+    let op = build_op("minim", json!({"calculator": {"type": "emt"}, "pressure": spec, "fmax": 1e-4, "smax": 1e-6}))
+        .unwrap();
+    let items: Vec<Item> = (0..3)
+        .map(|i| {
+            let mut at = fcc(29, 3.6, 1);
+            rattle(&mut at, 0.02, i);
+            item(i, at)
+        })
+        .collect();
+    let mut ctx = WorkerContext::new(0, 5, "minim");
+    let out = op.run_chunk(&items, &mut ctx);
+    let expected: Pressure = serde_json::from_value(spec).unwrap();
+    let mut used = Vec::new();
+    for (it, frames) in items.iter().zip(&out) {
+        let frames = frames.as_ref().unwrap();
+        // The item's own draw: the same generator the op got for this item.
+        let p = expected.sample("pressure", it.atoms().unwrap(), &mut ctx.rng(it)).unwrap();
+        assert!((0.5..3.0).contains(&p), "{p}");
+        for f in frames {
+            assert_eq!(f.info_f64("optimize_pressure_GPa"), Some(p));
+        }
+        let last = frames.last().unwrap();
+        assert_eq!(last.info["optimize_config_type"].as_str(), Some("optimize_last_converged"));
+        // Relaxed under p: the stress is -p on the diagonal (eV/A^3), zero off it.
+        let Some(Value::Array { data: ArrayData::Float(stress), .. }) = last.info.get("last_op__optimize_stress")
+        else {
+            panic!("no stress in {:?}", last.info.keys().collect::<Vec<_>>());
+        };
+        for (k, s) in stress.iter().enumerate() {
+            let target = if k < 3 { -p * GPA } else { 0.0 };
+            assert!((s - target).abs() < 2e-6, "item {}: stress[{k}] {s}, target {target}", it.index);
+        }
+        used.push(p);
+    }
+    assert!(used[0] != used[1] && used[1] != used[2], "draws {used:?}");
+    // The same seed draws the same pressures again.
+    let again = op.run_chunk(&items[..1], &mut WorkerContext::new(1, 5, "minim"));
+    assert_eq!(again[0].as_ref().unwrap()[0].info_f64("optimize_pressure_GPa"), Some(used[0]));
+}
+
+#[test]
+fn info_pressure_is_read_per_config() {
+    let op = build_op("minim", json!({"calculator": {"type": "emt"}, "pressure": ["info", "target_P"], "fmax": 1e-2}))
+        .unwrap();
+    let mut low = fcc(29, 3.6, 1);
+    low.info.insert("target_P".into(), Value::Float(0.5));
+    let mut high = fcc(29, 3.6, 1);
+    high.info.insert("target_P".into(), Value::Str("[\"uniform\", 4.0, 5.0]".into()));
+    let missing = fcc(29, 3.6, 1);
+    let out = op.run_chunk(&[item(0, low), item(1, high), item(2, missing)], &mut WorkerContext::new(0, 0, "minim"));
+    let reported = |k: usize| out[k].as_ref().unwrap()[0].info_f64("optimize_pressure_GPa").unwrap();
+    assert_eq!(reported(0), 0.5);
+    assert!((4.0..5.0).contains(&reported(1)), "{}", reported(1));
+    let err = out[2].as_ref().unwrap_err();
+    assert!(err.message.starts_with("pressure: target_P: pressure from info: missing"), "{}", err.message);
 }
 
 fn lj_cell(seed: u64) -> Atoms {
@@ -179,7 +253,9 @@ fn fixed_atoms_stay_put_and_move_mask_is_written_back() {
 
     let mut bad = fcc(29, 3.6, 1);
     bad.arrays.insert("move_mask".into(), Column { width: 2, data: ArrayData::Bool(vec![true; 8]) });
-    let err = minimize(&args(json!({"calculator": {"type": "emt"}})), &mut NeverCalled, &bad).unwrap_err();
+    let err =
+        minimize(&args(json!({"calculator": {"type": "emt"}})), &mut NeverCalled, &bad, &mut item_rng(0, "minim", 0))
+            .unwrap_err();
     assert!(err.to_string().contains("move_mask"), "{err}");
 }
 

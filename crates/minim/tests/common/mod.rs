@@ -1,6 +1,7 @@
 //! Shared test helpers: crystals, rattling, and the ASE/wfl reference runner.
 #![allow(dead_code)] // each test binary uses a subset
 
+use autopara_core::rng::item_rng;
 use autopara_core::{Atoms, CalculatorSpec};
 use autopara_minim::{MinimArgs, Minimization, minimize};
 use rand::SeedableRng;
@@ -61,7 +62,7 @@ pub fn args(v: Json) -> MinimArgs {
 pub fn run(args: &MinimArgs, at: &Atoms) -> Minimization {
     let spec: &dyn CalculatorSpec = args.calculator.as_ref();
     let mut calc = spec.build().expect("calculator builds");
-    minimize(args, calc.as_mut(), at).expect("minimize runs")
+    minimize(args, calc.as_mut(), at, &mut item_rng(0, "minim", 0)).expect("minimize runs")
 }
 
 /// The final energy stored in the last frame.
