@@ -6,8 +6,9 @@
 use autopara as _;
 use autopara::cache;
 use autopara::{
-    Atoms, InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration, Operation, Value, WorkerContext, extxyz,
+    InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration, Operation, Value, WorkerContext, extxyz,
 };
+use autopara_testkit::fixtures::cu_pairs;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -98,15 +99,7 @@ fn stderr(o: &Output) -> String {
 }
 
 fn write_inputs(path: &Path, n: usize) {
-    let frames: Vec<Atoms> = (0..n)
-        .map(|i| {
-            let mut at = Atoms::new(vec![29, 29], vec![[0.0; 3], [1.8, 1.8, 0.1 * i as f64]]);
-            at.cell = [[3.6, 0.0, 0.0], [0.0, 3.6, 0.0], [0.0, 0.0, 3.6]];
-            at.pbc = [true; 3];
-            at
-        })
-        .collect();
-    extxyz::write_file(path, &frames).unwrap();
+    extxyz::write_file(path, &cu_pairs(n, 0.1)).unwrap();
 }
 
 fn s(p: &Path) -> &str {

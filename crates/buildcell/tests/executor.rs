@@ -2,21 +2,14 @@
 //! number of worker threads and chunk size, and an extxyz output that ASE reads
 //! back with wfl's info keys (and spglib agrees with `buildcell_symmetry`).
 
-use autopara_buildcell as _; // links the op's registration
-use autopara_core::outputspec::Outputs;
-use autopara_core::{Atoms, AutoparaInfo, ConfigSet, OutputSpec, Value, build_op, runner};
-use autopara_testkit::{python_or_skip, run_python_json};
-use serde_json::json;
+mod common;
 
-const LI: &str = "#TARGVOL=19-21
-#SPECIES=Li%NUM=1
-#NFORM={6,8,10,12,14,16,18,20,22,24}
-#SYMMOPS=1-8
-#SLACK=0.25
-#OVERLAP=0.1
-#COMPACT
-#MINSEP=0.5 Li-Li=2.7
-##EXTRA_INFO RSS_min_vol_per_atom=10.0";
+use autopara_buildcell as _; // links the op's registration
+use autopara_core::{Atoms, AutoparaInfo, ConfigSet, OutputSpec, Value, build_op, runner};
+use autopara_testkit::fixtures::memory_outputs;
+use autopara_testkit::{python_or_skip, run_python_json};
+use common::LI;
+use serde_json::json;
 
 fn run(n: u64, workers: usize, chunk_size: usize, output: &OutputSpec) -> runner::RunSummary {
     let op = build_op("buildcell", json!({"buildcell_input": LI})).expect("buildcell op");
@@ -31,10 +24,7 @@ fn run(n: u64, workers: usize, chunk_size: usize, output: &OutputSpec) -> runner
 }
 
 fn structures(summary: runner::RunSummary) -> Vec<Atoms> {
-    match summary.outputs {
-        Outputs::Memory(v) => v,
-        Outputs::Files(f) => panic!("expected memory outputs, got files {f:?}"),
-    }
+    memory_outputs(summary.outputs)
 }
 
 #[test]

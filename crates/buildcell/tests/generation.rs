@@ -5,19 +5,12 @@
 //! contains them), and the info keys. All checks here are written from the
 //! definitions, independently of the generator's own checks.
 
-use autopara_buildcell::{Buildcell, BuildcellArgs, BuildcellInput, detect_symmetry};
-use autopara_core::{Atoms, Item, Location, Payload, Value, WorkerContext};
+mod common;
 
-/// wfl's `tests/test_buildcell.py` input, verbatim.
-const LI: &str = "#TARGVOL=19-21
-#SPECIES=Li%NUM=1
-#NFORM={6,8,10,12,14,16,18,20,22,24}
-#SYMMOPS=1-8
-#SLACK=0.25
-#OVERLAP=0.1
-#COMPACT
-#MINSEP=0.5 Li-Li=2.7
-##EXTRA_INFO RSS_min_vol_per_atom=10.0";
+use autopara_buildcell::{BuildcellInput, detect_symmetry};
+use autopara_core::{Atoms, Value, WorkerContext};
+use autopara_testkit::fixtures::counter;
+use common::{LI, op_for_input};
 
 /// `create_input([3, 13], [20, 16.5], [3.0, 2.86], [1, 1], natom=(6, 16))`: Li + Al.
 const LIAL: &str = "#TARGVOL=35-38
@@ -32,10 +25,6 @@ const LIAL: &str = "#TARGVOL=35-38
 ";
 
 const N: u64 = 1000;
-
-fn counter(i: u64) -> Item {
-    Item { index: i, location: Location { file: None, path: vec![i as usize] }, payload: Payload::Counter(i) }
-}
 
 fn basis(at: &Atoms) -> [[f64; 3]; 3] {
     at.cell
@@ -118,16 +107,7 @@ fn same_op(a: &([[i32; 3]; 3], [f64; 3]), b: &([[i32; 3]; 3], [f64; 3]), tol: f6
 
 fn check_input(text: &str, seed: u64) {
     let input = BuildcellInput::parse(text).expect("valid input");
-    let op = Buildcell::new(BuildcellArgs {
-        buildcell_input: Some(text.to_string()),
-        buildcell_input_file: None,
-        perturbation: 0.0,
-        extra_info: Default::default(),
-        skip_failures: true,
-        symprec: 0.01,
-        max_attempts: 200,
-    })
-    .expect("op builds");
+    let op = op_for_input(text, 200);
     let ctx = WorkerContext::new(0, seed, "buildcell");
     let mut seen_symmops = std::collections::BTreeSet::new();
     for item in (0..N).map(counter) {

@@ -2,30 +2,13 @@
 //! contexts, rattling, EXTRA_INFO, attempt limit, and bad input rejected when
 //! the op is built (before any work).
 
+mod common;
+
 use autopara_buildcell::op::INFO;
-use autopara_buildcell::{Buildcell, BuildcellArgs};
-use autopara_core::{InputKind, Item, Location, Operation, Payload, Value, WorkerContext, build_op, find_op};
+use autopara_core::{InputKind, Operation, Value, WorkerContext, build_op, find_op};
+use autopara_testkit::fixtures::counters;
+use common::{LI, op_for_input};
 use serde_json::json;
-
-const LI: &str = "#TARGVOL=19-21
-#SPECIES=Li%NUM=1
-#NFORM={6,8,10,12,14,16,18,20,22,24}
-#SYMMOPS=1-8
-#SLACK=0.25
-#OVERLAP=0.1
-#COMPACT
-#MINSEP=0.5 Li-Li=2.7
-##EXTRA_INFO RSS_min_vol_per_atom=10.0";
-
-fn counters(n: u64) -> Vec<Item> {
-    (0..n)
-        .map(|i| Item {
-            index: i,
-            location: Location { file: None, path: vec![i as usize] },
-            payload: Payload::Counter(i),
-        })
-        .collect()
-}
 
 fn op(args: serde_json::Value) -> Box<dyn Operation> {
     build_op("buildcell", args).unwrap_or_else(|e| panic!("{e}"))
@@ -107,16 +90,7 @@ fn an_unplaceable_structure_is_an_item_failure_not_a_hang() {
     // allowed by the densest-packing bound but far beyond what random placement
     // reaches; 3 attempts only.
     let text = "#TARGVOL=20-21\n#SPECIES=Si%NUM=1\n#NFORM=8\n#SYMMOPS=1\n#MINSEP=3.05\n";
-    let op = Buildcell::new(BuildcellArgs {
-        buildcell_input: Some(text.into()),
-        buildcell_input_file: None,
-        perturbation: 0.0,
-        extra_info: Default::default(),
-        skip_failures: true,
-        symprec: 0.01,
-        max_attempts: 3,
-    })
-    .expect("valid");
+    let op = op_for_input(text, 3);
     let items = counters(2);
     let res = op.run_chunk(&items, &mut WorkerContext::new(0, 1, "buildcell"));
     assert_eq!(res.len(), 2);

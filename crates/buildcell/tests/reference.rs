@@ -2,10 +2,14 @@
 //! `create_input` (its nine test cases and more), Python's float formatting,
 //! and wfl's `buildcell_symmetry` string from spglib.
 
+mod common;
+
 use autopara_buildcell::pyfmt::{python_float_repr, round_sig_figs};
-use autopara_buildcell::{Buildcell, BuildcellArgs, Odd, create_input};
-use autopara_core::{Item, Location, Payload, Value, WorkerContext};
+use autopara_buildcell::{Odd, create_input};
+use autopara_core::{Value, WorkerContext};
+use autopara_testkit::fixtures::counter;
 use autopara_testkit::{python_or_skip, run_python_json};
+use common::op_for_input;
 use serde_json::json;
 
 /// wfl's `test_create_input` cases: (z, vol_per_atom, bond_lengths, composition,
@@ -211,27 +215,9 @@ print(json.dumps(out))
 #[test]
 fn buildcell_symmetry_matches_wfl_spglib_string() {
     let text = "#TARGVOL=19-21\n#SPECIES=Li%NUM=1\n#NFORM={6,8,10,12}\n#SYMMOPS=1-48\n#MINSEP=0.5 Li-Li=2.7\n";
-    let op = Buildcell::new(BuildcellArgs {
-        buildcell_input: Some(text.into()),
-        buildcell_input_file: None,
-        perturbation: 0.0,
-        extra_info: Default::default(),
-        skip_failures: true,
-        symprec: 0.01,
-        max_attempts: 200,
-    })
-    .expect("valid");
+    let op = op_for_input(text, 200);
     let ctx = WorkerContext::new(0, 3, "buildcell");
-    let structures: Vec<_> = (0..150u64)
-        .map(|i| {
-            let item = Item {
-                index: i,
-                location: Location { file: None, path: vec![i as usize] },
-                payload: Payload::Counter(i),
-            };
-            op.build_item(&item, &ctx).expect("placed").atoms
-        })
-        .collect();
+    let structures: Vec<_> = (0..150u64).map(|i| op.build_item(&counter(i), &ctx).expect("placed").atoms).collect();
     let payload: Vec<_> =
         structures.iter().map(|a| json!({"cell": a.cell, "positions": a.positions, "numbers": a.numbers})).collect();
     let Some(reference) =

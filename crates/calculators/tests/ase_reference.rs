@@ -5,6 +5,7 @@
 
 use autopara_calculators::neighbours::cell_volume;
 use autopara_core::{Atoms, CalcResults, CalculatorSpec, Properties};
+use autopara_testkit::fixtures::fcc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -91,24 +92,6 @@ fn compare(test: &str, spec: Value, ase_class: &str, kwargs: Value, configs: &[A
     }
 }
 
-fn fcc(a: f64, reps: [usize; 3], z: u8) -> Atoms {
-    let basis = [[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]];
-    let mut pos = Vec::new();
-    for i in 0..reps[0] {
-        for j in 0..reps[1] {
-            for k in 0..reps[2] {
-                for b in basis {
-                    pos.push([(i as f64 + b[0]) * a, (j as f64 + b[1]) * a, (k as f64 + b[2]) * a]);
-                }
-            }
-        }
-    }
-    let mut at = Atoms::new(vec![z; pos.len()], pos);
-    at.cell = [[a * reps[0] as f64, 0.0, 0.0], [0.0, a * reps[1] as f64, 0.0], [0.0, 0.0, a * reps[2] as f64]];
-    at.pbc = [true; 3];
-    at
-}
-
 fn rattle(at: &mut Atoms, amount: f64, rng: &mut StdRng) {
     for p in at.positions.iter_mut() {
         for x in p.iter_mut() {
@@ -127,7 +110,7 @@ fn configs(nn: f64, species: &[u8], rng: &mut StdRng) -> Vec<Atoms> {
     let mut out = Vec::new();
     let pick = |rng: &mut StdRng| species[rng.random_range(0..species.len())];
 
-    let mut bulk = fcc(a, [3, 3, 3], species[0]);
+    let mut bulk = fcc(species[0], a, [3, 3, 3]);
     rattle(&mut bulk, 0.05 * nn, rng);
     bulk.numbers.iter_mut().for_each(|z| *z = pick(rng));
     out.push(bulk);
@@ -142,28 +125,28 @@ fn configs(nn: f64, species: &[u8], rng: &mut StdRng) -> Vec<Atoms> {
     tri.pbc = [true; 3];
     out.push(tri);
 
-    let mut cell = fcc(a, [2, 2, 2], species[0]);
+    let mut cell = fcc(species[0], a, [2, 2, 2]);
     cell.cell = [[2.0 * a, 0.0, 0.0], [0.3 * a, 2.1 * a, 0.0], [0.2 * a, -0.4 * a, 1.9 * a]];
     rattle(&mut cell, 0.08 * nn, rng);
     cell.positions.iter_mut().for_each(|p| p[2] += 0.7 * a); // some outside the cell
     cell.numbers.iter_mut().for_each(|z| *z = pick(rng));
     out.push(cell);
 
-    let mut cluster = fcc(a, [2, 2, 2], species[0]);
+    let mut cluster = fcc(species[0], a, [2, 2, 2]);
     cluster.cell = [[0.0; 3]; 3];
     cluster.pbc = [false; 3];
     rattle(&mut cluster, 0.05 * nn, rng);
     cluster.numbers.iter_mut().for_each(|z| *z = pick(rng));
     out.push(cluster);
 
-    let mut slab = fcc(a, [2, 2, 2], species[0]);
+    let mut slab = fcc(species[0], a, [2, 2, 2]);
     slab.pbc = [true, true, false];
     slab.cell[2] = [0.0, 0.0, 4.0 * a]; // vacuum along c
     rattle(&mut slab, 0.05 * nn, rng);
     slab.numbers.iter_mut().for_each(|z| *z = pick(rng));
     out.push(slab.clone());
 
-    let mut wire = fcc(a, [1, 2, 2], species[0]);
+    let mut wire = fcc(species[0], a, [1, 2, 2]);
     wire.pbc = [true, false, false];
     rattle(&mut wire, 0.05 * nn, rng);
     wire.numbers.iter_mut().for_each(|z| *z = pick(rng));
@@ -193,7 +176,7 @@ fn lennard_jones_matches_ase() {
     );
     // Small steps from one configuration: the Verlet list is reused between
     // calls and must still give ASE's numbers.
-    let mut walk = vec![fcc(1.55, [3, 3, 3], 18)];
+    let mut walk = vec![fcc(18, 1.55, [3, 3, 3])];
     for _ in 0..8 {
         let mut next = walk[walk.len() - 1].clone();
         rattle(&mut next, 0.03, &mut rng);

@@ -3,9 +3,9 @@
 
 use autopara_calculators::Calculate;
 use autopara_core::{
-    Atoms, CalcResults, CalculatorSpec, Error, Item, ItemResult, Location, Operation, Payload, Properties, Value,
-    WorkerContext, build_op,
+    Atoms, CalcResults, CalculatorSpec, Error, ItemResult, Operation, Properties, Value, WorkerContext, build_op,
 };
+use autopara_testkit::fixtures::items;
 use serde_json::{Value as Json, json};
 
 fn cu_cell() -> Atoms {
@@ -24,18 +24,6 @@ fn cluster() -> Atoms {
     at.pbc = [false; 3];
     at.cell = [[0.0; 3]; 3];
     at
-}
-
-fn items(configs: Vec<Atoms>) -> Vec<Item> {
-    configs
-        .into_iter()
-        .enumerate()
-        .map(|(i, a)| Item {
-            index: i as u64,
-            location: Location { file: None, path: vec![i] },
-            payload: Payload::Atoms(a),
-        })
-        .collect()
 }
 
 fn run(args: Json, configs: Vec<Atoms>) -> Vec<ItemResult> {

@@ -7,6 +7,8 @@
 //! a calculator (`energy`, `stress`, `forces`, ...) or a constraint
 //! (`move_mask`), the Python side puts them back into info and arrays.
 
+mod common;
+
 use autopara_core::{ArrayData, Atoms, Column, Value, extxyz};
 use autopara_testkit::{python_or_skip, run_python_json};
 use serde_json::{Value as J, json};
@@ -260,38 +262,11 @@ print(json.dumps({{"ase": ase_frames, "libatoms": lib_frames}}))
 /// which ASE reads as empty arrays; no 9-element vectors, which libAtoms reads
 /// as 3x3; symmetric `stress`, which ASE stores as 6 Voigt components).
 fn ase_representable() -> Vec<Atoms> {
-    let mut a = Atoms::new(vec![29, 8, 1], vec![[0.1, -2.5e-7, 3.0], [1.0 / 3.0, 2.0, -0.0], [1e21, 5.5, 6.25]]);
-    a.cell = [[5.0, 0.0, 0.0], [0.3, 4.0, 0.0], [0.1, 0.2, 7.123456789012345]];
-    a.pbc = [true, false, true];
-    a.info.insert("energy".into(), Value::Float(-12.345678901234567));
-    a.info.insert("step".into(), Value::Int(-42));
-    a.info.insert("converged".into(), Value::Bool(true));
+    let mut a = common::varied_frame();
     a.info.insert("config_type".into(), Value::Str("bulk fcc \"quoted\" a\\b {x} [y] = z, w".into()));
-    a.info.insert("label".into(), Value::Str("plain_word".into()));
     a.info.insert("stress".into(), Value::matrix3([[1.0, 0.5, 0.25], [0.5, 2.0, 0.125], [0.25, 0.125, 3.0]]));
     a.info.insert("virial".into(), Value::matrix3([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]));
-    a.info.insert("dipole".into(), Value::floats(vec![0.1, 0.2, 1.0]));
-    a.info.insert("ints".into(), Value::Array { shape: vec![3], data: ArrayData::Int(vec![1, -2, 3]) });
-    a.info.insert("flags".into(), Value::Array { shape: vec![2], data: ArrayData::Bool(vec![true, false]) });
-    a.info
-        .insert("names".into(), Value::Array { shape: vec![2], data: ArrayData::Str(vec!["a b".into(), "c".into()]) });
-    a.info.insert("matrix".into(), Value::Array { shape: vec![2, 3], data: ArrayData::Int(vec![1, 2, 3, 4, 5, 6]) });
     a.info.insert("REF_virial".into(), Value::matrix3([[1.5, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]));
-    a.arrays.insert(
-        "forces".into(),
-        Column::vec3(&[[0.1, 0.2, 0.3], [-1.0, 0.0, 1e-12], [f64::MAX, f64::MIN_POSITIVE, 2.0]]),
-    );
-    a.arrays.insert("REF_forces".into(), Column::vec3(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]));
-    a.arrays.insert("tags".into(), Column { width: 1, data: ArrayData::Int(vec![0, 1, -7]) });
-    a.arrays.insert("move_mask".into(), Column { width: 1, data: ArrayData::Bool(vec![true, false, true]) });
-    a.arrays.insert(
-        "kind".into(),
-        Column {
-            width: 2,
-            data: ArrayData::Str(vec!["x".into(), "y".into(), "C.sp3".into(), "T".into(), "1".into(), "z".into()]),
-        },
-    );
-    a.arrays.insert("masses".into(), Column::scalars(vec![63.546, 15.999, 1.008]));
     let mut molecule = Atoms::new(vec![6, 1], vec![[0.0; 3], [0.0, 0.0, 1.09]]);
     molecule.info.insert("nan_energy".into(), Value::Float(f64::NAN));
     molecule.info.insert("neg_inf".into(), Value::Float(f64::NEG_INFINITY));

@@ -9,6 +9,7 @@ use autopara_core::{
     Atoms, AutoparaInfo, ConfigSet, Error, InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration, Operation,
     OutputSpec, Value, WorkerContext, extxyz,
 };
+use autopara_testkit::fixtures::cu_pairs;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -80,16 +81,7 @@ fn op(args: serde_json::Value) -> Box<dyn Operation> {
 }
 
 fn write_inputs(path: &Path, n: usize) {
-    let frames: Vec<Atoms> = (0..n)
-        .map(|i| {
-            let mut at = Atoms::new(vec![29, 29], vec![[0.0; 3], [1.8, 1.8, i as f64 * 0.01]]);
-            at.cell = [[3.6, 0.0, 0.0], [0.0, 3.6, 0.0], [0.0, 0.0, 3.6]];
-            at.pbc = [true; 3];
-            at.info.insert("i".into(), Value::Int(i as i64));
-            at
-        })
-        .collect();
-    extxyz::write_file(path, &frames).unwrap();
+    extxyz::write_file(path, &cu_pairs(n, 0.01)).unwrap();
 }
 
 fn info(workers: usize, chunk: usize) -> AutoparaInfo {

@@ -5,8 +5,9 @@
 
 mod common;
 
-use autopara_core::{ArrayData, Atoms, Item, Location, Payload, Value, WorkerContext, find_op};
+use autopara_core::{ArrayData, Atoms, Value, WorkerContext, find_op};
 use autopara_descriptor::{DescriptorOp, registered_descriptors};
+use autopara_testkit::fixtures::items;
 use common::*;
 use serde_json::{Value as Json, json};
 
@@ -233,15 +234,7 @@ fn unlisted_species_fails_the_item() {
     let op = (op.build)(json!({"descriptor": soap("off"), "key": "k", "per_atom": true})).unwrap();
     let mut fe = sic();
     fe.numbers[3] = 26;
-    let items: Vec<Item> = [sic(), fe]
-        .into_iter()
-        .enumerate()
-        .map(|(i, a)| Item {
-            index: i as u64,
-            location: Location { file: None, path: vec![i] },
-            payload: Payload::Atoms(a),
-        })
-        .collect();
+    let items = items(vec![sic(), fe]);
     let mut ctx = WorkerContext::new(0, 0, "descriptor");
     let out = op.run_chunk(&items, &mut ctx);
     assert!(out[0].is_ok());

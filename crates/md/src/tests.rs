@@ -3,7 +3,8 @@
 
 use crate::{MD_INFO, Md, MdError};
 use autopara_core::units::KB;
-use autopara_core::{Atoms, Column, Item, ItemResult, Location, Operation, Payload, Value, WorkerContext};
+use autopara_core::{Atoms, Column, ItemResult, Operation, Value, WorkerContext};
+use autopara_testkit::fixtures::items;
 use rand::Rng;
 use serde_json::{Value as Json, json};
 
@@ -21,18 +22,6 @@ fn trap_args(extra: Json) -> Json {
         a.extend(e.clone());
     }
     a
-}
-
-fn items(configs: Vec<Atoms>) -> Vec<Item> {
-    configs
-        .into_iter()
-        .enumerate()
-        .map(|(i, at)| Item {
-            index: i as u64,
-            location: Location { file: None, path: vec![i] },
-            payload: Payload::Atoms(at),
-        })
-        .collect()
 }
 
 /// Runs the op over `configs` in chunks of the given sizes, one fresh worker context per chunk.

@@ -5,34 +5,14 @@
 //! isotropically towards the target pressure, and NVE must conserve energy.
 
 use autopara_core::units::KB;
-use autopara_core::{Atoms, Column, Item, Location, Operation, Payload, WorkerContext};
+use autopara_core::{Atoms, Column, Operation, WorkerContext};
 use autopara_md::Md;
+use autopara_testkit::fixtures::{fcc, item};
 use serde_json::{Value as Json, json};
-
-/// An fcc crystal of `reps³` conventional cells with lattice constant `a`.
-fn fcc(z: u8, a: f64, reps: usize) -> Atoms {
-    let basis = [[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]];
-    let mut pos = Vec::new();
-    for i in 0..reps {
-        for j in 0..reps {
-            for k in 0..reps {
-                for b in &basis {
-                    pos.push([(i as f64 + b[0]) * a, (j as f64 + b[1]) * a, (k as f64 + b[2]) * a]);
-                }
-            }
-        }
-    }
-    let n = pos.len();
-    let mut at = Atoms::new(vec![z; n], pos);
-    let l = a * reps as f64;
-    at.cell = [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]];
-    at.pbc = [true; 3];
-    at
-}
 
 /// The LAMMPS `bench/in.lj` system in ASE units (σ = 1 Å, ε = 1 eV, m = 1 amu).
 fn lj_bench_system() -> Atoms {
-    let mut at = fcc(18, 1.6796, 3);
+    let mut at = fcc(18, 1.6796, [3; 3]);
     at.arrays.insert("masses".into(), Column::scalars(vec![1.0; at.len()]));
     at
 }
@@ -41,14 +21,13 @@ const LJ_BENCH_CALC: &str = r#"{"type": "lennard_jones", "sigma": 1.0, "epsilon"
 
 /// An argon-like LJ solid: σ 3.405 Å, ε 0.0104 eV (120 K), standard Ar masses.
 fn argon() -> (Atoms, Json) {
-    (fcc(18, 5.3, 3), json!({"type": "lennard_jones", "sigma": 3.405, "epsilon": 0.0104, "rc": 8.5}))
+    (fcc(18, 5.3, [3; 3]), json!({"type": "lennard_jones", "sigma": 3.405, "epsilon": 0.0104, "rc": 8.5}))
 }
 
 fn run(args: Json, at: Atoms, seed: u64) -> Vec<Atoms> {
     let op = Md::from_json(args).expect("valid md args");
-    let item = Item { index: 0, location: Location { file: None, path: vec![0] }, payload: Payload::Atoms(at) };
     let mut ctx = WorkerContext::new(0, seed, "md");
-    op.run_chunk(&[item], &mut ctx).remove(0).expect("trajectory")
+    op.run_chunk(&[item(0, at)], &mut ctx).remove(0).expect("trajectory")
 }
 
 fn info(at: &Atoms, key: &str) -> f64 {
@@ -311,7 +290,7 @@ fn thermostats_hold_emt_copper_at_300_k() {
     for integrator in ["Berendsen", "Langevin"] {
         let args = json!({"calculator": {"type": "emt"}, "steps": 1500, "dt": 2.0, "integrator": integrator,
                           "temperature": temperature, "temperature_tau": 100.0, "traj_step_interval": 10});
-        let traj = run(args, fcc(29, 3.61, 3), 22);
+        let traj = run(args, fcc(29, 3.61, [3; 3]), 22);
         let mean = second_half_mean_temperature(&traj);
         assert!((mean - 300.0).abs() < 0.05 * 300.0, "{integrator}: mean T over the second half {mean} K");
     }

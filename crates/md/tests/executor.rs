@@ -2,9 +2,9 @@
 //! workers and chunk size, and a blown-up trajectory recorded as that item's
 //! failure while the others finish.
 
-use autopara_core::outputspec::Outputs;
 use autopara_core::{Atoms, AutoparaInfo, Column, ConfigSet, OutputSpec, Value, build_op, runner};
 use autopara_md as _; // links the op's registration
+use autopara_testkit::fixtures::memory_outputs;
 use serde_json::json;
 
 /// Small rattled LJ clusters in a periodic box.
@@ -53,10 +53,7 @@ fn run(configs: Vec<Atoms>, workers: usize, chunk_size: usize) -> runner::RunSum
 }
 
 fn frames(summary: runner::RunSummary) -> Vec<Atoms> {
-    match summary.outputs {
-        Outputs::Memory(v) => v,
-        Outputs::Files(f) => panic!("expected memory outputs, got files {f:?}"),
-    }
+    memory_outputs(summary.outputs)
 }
 
 #[test]

@@ -201,30 +201,11 @@ fn spd_sqrt(m: &Matrix3<f64>) -> Option<Matrix3<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fcc_cu(n: usize) -> Atoms {
-        let a = 3.6;
-        let basis = [[0.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]];
-        let mut pos = Vec::new();
-        for i in 0..n {
-            for j in 0..n {
-                for k in 0..n {
-                    for b in &basis {
-                        pos.push([(i as f64 + b[0]) * a, (j as f64 + b[1]) * a, (k as f64 + b[2]) * a]);
-                    }
-                }
-            }
-        }
-        let mut at = Atoms::new(vec![29; pos.len()], pos);
-        let l = a * n as f64;
-        at.cell = [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]];
-        at.pbc = [true; 3];
-        at
-    }
+    use autopara_testkit::fixtures::fcc;
 
     #[test]
     fn fcc_is_fm3m_and_symmetrised_forces_respect_it() {
-        let mut at = fcc_cu(1);
+        let mut at = fcc(29, 3.6, [1; 3]);
         // Break the symmetry below symprec: refinement must restore it.
         at.positions[1][0] += 0.002;
         let ds = detect(&at).unwrap();
@@ -233,7 +214,7 @@ mod tests {
         let sym = Symmetry::new(&at, &ds).unwrap();
         sym.refine(&mut at).unwrap();
         // Exactly fcc again, up to a rigid shift of the whole crystal.
-        let ideal = fcc_cu(1);
+        let ideal = fcc(29, 3.6, [1; 3]);
         for (p, q) in at.positions.iter().zip(&ideal.positions) {
             for d in 0..3 {
                 let shift = at.positions[0][d] - ideal.positions[0][d];

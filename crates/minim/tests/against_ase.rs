@@ -5,7 +5,8 @@
 mod common;
 
 use autopara_core::Atoms;
-use common::{args, config_json, fcc, final_energy, rattle, reference, run};
+use autopara_testkit::fixtures::fcc;
+use common::{args, config_json, final_energy, rattle, reference, run};
 use serde_json::{Value as Json, json};
 
 /// Runs ours and the reference on `configs`; final energies must agree within
@@ -59,7 +60,7 @@ fn lj() -> Json {
 
 /// LAMMPS bench/in.lj's fcc lattice (a = 1.6796 sigma), 32 atoms, rattled.
 fn lj_cell() -> Vec<(Atoms, Vec<usize>)> {
-    let mut at = fcc(18, 1.6796, 2);
+    let mut at = fcc(18, 1.6796, [2; 3]);
     rattle(&mut at, 0.05, 100);
     vec![(at, vec![])]
 }
@@ -74,7 +75,7 @@ fn lj_optimizers_match_ase() {
 
 /// A rattled (0.1 Å) Cu cell of `n`x`n`x`n` cubic cells (4 n³ atoms).
 fn cu_cell(a: f64, n: usize) -> Vec<(Atoms, Vec<usize>)> {
-    let mut at = fcc(29, a, n);
+    let mut at = fcc(29, a, [n; 3]);
     rattle(&mut at, 0.1, 7);
     vec![(at, vec![])]
 }
@@ -107,7 +108,7 @@ fn emt_cu_variable_cell_at_pressure_matches_wfl() {
 fn emt_cu_fixed_atoms_and_stress_mask_match_wfl() {
     // A 32-atom cell below ASE's "auto" threshold, so no preconditioner; the
     // bottom layer fixed; only the diagonal strains relax.
-    let mut at = fcc(29, 3.6, 2);
+    let mut at = fcc(29, 3.6, [2; 3]);
     rattle(&mut at, 0.1, 3);
     let fixed: Vec<usize> = (0..at.len()).filter(|&i| at.positions[i][2] < 0.5).collect();
     compare(

@@ -7,11 +7,12 @@ use autopara_core::rng::item_rng;
 use autopara_core::units::GPA;
 use autopara_core::wfl_args::Pressure;
 use autopara_core::{
-    ArrayData, Atoms, CalcError, CalcResults, Calculator, CalculatorSpec, Column, Error, Item, Location, Payload,
-    Properties, Value, WorkerContext, build_op,
+    ArrayData, Atoms, CalcError, CalcResults, Calculator, CalculatorSpec, Column, Error, Item, Properties, Value,
+    WorkerContext, build_op,
 };
 use autopara_minim::{Status, minimize};
-use common::{args, fcc, rattle, run};
+use autopara_testkit::fixtures::{fcc, item};
+use common::{args, rattle, run};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -62,15 +63,11 @@ fn defaults_are_wfls() {
     assert_eq!(a["update_config_type"], "append");
 }
 
-fn item(index: u64, atoms: Atoms) -> Item {
-    Item { index, location: Location { file: None, path: vec![index as usize] }, payload: Payload::Atoms(atoms) }
-}
-
 #[test]
 fn pressure_on_a_molecule_fails_only_that_item() {
     let op = build_op("minim", json!({"calculator": {"type": "emt"}, "pressure": 1.0, "fmax": 0.05})).unwrap();
     let molecule = Atoms::new(vec![29, 29], vec![[0.0; 3], [2.3, 0.0, 0.0]]);
-    let mut bulk = fcc(29, 3.6, 1);
+    let mut bulk = fcc(29, 3.6, [1; 3]);
     rattle(&mut bulk, 0.02, 1);
     let mut ctx = WorkerContext::new(0, 0, "minim");
     let out = op.run_chunk(&[item(0, molecule), item(1, bulk)], &mut ctx);
@@ -99,7 +96,7 @@ fn sampled_pressure_is_drawn_per_item_used_and_reported() {
         .unwrap();
     let items: Vec<Item> = (0..3)
         .map(|i| {
-            let mut at = fcc(29, 3.6, 1);
+            let mut at = fcc(29, 3.6, [1; 3]);
             rattle(&mut at, 0.02, i);
             item(i, at)
         })
@@ -139,11 +136,11 @@ fn sampled_pressure_is_drawn_per_item_used_and_reported() {
 fn info_pressure_is_read_per_config() {
     let op = build_op("minim", json!({"calculator": {"type": "emt"}, "pressure": ["info", "target_P"], "fmax": 1e-2}))
         .unwrap();
-    let mut low = fcc(29, 3.6, 1);
+    let mut low = fcc(29, 3.6, [1; 3]);
     low.info.insert("target_P".into(), Value::Float(0.5));
-    let mut high = fcc(29, 3.6, 1);
+    let mut high = fcc(29, 3.6, [1; 3]);
     high.info.insert("target_P".into(), Value::Str("[\"uniform\", 4.0, 5.0]".into()));
-    let missing = fcc(29, 3.6, 1);
+    let missing = fcc(29, 3.6, [1; 3]);
     let out = op.run_chunk(&[item(0, low), item(1, high), item(2, missing)], &mut WorkerContext::new(0, 0, "minim"));
     let reported = |k: usize| out[k].as_ref().unwrap()[0].info_f64("optimize_pressure_GPa").unwrap();
     assert_eq!(reported(0), 0.5);
@@ -153,7 +150,7 @@ fn info_pressure_is_read_per_config() {
 }
 
 fn lj_cell(seed: u64) -> Atoms {
-    let mut at = fcc(18, 1.6796, 2);
+    let mut at = fcc(18, 1.6796, [2; 3]);
     rattle(&mut at, 0.05, seed);
     at
 }
@@ -220,7 +217,7 @@ fn frames_and_keys_follow_wfl() {
 #[test]
 fn fixed_atoms_stay_put_and_move_mask_is_written_back() {
     for optimizer in ["PreconLBFGS", "LBFGS", "FIRE"] {
-        let mut at = fcc(29, 3.6, 2);
+        let mut at = fcc(29, 3.6, [2; 3]);
         rattle(&mut at, 0.1, 5);
         let fixed: Vec<bool> = at.positions.iter().map(|p| p[2] < 0.5).collect();
         let mask: Vec<bool> = fixed.iter().map(|f| !f).collect();
@@ -241,7 +238,7 @@ fn fixed_atoms_stay_put_and_move_mask_is_written_back() {
         }
         assert!(moved_free > 1e-2, "{optimizer}: free atoms did not relax");
     }
-    let mut at = fcc(29, 3.6, 2);
+    let mut at = fcc(29, 3.6, [2; 3]);
     rattle(&mut at, 0.1, 6);
     let mut mask = vec![true; 3 * at.len()];
     mask[3] = false; // atom 1, x
@@ -251,7 +248,7 @@ fn fixed_atoms_stay_put_and_move_mask_is_written_back() {
     assert!((last.positions[1][0] - at.positions[1][0]).abs() < 1e-10);
     assert!((last.positions[1][1] - at.positions[1][1]).abs() > 1e-4);
 
-    let mut bad = fcc(29, 3.6, 1);
+    let mut bad = fcc(29, 3.6, [1; 3]);
     bad.arrays.insert("move_mask".into(), Column { width: 2, data: ArrayData::Bool(vec![true; 8]) });
     let err =
         minimize(&args(json!({"calculator": {"type": "emt"}})), &mut NeverCalled, &bad, &mut item_rng(0, "minim", 0))
@@ -344,7 +341,7 @@ impl CalculatorSpec for FailingEmt {
 
 #[test]
 fn calculator_failure_ends_the_item_not_the_run() {
-    let mut at = fcc(29, 3.6, 2);
+    let mut at = fcc(29, 3.6, [2; 3]);
     rattle(&mut at, 0.1, 2);
     let m = run(&args(json!({"calculator": {"type": "test_failing_emt", "calls": 4}, "fmax": 1e-4})), &at);
     assert!(matches!(&m.status, Status::Exception(msg) if msg.contains("injected failure")), "{:?}", m.status);
@@ -378,7 +375,7 @@ fn two_input_files_give_two_output_files() {
     // wfl's test_mult_files: 2 configs in f1, 1 in f2, EMT, fmax 1e-2, no
     // preconditioner, pressure -1.1215 GPa: each output holds its own inputs' trajectories.
     let dir = tempfile::tempdir().unwrap();
-    let mut base = fcc(29, 3.6, 1);
+    let mut base = fcc(29, 3.6, [1; 3]);
     rattle(&mut base, 0.05, 11);
     for (name, n) in [("f1", 2), ("f2", 1)] {
         let frames: Vec<Atoms> = (0..n)

@@ -1,11 +1,13 @@
 //! Test support shared by autopara's crates: finding the reference Python
 //! environment (ASE, dscribe, the libAtoms `extxyz` parser) and running
-//! reference scripts in it.
+//! reference scripts in it, and common [`fixtures`] (crystals, items).
 //!
 //! The interpreter is `$AUTOPARA_PYTHON` when set, else `<workspace>/.venv/bin/python`
 //! (made by `cargo xtask deps`). When neither exists, reference tests print a
 //! loud `SKIPPED` line and pass, unless `AUTOPARA_REQUIRE_REFERENCES=1` (set by
 //! `cargo xtask test` in CI), which turns a missing environment into a failure.
+
+pub mod fixtures;
 
 use std::io::Write;
 use std::path::PathBuf;

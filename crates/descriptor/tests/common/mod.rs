@@ -38,23 +38,11 @@ pub fn cartesian(cell: &[[f64; 3]; 3], f: [f64; 3]) -> [f64; 3] {
 /// atom displaced by up to `shake` Å in each direction, kept inside the cell.
 pub fn fcc(z: u8, a: f64, n: usize, shake: f64, seed: u64) -> Atoms {
     let mut rng = Rng::new(seed);
-    let basis = [[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]];
-    let mut positions = Vec::new();
-    let nf = n as f64;
-    for i in 0..n {
-        for j in 0..n {
-            for k in 0..n {
-                for b in basis {
-                    let f = [(i as f64 + b[0]) / nf, (j as f64 + b[1]) / nf, (k as f64 + b[2]) / nf];
-                    let p = [f[0] * a * nf, f[1] * a * nf, f[2] * a * nf];
-                    positions.push(p.map(|x| (x + rng.sym(shake)).rem_euclid(a * nf)));
-                }
-            }
-        }
+    let mut at = autopara_testkit::fixtures::fcc(z, a, [n; 3]);
+    let l = a * n as f64;
+    for p in &mut at.positions {
+        *p = p.map(|x| (x + rng.sym(shake)).rem_euclid(l));
     }
-    let mut at = Atoms::new(vec![z; positions.len()], positions);
-    at.cell = [[a * nf, 0.0, 0.0], [0.0, a * nf, 0.0], [0.0, 0.0, a * nf]];
-    at.pbc = [true; 3];
     at
 }
 

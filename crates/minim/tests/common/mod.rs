@@ -11,26 +11,6 @@ use serde_json::{Value as Json, json};
 /// The reference script (wfl's optimize for PreconLBFGS, ASE for LBFGS/FIRE).
 pub const REFERENCE: &str = include_str!("../reference/ase_minim.py");
 
-/// An `n`x`n`x`n` cubic fcc supercell of element `z` with lattice constant `a`.
-pub fn fcc(z: u8, a: f64, n: usize) -> Atoms {
-    let basis = [[0.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]];
-    let mut pos = Vec::new();
-    for i in 0..n {
-        for j in 0..n {
-            for k in 0..n {
-                for b in &basis {
-                    pos.push([(i as f64 + b[0]) * a, (j as f64 + b[1]) * a, (k as f64 + b[2]) * a]);
-                }
-            }
-        }
-    }
-    let mut at = Atoms::new(vec![z; pos.len()], pos);
-    let l = a * n as f64;
-    at.cell = [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]];
-    at.pbc = [true; 3];
-    at
-}
-
 /// Adds normal displacements of standard deviation `stdev` (as ASE's `rattle`).
 pub fn rattle(at: &mut Atoms, stdev: f64, seed: u64) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
