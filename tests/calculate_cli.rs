@@ -1,10 +1,13 @@
 //! End to end: `autopara run calculate` on an extxyz file written by ASE,
 //! and the same from Rust; ASE reads our output and recomputes EMT itself.
 
+mod common;
+
 use autopara::autopara_info::AutoparaInfo;
 use autopara::{ConfigSet, OutputSpec, build_op, extxyz, runner};
+use autopara_testkit::run_python_json_on_files;
+use common::{Workdir, autopara_ok, inputs_from_python};
 use serde_json::json;
-use std::process::Command;
 
 /// Writes the inputs with ASE: periodic rattled Cu, a CuAu triclinic cell, a
 /// non-periodic cluster, and Si (which EMT does not know).
@@ -53,25 +56,23 @@ print(json.dumps(out))
 #[test]
 fn autopara_run_calculate_emt_matches_ase() {
     let Some(py) = autopara_testkit::python_or_skip("autopara run calculate") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.xyz");
-    let output = dir.path().join("out.xyz");
-    let status = Command::new(&py).arg("-c").arg(WRITE_INPUTS).arg(&input).status().unwrap();
-    assert!(status.success());
+    let Workdir { dir, input, output } = inputs_from_python(&py, WRITE_INPUTS);
+    let (i, o) = (input.to_str().unwrap(), output.to_str().unwrap());
+    autopara_ok(&[
+        "run",
+        "calculate",
+        "-i",
+        i,
+        "-o",
+        o,
+        "--args",
+        r#"{"calculator":{"type":"emt"}}"#,
+        "--workers",
+        "2",
+        "-q",
+    ]);
 
-    let run = Command::new(env!("CARGO_BIN_EXE_autopara"))
-        .args(["run", "calculate", "-i"])
-        .arg(&input)
-        .arg("-o")
-        .arg(&output)
-        .args(["--args", r#"{"calculator":{"type":"emt"}}"#, "--workers", "2", "-q"])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "autopara failed: {}", String::from_utf8_lossy(&run.stderr));
-
-    let check = Command::new(&py).arg("-c").arg(CHECK_OUTPUT).arg(&output).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    let report = run_python_json_on_files(&py, CHECK_OUTPUT, &[&output]);
     let report = report.as_array().unwrap();
     assert_eq!(report.len(), 4);
     for (c, rec) in report.iter().enumerate().take(3) {

@@ -3,8 +3,11 @@
 //! same input (per-atom SOAP rows and a per-config averaged ACSF-free vector,
 //! both L2-normalised as wfl does).
 
+mod common;
+
+use autopara_testkit::run_python_json_on_files;
+use common::{Workdir, autopara_ok, inputs_from_python};
 use serde_json::json;
-use std::process::Command;
 
 /// Two shaken SiC cells with random Si/C occupancy.
 const WRITE_INPUTS: &str = r#"
@@ -42,18 +45,11 @@ for at_in, at_out in zip(read(sys.argv[1], ":"), read(sys.argv[2], ":")):
 print(json.dumps({"worst": worst, "frames": len(read(sys.argv[2], ":"))}))
 "#;
 
-fn run(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_autopara")).args(args).output().unwrap();
-    assert!(out.status.success(), "autopara failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[test]
 fn autopara_run_descriptor_matches_dscribe() {
     let Some(py) = autopara_testkit::python_or_skip("autopara run descriptor") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let (input, mid, output) = (dir.path().join("in.xyz"), dir.path().join("mid.xyz"), dir.path().join("out.xyz"));
-    let status = Command::new(&py).arg("-c").arg(WRITE_INPUTS).arg(&input).status().unwrap();
-    assert!(status.success());
+    let Workdir { dir, input, output } = inputs_from_python(&py, WRITE_INPUTS);
+    let mid = dir.path().join("mid.xyz");
     let soap = json!({"type": "soap", "species": ["C", "Si"], "r_cut": 4.0, "n_max": 4, "l_max": 4,
                       "sigma": 0.5, "periodic": true});
     let mut inner = soap.clone();
@@ -61,12 +57,10 @@ fn autopara_run_descriptor_matches_dscribe() {
     let per_atom = json!({"descriptor": soap, "key": "soap", "per_atom": true});
     let per_config = json!({"descriptor": inner, "key": "soap_inner", "per_atom": false});
     let (i, m, o) = (input.to_str().unwrap(), mid.to_str().unwrap(), output.to_str().unwrap());
-    run(&["run", "descriptor", "-i", i, "-o", m, "--args", &per_atom.to_string(), "--workers", "2", "-q"]);
-    run(&["run", "descriptor", "-i", m, "-o", o, "--args", &per_config.to_string(), "-q"]);
+    autopara_ok(&["run", "descriptor", "-i", i, "-o", m, "--args", &per_atom.to_string(), "--workers", "2", "-q"]);
+    autopara_ok(&["run", "descriptor", "-i", m, "-o", o, "--args", &per_config.to_string(), "-q"]);
 
-    let check = Command::new(&py).arg("-c").arg(CHECK_OUTPUT).arg(&input).arg(&output).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-    let r: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    let r = run_python_json_on_files(&py, CHECK_OUTPUT, &[&input, &output]);
     assert_eq!(r["frames"], json!(2));
     assert!(r["worst"].as_f64().unwrap() < 1e-6, "{r}");
 }

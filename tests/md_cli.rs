@@ -2,8 +2,11 @@
 //! the trajectories back (momenta, masses, MD keys, results) and checks them
 //! with its own EMT and `get_temperature`.
 
+mod common;
+
+use autopara_testkit::run_python_json_on_files;
+use common::{Workdir, autopara_ok, inputs_from_python};
 use serde_json::json;
-use std::process::Command;
 
 /// Two Cu cells: one with custom masses, one with a per-config override.
 const WRITE_INPUTS: &str = r#"
@@ -44,26 +47,13 @@ print(json.dumps(out))
 #[test]
 fn autopara_run_md_output_reads_in_ase() {
     let Some(py) = autopara_testkit::python_or_skip("autopara run md") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.xyz");
-    let output = dir.path().join("out.xyz");
-    let status = Command::new(&py).arg("-c").arg(WRITE_INPUTS).arg(&input).status().unwrap();
-    assert!(status.success());
+    let Workdir { dir: _dir, input, output } = inputs_from_python(&py, WRITE_INPUTS);
     let args = json!({"calculator": {"type": "emt"}, "steps": 20, "dt": 2.0, "temperature": 300.0,
                       "temperature_tau": 50.0, "traj_step_interval": 10});
-    let run = Command::new(env!("CARGO_BIN_EXE_autopara"))
-        .args(["run", "md", "-i"])
-        .arg(&input)
-        .arg("-o")
-        .arg(&output)
-        .args(["--args", &args.to_string(), "--workers", "2", "--seed", "3", "-q"])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "autopara failed: {}", String::from_utf8_lossy(&run.stderr));
+    let (i, o) = (input.to_str().unwrap(), output.to_str().unwrap());
+    autopara_ok(&["run", "md", "-i", i, "-o", o, "--args", &args.to_string(), "--workers", "2", "--seed", "3", "-q"]);
 
-    let check = Command::new(&py).arg("-c").arg(CHECK_OUTPUT).arg(&output).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-    let frames: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    let frames = run_python_json_on_files(&py, CHECK_OUTPUT, &[&output]);
     let frames = frames.as_array().unwrap();
     assert_eq!(frames.len(), 6, "{frames:?}");
     for (i, f) in frames.iter().enumerate() {

@@ -10,7 +10,7 @@
 pub mod fixtures;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The workspace root (the directory holding the top-level `Cargo.toml`).
@@ -45,9 +45,30 @@ pub fn python_or_skip(test: &str) -> Option<PathBuf> {
 /// Runs `script` with the interpreter, feeding `stdin`, and returns stdout.
 /// Panics with the script's stderr when it fails (this is test code).
 pub fn run_python(python: &PathBuf, script: &str, stdin: &str) -> String {
+    run_script(python, script, &[], stdin)
+}
+
+/// Runs `script` and parses its stdout as JSON.
+pub fn run_python_json(python: &PathBuf, script: &str, stdin: &str) -> serde_json::Value {
+    parse_json(run_python(python, script, stdin))
+}
+
+/// Runs `script` on files named on its command line (`sys.argv[1:]`), with
+/// an empty stdin, and returns stdout; panics with its stderr when it fails.
+pub fn run_python_on_files(python: &PathBuf, script: &str, files: &[&Path]) -> String {
+    run_script(python, script, files, "")
+}
+
+/// [`run_python_on_files`], its stdout parsed as JSON.
+pub fn run_python_json_on_files(python: &PathBuf, script: &str, files: &[&Path]) -> serde_json::Value {
+    parse_json(run_python_on_files(python, script, files))
+}
+
+fn run_script(python: &PathBuf, script: &str, args: &[&Path], stdin: &str) -> String {
     let mut child = Command::new(python)
         .arg("-c")
         .arg(script)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -61,8 +82,6 @@ pub fn run_python(python: &PathBuf, script: &str, stdin: &str) -> String {
     String::from_utf8(out.stdout).expect("python stdout is UTF-8")
 }
 
-/// Runs `script` and parses its stdout as JSON.
-pub fn run_python_json(python: &PathBuf, script: &str, stdin: &str) -> serde_json::Value {
-    let out = run_python(python, script, stdin);
+fn parse_json(out: String) -> serde_json::Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("reference script printed invalid JSON ({e}):\n{out}"))
 }
