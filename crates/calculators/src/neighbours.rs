@@ -948,15 +948,16 @@ pub struct VerletList {
     /// The skin and margin of the current lists (both 0 after a large move).
     active: (f64, f64),
     outer: NeighbourList,
-    /// Cartesian shift of each outer pair for the cell of the last build.
-    outer_shifts: Vec<[f64; 3]>,
+    /// Each outer pair as (neighbour, index into `shift_table`).
+    outer_pairs: Vec<(u32, u32)>,
+    /// The distinct Cartesian shifts of the outer pairs, for the cell of the last build.
+    shift_table: Vec<[f64; 3]>,
     /// Positions at the outer build.
     outer_reference: Vec<[f64; 3]>,
     /// The list proper: outer pairs within `cutoff + skin` at `reference`,
-    /// centre `i`'s at `first[i]..first[i + 1]`.
+    /// centre `i`'s at `first[i]..first[i + 1]`, as (neighbour, shift index).
     first: Vec<usize>,
-    js: Vec<usize>,
-    shifts: Vec<[f64; 3]>,
+    pairs: Vec<(u32, u32)>,
     /// Positions at the last refresh.
     reference: Vec<[f64; 3]>,
     cell: [[f64; 3]; 3],
@@ -981,11 +982,11 @@ impl VerletList {
             margin: 0.0,
             active: (skin, 0.0),
             outer,
-            outer_shifts: Vec::new(),
+            outer_pairs: Vec::new(),
+            shift_table: Vec::new(),
             outer_reference: Vec::new(),
             first: vec![0],
-            js: Vec::new(),
-            shifts: Vec::new(),
+            pairs: Vec::new(),
             reference: Vec::new(),
             cell: [[0.0; 3]; 3],
             pbc: [false; 3],
@@ -1043,10 +1044,11 @@ impl VerletList {
         self.active = if small_move { (self.skin, self.margin) } else { (0.0, 0.0) };
         self.built = false;
         self.outer.cutoff = self.cutoff + self.active.0 + self.active.1;
+        if u32::try_from(positions.len()).is_err() {
+            return Err(NeighbourError::TooManyPairs { cutoff: self.outer.cutoff, limit: MAX_PAIRS });
+        }
         self.outer.build(positions, cell, pbc)?;
-        self.outer_shifts.clear();
-        let rows = periodic_rows(cell, pbc);
-        self.outer_shifts.extend(self.outer.shifts().iter().map(|&s| shift_vector(s, &rows)));
+        self.index_shifts(cell, pbc);
         self.outer_reference.clear();
         self.outer_reference.extend_from_slice(positions);
         self.cell = *cell;
@@ -1057,29 +1059,60 @@ impl VerletList {
         Ok(true)
     }
 
+    /// Numbers the distinct shifts of the outer pairs (a few dozen at most,
+    /// unless the cutoff spans many cells) and stores each pair as
+    /// (neighbour, shift number): the refreshes and the pair loops then move
+    /// 8 bytes a pair instead of 32.
+    fn index_shifts(&mut self, cell: &[[f64; 3]; 3], pbc: [bool; 3]) {
+        let rows = periodic_rows(cell, pbc);
+        let shifts = self.outer.shifts();
+        // A dense grid over the shifts' bounding box numbers them in one pass.
+        let (mut lo, mut hi) = ([0i32; 3], [0i32; 3]);
+        for s in shifts {
+            for k in 0..3 {
+                lo[k] = lo[k].min(s[k]);
+                hi[k] = hi[k].max(s[k]);
+            }
+        }
+        let span: [usize; 3] = std::array::from_fn(|k| (hi[k] - lo[k]) as usize + 1);
+        let cell_of = |s: &[i32; 3]| {
+            ((s[0] - lo[0]) as usize * span[1] + (s[1] - lo[1]) as usize) * span[2] + (s[2] - lo[2]) as usize
+        };
+        // The box spans the images within the cutoff along each axis: a few
+        // cells unless the cutoff is many cell widths (then the pair limit
+        // stopped the build before).
+        let mut number = vec![u32::MAX; span[0] * span[1] * span[2]];
+        self.shift_table.clear();
+        self.outer_pairs.clear();
+        for (&j, s) in self.outer.j().iter().zip(shifts) {
+            let slot = &mut number[cell_of(s)];
+            if *slot == u32::MAX {
+                *slot = self.shift_table.len() as u32;
+                self.shift_table.push(shift_vector(*s, &rows));
+            }
+            // j fits: checked before the build.
+            self.outer_pairs.push((j as u32, *slot));
+        }
+    }
+
     /// The list proper from the outer list: its pairs within `cutoff + skin`
     /// at `positions` (all of them without a margin), kept in order without
     /// a branch on each (written, then counted or not).
     fn refresh(&mut self, positions: &[[f64; 3]]) {
         let reach2 = (self.cutoff + self.active.0).powi(2);
-        let total = self.outer.len();
-        self.js.resize(total, 0);
-        self.shifts.resize(total, [0.0; 3]);
+        self.pairs.resize(self.outer_pairs.len(), (0, 0));
         self.first.clear();
         self.first.push(0);
         let mut k = 0;
         for (i, pi) in positions.iter().enumerate() {
-            let range = self.outer.range(i);
-            for (&j, s) in self.outer.j()[range.clone()].iter().zip(&self.outer_shifts[range]) {
-                let d = pair_vector(pi, &positions[j], s);
-                self.js[k] = j;
-                self.shifts[k] = *s;
+            for &(j, s) in &self.outer_pairs[self.outer.range(i)] {
+                let d = pair_vector(pi, &positions[j as usize], &self.shift_table[s as usize]);
+                self.pairs[k] = (j, s);
                 k += usize::from(d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < reach2);
             }
             self.first.push(k);
         }
-        self.js.truncate(k);
-        self.shifts.truncate(k);
+        self.pairs.truncate(k);
         self.reference.clear();
         self.reference.extend_from_slice(positions);
     }
@@ -1094,8 +1127,7 @@ impl VerletList {
             return;
         }
         for (i, pi) in positions.iter().enumerate() {
-            let (js, shifts) = self.centre(i);
-            for (&j, s) in js.iter().zip(shifts) {
+            for (j, s) in self.centre(i) {
                 let d = pair_vector(pi, &positions[j], s);
                 let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
                 if r2 < cut2 {
@@ -1106,17 +1138,19 @@ impl VerletList {
     }
 
     /// The stored pairs of centre `i`, within `cutoff + skin` when the list
-    /// was refreshed: their neighbour indices and Cartesian shift vectors, so
+    /// was refreshed: each neighbour's index and Cartesian shift vector, so
     /// that `r_ij = (r_j − r_i) + shift` (evaluated in that order, as
     /// [`VerletList::for_each_pair`] does). For kernels that loop themselves
     /// and filter to [`VerletList::cutoff`] (for instance without branches).
     /// Empty when `i` is out of range.
     #[inline]
-    pub fn centre(&self, i: usize) -> (&[usize], &[[f64; 3]]) {
-        match (self.first.get(i), self.first.get(i + 1)) {
-            (Some(&a), Some(&b)) => (&self.js[a..b], &self.shifts[a..b]),
-            _ => (&[], &[]),
-        }
+    pub fn centre(&self, i: usize) -> impl Iterator<Item = (usize, &[f64; 3])> + '_ {
+        let pairs = match (self.first.get(i), self.first.get(i + 1)) {
+            (Some(&a), Some(&b)) => &self.pairs[a..b],
+            _ => &[],
+        };
+        // Shift numbers index the table by construction.
+        pairs.iter().map(|&(j, s)| (j as usize, &self.shift_table[s as usize]))
     }
 }
 
