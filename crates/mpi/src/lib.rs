@@ -23,7 +23,7 @@ use autopara_core::executor::backend::{Backend, Job, Pool};
 use autopara_core::executor::{ChunkOutcome, ChunkTask, JobSpec, execute_chunk};
 use autopara_core::{Error, Operation, Result, WorkerContext, build_op};
 use mpi::Threading;
-use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
+use mpi::point_to_point::{Destination, MatchedReceiveVec, Source, Status};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
@@ -148,21 +148,26 @@ impl Backend for MpiBackend {
             world.process_at_rank(rank).send_with_tag(&header[..], TAG_JOB);
         }
         let result = std::thread::scope(|scope| {
-            let local = LocalWorkers::start(scope, job, self.threads)?;
+            let local = LocalWorkers::start(scope, job, 0, self.threads)?;
+            let mut free = vec![self.threads; world_size()];
+            free[0] = 0;
             let mut pool = MpiPool {
                 world: &world,
                 local,
-                credits: (1..world.size()).flat_map(|r| std::iter::repeat_n(r, self.threads)).collect(),
-                capacity: world_size() * self.threads * 2,
+                threads: self.threads,
+                free,
+                capacity: world_size() * self.threads * CHUNKS_PER_THREAD,
                 per_rank: vec![0; world_size()],
             };
-            let r = driver(&mut pool);
+            let result = driver(&mut pool);
             pool.local.stop();
+            // After a failure, chunks still running elsewhere answer before the job ends.
+            pool.drain();
             if std::env::var("AUTOPARA_PROGRESS").map_or(true, |v| v.trim() != "0") {
                 let counts: Vec<String> = pool.per_rank.iter().enumerate().map(|(r, n)| format!("{r}: {n}")).collect();
                 eprintln!("autopara: mpi: chunks per rank: {}", counts.join(", "));
             }
-            r
+            result
         });
         for rank in 1..world.size() {
             world.process_at_rank(rank).send_with_tag(&[0u8][..], TAG_END_JOB);
@@ -171,7 +176,20 @@ impl Backend for MpiBackend {
     }
 }
 
-/// Rank 0's own worker threads, fed from a shared queue.
+/// Chunks the driver may have outstanding per worker thread (on any rank):
+/// one running, one waiting on rank 0 so that a rank that finishes gets its
+/// next chunk at once, and one of slack for the reorder buffer.
+const CHUNKS_PER_THREAD: usize = 3;
+
+/// First wait between two looks at MPI while a rank's main thread has
+/// nothing to do; each further wait is longer by this much, up to [`POLL_MAX`].
+const POLL_MIN: Duration = Duration::from_micros(50);
+
+/// Longest wait between two looks at MPI: the most a remote rank that
+/// finished a chunk waits for rank 0 to take it and send the next.
+const POLL_MAX: Duration = Duration::from_millis(1);
+
+/// A rank's own worker threads, fed from a shared queue of chunks not yet started.
 struct LocalWorkers {
     queue: Arc<(Mutex<LocalQueue>, Condvar)>,
     outcomes: mpsc::Receiver<ChunkOutcome>,
@@ -186,15 +204,17 @@ struct LocalQueue {
 }
 
 impl LocalWorkers {
+    /// Starts `threads` threads, numbered as workers `first_worker..`.
     fn start<'scope>(
         scope: &'scope std::thread::Scope<'scope, '_>,
         job: &'scope Job<'_>,
+        first_worker: usize,
         threads: usize,
     ) -> Result<Self> {
         let queue = Arc::new((Mutex::new(LocalQueue::default()), Condvar::new()));
         let (tx, outcomes) = mpsc::channel();
         for t in 0..threads {
-            let mut ctx = job.worker_context(t)?;
+            let mut ctx = job.worker_context(first_worker + t)?;
             let (queue, tx) = (Arc::clone(&queue), tx.clone());
             let op = job.op;
             scope.spawn(move || {
@@ -212,10 +232,6 @@ impl LocalWorkers {
         Ok(LocalWorkers { queue, outcomes, threads })
     }
 
-    fn idle(&self) -> bool {
-        self.queue.0.lock().is_ok_and(|q| q.busy + q.tasks.len() < self.threads)
-    }
-
     fn push(&self, task: ChunkTask) {
         if let Ok(mut q) = self.queue.0.lock() {
             q.tasks.push_back(task);
@@ -223,12 +239,47 @@ impl LocalWorkers {
         self.queue.1.notify_one();
     }
 
+    /// A queued chunk that no idle local thread is about to take, if any.
+    fn spare(&self) -> Option<ChunkTask> {
+        let mut q = self.queue.0.lock().ok()?;
+        let idle = self.threads.saturating_sub(q.busy);
+        if q.tasks.len() > idle { q.tasks.pop_back() } else { None }
+    }
+
     fn stop(&self) {
         if let Ok(mut q) = self.queue.0.lock() {
             q.stop = true;
+            q.tasks.clear();
         }
         self.queue.1.notify_all();
     }
+
+    /// Waits for the next chunk finished by a local thread or a message from
+    /// `source`, whichever comes first. A local outcome wakes the caller at
+    /// once; MPI is probed between waits that grow from [`POLL_MIN`] to
+    /// [`POLL_MAX`], so the waiting thread takes little from the workers.
+    fn next_event(&self, source: &impl Source) -> Result<Event> {
+        let mut wait = POLL_MIN;
+        loop {
+            if let Some(probe) = source.immediate_matched_probe() {
+                let (bytes, status) = probe.matched_receive_vec::<u8>();
+                return Ok(Event::Message(bytes, status));
+            }
+            match self.outcomes.recv_timeout(wait) {
+                Ok(outcome) => return Ok(Event::Local(outcome)),
+                Err(mpsc::RecvTimeoutError::Timeout) => wait = (wait + POLL_MIN).min(POLL_MAX),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Other("mpi: this rank's worker threads stopped".into()));
+                }
+            }
+        }
+    }
+}
+
+/// What a rank's main thread waited for: a chunk its threads finished, or a message.
+enum Event {
+    Local(ChunkOutcome),
+    Message(Vec<u8>, Status),
 }
 
 fn next_local_task(queue: &(Mutex<LocalQueue>, Condvar)) -> Option<ChunkTask> {
@@ -245,13 +296,17 @@ fn next_local_task(queue: &(Mutex<LocalQueue>, Condvar)) -> Option<ChunkTask> {
     }
 }
 
-/// Rank 0's pool: remote ranks get chunks while they have a free thread
-/// ("credits"), the rest queue for rank 0's own threads.
+/// Rank 0's pool. Chunks queue on rank 0, whose threads take them in order;
+/// a remote rank with a free thread gets a queued chunk no local thread is
+/// about to start, and gets the next one as soon as it answers, before its
+/// answer is decoded.
 struct MpiPool<'a> {
     world: &'a SimpleCommunicator,
     local: LocalWorkers,
-    /// One entry per free remote thread: the rank it belongs to.
-    credits: VecDeque<i32>,
+    /// Threads per rank.
+    threads: usize,
+    /// Free threads of each rank (index = rank; rank 0's own entry is unused).
+    free: Vec<usize>,
     capacity: usize,
     /// Chunks finished by each rank in this job.
     per_rank: Vec<u64>,
@@ -263,60 +318,74 @@ impl Pool for MpiPool<'_> {
     }
 
     fn submit(&mut self, task: ChunkTask) -> Result<()> {
-        // Prefer a free local thread, then a free remote one; else queue locally.
-        if !self.local.idle()
-            && let Some(rank) = self.credits.pop_front()
-        {
-            send_json(&self.world.process_at_rank(rank), &task, TAG_TASK)?;
-            return Ok(());
-        }
         self.local.push(task);
-        Ok(())
+        self.feed_remote(1)
     }
 
     fn recv(&mut self) -> Result<ChunkOutcome> {
-        let mut idle_polls = 0u64;
-        loop {
-            if let Ok(outcome) = self.local.outcomes.try_recv() {
+        match self.local.next_event(&self.world.any_process())? {
+            Event::Local(outcome) => {
                 self.per_rank[0] += 1;
-                return Ok(outcome);
+                Ok(outcome)
             }
-            if let Some(probe) = self.world.any_process().immediate_matched_probe() {
-                let (bytes, status) = probe.matched_receive_vec::<u8>();
+            Event::Message(bytes, status) => {
                 let rank = status.source_rank();
+                let index = usize::try_from(rank).unwrap_or(0);
                 if status.tag() == TAG_ERROR {
+                    // That rank runs nothing more in this job.
+                    if let Some(free) = self.free.get_mut(index) {
+                        *free = self.threads;
+                    }
                     return Err(Error::Other(format!("mpi rank {rank}: {}", String::from_utf8_lossy(&bytes))));
                 }
-                let outcome: ChunkOutcome = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::Other(format!("mpi rank {rank}: undecodable result: {e}")))?;
-                if let Some(n) = usize::try_from(rank).ok().and_then(|r| self.per_rank.get_mut(r)) {
+                if let Some(free) = self.free.get_mut(index) {
+                    *free += 1;
+                }
+                // The rank waits for its next chunk: send it before decoding this one.
+                self.feed_remote(rank)?;
+                if let Some(n) = self.per_rank.get_mut(index) {
                     *n += 1;
                 }
-                self.credits.push_back(rank);
-                self.feed_remote()?;
-                return Ok(outcome);
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Other(format!("mpi rank {rank}: undecodable result: {e}")))
             }
-            // Back off (up to 1 ms) while nothing arrives, so polling does not
-            // take a core from the workers.
-            idle_polls += 1;
-            std::thread::sleep(Duration::from_micros(50 * idle_polls.min(20)));
         }
     }
 }
 
 impl MpiPool<'_> {
-    /// Moves locally queued chunks that no local thread has started to free remote threads.
-    fn feed_remote(&mut self) -> Result<()> {
-        while !self.credits.is_empty() {
-            let task = match self.local.queue.0.lock() {
-                Ok(mut q) if !q.tasks.is_empty() && q.busy == self.local.threads => q.tasks.pop_back(),
-                _ => None,
-            };
-            let Some(task) = task else { return Ok(()) };
-            let Some(rank) = self.credits.pop_front() else { return Ok(()) };
-            send_json(&self.world.process_at_rank(rank), &task, TAG_TASK)?;
+    /// Gives free remote threads, starting with rank `first`'s, the queued
+    /// chunks that no local thread is about to take.
+    fn feed_remote(&mut self, first: i32) -> Result<()> {
+        let size = self.world.size();
+        for rank in (first..size).chain(1..first) {
+            let index = usize::try_from(rank).unwrap_or(0);
+            while self.free.get(index).is_some_and(|&f| f > 0) {
+                let Some(task) = self.local.spare() else { return Ok(()) };
+                send_json(&self.world.process_at_rank(rank), &task, TAG_TASK)?;
+                self.free[index] -= 1;
+            }
         }
         Ok(())
+    }
+
+    /// Waits for (and drops) the answers to chunks still running on remote
+    /// ranks, so that none arrives in a later job.
+    fn drain(&mut self) {
+        let source = self.world.any_process();
+        while self.free.iter().skip(1).any(|&f| f < self.threads) {
+            let (_, status) = match self.local.next_event(&source) {
+                Ok(Event::Message(bytes, status)) => (bytes, status),
+                // Local threads are stopped; only remote answers remain.
+                Ok(Event::Local(_)) | Err(_) => {
+                    std::thread::sleep(POLL_MIN);
+                    continue;
+                }
+            };
+            if let Some(free) = usize::try_from(status.source_rank()).ok().and_then(|r| self.free.get_mut(r)) {
+                *free = if status.tag() == TAG_ERROR { self.threads } else { (*free + 1).min(self.threads) };
+            }
+        }
     }
 }
 
@@ -384,60 +453,40 @@ fn serve_job(world: &SimpleCommunicator, spec: &JobSpec, op: &dyn Operation, thr
         let mut ctx = WorkerContext::new(rank, spec.seed, spec.op.clone());
         loop {
             let (bytes, status) = root.receive_vec::<u8>();
-            match status.tag() {
-                TAG_TASK => {
-                    let task: ChunkTask =
-                        serde_json::from_slice(&bytes).map_err(|e| Error::Other(format!("undecodable chunk: {e}")))?;
-                    let outcome = execute_chunk(op, &mut ctx, task);
-                    send_json(&root, &outcome, TAG_OUTCOME)?;
-                }
-                TAG_END_JOB => return Ok(()),
-                TAG_SHUTDOWN => return Err(Error::Other("shut down in the middle of a job".into())),
-                other => return Err(Error::Other(format!("unexpected message tag {other} in a job"))),
+            match job_message(&bytes, status.tag())? {
+                Some(task) => send_json(&root, &execute_chunk(op, &mut ctx, task), TAG_OUTCOME)?,
+                None => return Ok(()),
             }
         }
     }
+    let job = Job { spec, op, initializer: None };
     std::thread::scope(|scope| {
-        let (task_tx, task_rx) = mpsc::channel::<ChunkTask>();
-        let task_rx = Arc::new(Mutex::new(task_rx));
-        let (out_tx, out_rx) = mpsc::channel::<ChunkOutcome>();
-        for t in 0..threads {
-            let (task_rx, out_tx) = (Arc::clone(&task_rx), out_tx.clone());
-            let mut ctx = WorkerContext::new(rank * threads + t, spec.seed, spec.op.clone());
-            scope.spawn(move || {
-                loop {
-                    let task = match task_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(task) = task else { return };
-                    if out_tx.send(execute_chunk(op, &mut ctx, task)).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(out_tx);
+        let local = LocalWorkers::start(scope, &job, rank * threads, threads)?;
         // Only this thread talks MPI (Threading::Serialized).
-        loop {
-            while let Ok(outcome) = out_rx.try_recv() {
-                send_json(&root, &outcome, TAG_OUTCOME)?;
+        let result = loop {
+            match local.next_event(&root) {
+                Ok(Event::Local(outcome)) => send_json(&root, &outcome, TAG_OUTCOME)?,
+                Ok(Event::Message(bytes, status)) => match job_message(&bytes, status.tag()) {
+                    Ok(Some(task)) => local.push(task),
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
+                },
+                Err(e) => break Err(e),
             }
-            if let Some(probe) = root.immediate_matched_probe() {
-                let (bytes, status) = probe.matched_receive_vec::<u8>();
-                match status.tag() {
-                    TAG_TASK => {
-                        let task: ChunkTask = serde_json::from_slice(&bytes)
-                            .map_err(|e| Error::Other(format!("undecodable chunk: {e}")))?;
-                        task_tx.send(task).map_err(|_| Error::Other("worker threads stopped".into()))?;
-                    }
-                    TAG_END_JOB => return Ok(()),
-                    TAG_SHUTDOWN => return Err(Error::Other("shut down in the middle of a job".into())),
-                    other => return Err(Error::Other(format!("unexpected message tag {other} in a job"))),
-                }
-            } else {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-        }
+        };
+        local.stop();
+        result
     })
+}
+
+/// A message from rank 0 during a job: a chunk, or `None` when the job ends.
+fn job_message(bytes: &[u8], tag: i32) -> Result<Option<ChunkTask>> {
+    match tag {
+        TAG_TASK => {
+            serde_json::from_slice(bytes).map(Some).map_err(|e| Error::Other(format!("undecodable chunk: {e}")))
+        }
+        TAG_END_JOB => Ok(None),
+        TAG_SHUTDOWN => Err(Error::Other("shut down in the middle of a job".into())),
+        other => Err(Error::Other(format!("unexpected message tag {other} in a job"))),
+    }
 }
