@@ -27,7 +27,7 @@ use mpi::point_to_point::{Destination, MatchedReceiveVec, Source, Status};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Rank 0 → workers: a job (JSON [`JobSpec`] and thread count) starts.
 const TAG_JOB: i32 = 11;
@@ -156,6 +156,8 @@ impl Backend for MpiBackend {
                 local,
                 threads: self.threads,
                 free,
+                sent: vec![VecDeque::new(); world_size()],
+                turnaround: vec![None; world_size()],
                 capacity: world_size() * self.threads * CHUNKS_PER_THREAD,
                 per_rank: vec![0; world_size()],
             };
@@ -185,9 +187,19 @@ const CHUNKS_PER_THREAD: usize = 3;
 /// nothing to do; each further wait is longer by this much, up to [`POLL_MAX`].
 const POLL_MIN: Duration = Duration::from_micros(50);
 
-/// Longest wait between two looks at MPI: the most a remote rank that
-/// finished a chunk waits for rank 0 to take it and send the next.
+/// Longest wait between two looks at MPI once an answer is due (or when no
+/// answer time is known): the most a remote rank that finished a chunk
+/// waits for rank 0 to take it and send the next.
 const POLL_MAX: Duration = Duration::from_millis(1);
+
+/// Longest wait between two looks at MPI while no answer is due yet: rank
+/// 0 wakes rarely while remote ranks compute, and a chunk that finishes
+/// earlier than the ones before it waits at most this long.
+const POLL_EARLY: Duration = Duration::from_millis(5);
+
+/// Rank 0 expects a remote rank's answer after this fraction of its recent
+/// turnaround, and looks at MPI often from then on.
+const DUE_FRACTION: f64 = 0.9;
 
 /// A rank's own worker threads, fed from a shared queue of chunks not yet started.
 struct LocalWorkers {
@@ -256,18 +268,28 @@ impl LocalWorkers {
 
     /// Waits for the next chunk finished by a local thread or a message from
     /// `source`, whichever comes first. A local outcome wakes the caller at
-    /// once; MPI is probed between waits that grow from [`POLL_MIN`] to
-    /// [`POLL_MAX`], so the waiting thread takes little from the workers.
-    fn next_event(&self, source: &impl Source) -> Result<Event> {
+    /// once. MPI is probed every [`POLL_EARLY`] until `due` (when a message
+    /// is expected, if known), then between waits that grow from
+    /// [`POLL_MIN`] to [`POLL_MAX`], so the waiting thread takes little from
+    /// the workers and notices a message soon after it is due.
+    fn next_event(&self, source: &impl Source, due: Option<Instant>) -> Result<Event> {
         let mut wait = POLL_MIN;
         loop {
             if let Some(probe) = source.immediate_matched_probe() {
                 let (bytes, status) = probe.matched_receive_vec::<u8>();
                 return Ok(Event::Message(bytes, status));
             }
-            match self.outcomes.recv_timeout(wait) {
+            let timeout = match due.and_then(|due| due.checked_duration_since(Instant::now())) {
+                Some(until_due) if until_due > POLL_MIN => until_due.min(POLL_EARLY),
+                _ => {
+                    let timeout = wait;
+                    wait = (wait + POLL_MIN).min(POLL_MAX);
+                    timeout
+                }
+            };
+            match self.outcomes.recv_timeout(timeout) {
                 Ok(outcome) => return Ok(Event::Local(outcome)),
-                Err(mpsc::RecvTimeoutError::Timeout) => wait = (wait + POLL_MIN).min(POLL_MAX),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(Error::Other("mpi: this rank's worker threads stopped".into()));
                 }
@@ -307,6 +329,10 @@ struct MpiPool<'a> {
     threads: usize,
     /// Free threads of each rank (index = rank; rank 0's own entry is unused).
     free: Vec<usize>,
+    /// When each rank's chunks in flight were sent, oldest first.
+    sent: Vec<VecDeque<Instant>>,
+    /// Each rank's recent time from sending a chunk to taking its answer.
+    turnaround: Vec<Option<Duration>>,
     capacity: usize,
     /// Chunks finished by each rank in this job.
     per_rank: Vec<u64>,
@@ -323,7 +349,7 @@ impl Pool for MpiPool<'_> {
     }
 
     fn recv(&mut self) -> Result<ChunkOutcome> {
-        match self.local.next_event(&self.world.any_process())? {
+        match self.local.next_event(&self.world.any_process(), self.due())? {
             Event::Local(outcome) => {
                 self.per_rank[0] += 1;
                 Ok(outcome)
@@ -341,6 +367,12 @@ impl Pool for MpiPool<'_> {
                 if let Some(free) = self.free.get_mut(index) {
                     *free += 1;
                 }
+                if let (Some(sent), Some(turnaround)) = (self.sent.get_mut(index), self.turnaround.get_mut(index))
+                    && let Some(sent) = sent.pop_front()
+                {
+                    let took = sent.elapsed();
+                    *turnaround = Some(turnaround.map_or(took, |t| (t * 3 + took) / 4));
+                }
                 // The rank waits for its next chunk: send it before decoding this one.
                 self.feed_remote(rank)?;
                 if let Some(n) = self.per_rank.get_mut(index) {
@@ -354,6 +386,19 @@ impl Pool for MpiPool<'_> {
 }
 
 impl MpiPool<'_> {
+    /// When the first answer from a remote rank is due: [`DUE_FRACTION`] of
+    /// that rank's recent turnaround after the chunk was sent (unknown before
+    /// a rank's first answer).
+    fn due(&self) -> Option<Instant> {
+        let mut due = None;
+        for (sent, turnaround) in self.sent.iter().zip(&self.turnaround) {
+            let Some(&sent) = sent.front() else { continue };
+            let at = sent + turnaround.as_ref()?.mul_f64(DUE_FRACTION);
+            due = Some(due.map_or(at, |d: Instant| d.min(at)));
+        }
+        due
+    }
+
     /// Gives free remote threads, starting with rank `first`'s, the queued
     /// chunks that no local thread is about to take.
     fn feed_remote(&mut self, first: i32) -> Result<()> {
@@ -364,6 +409,7 @@ impl MpiPool<'_> {
                 let Some(task) = self.local.spare() else { return Ok(()) };
                 send_json(&self.world.process_at_rank(rank), &task, TAG_TASK)?;
                 self.free[index] -= 1;
+                self.sent[index].push_back(Instant::now());
             }
         }
         Ok(())
@@ -374,7 +420,7 @@ impl MpiPool<'_> {
     fn drain(&mut self) {
         let source = self.world.any_process();
         while self.free.iter().skip(1).any(|&f| f < self.threads) {
-            let (_, status) = match self.local.next_event(&source) {
+            let (_, status) = match self.local.next_event(&source, None) {
                 Ok(Event::Message(bytes, status)) => (bytes, status),
                 // Local threads are stopped; only remote answers remain.
                 Ok(Event::Local(_)) | Err(_) => {
@@ -464,7 +510,7 @@ fn serve_job(world: &SimpleCommunicator, spec: &JobSpec, op: &dyn Operation, thr
         let local = LocalWorkers::start(scope, &job, rank * threads, threads)?;
         // Only this thread talks MPI (Threading::Serialized).
         let result = loop {
-            match local.next_event(&root) {
+            match local.next_event(&root, None) {
                 Ok(Event::Local(outcome)) => send_json(&root, &outcome, TAG_OUTCOME)?,
                 Ok(Event::Message(bytes, status)) => match job_message(&bytes, status.tag()) {
                     Ok(Some(task)) => local.push(task),
