@@ -181,10 +181,11 @@ fn killed_worker_rank_fails_the_run_and_keeps_finished_chunks() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("mpirun");
-    // Wait until some chunks are journaled, then kill rank 1.
+    // Wait until some chunks are journaled (a checkpoint line after the
+    // journal's header), then kill rank 1.
     let journal = autopara::cache::journal_path(&output);
     let start = Instant::now();
-    while std::fs::metadata(&journal).map_or(0, |m| m.len()) == 0 {
+    while std::fs::read_to_string(&journal).map_or(0, |j| j.lines().count()) < 2 {
         assert!(start.elapsed() < Duration::from_secs(120), "no progress journaled");
         std::thread::sleep(Duration::from_millis(100));
     }
