@@ -105,7 +105,10 @@ pub fn minimize(
             ),
         });
     }
-    if args.keep_symmetry {
+    if args.keep_symmetry && symmetry::only_identity(&atoms) {
+        // P1 (the identity alone) constrains nothing.
+        atoms.info.insert("optimize_symmetry_initial".into(), Value::Str(symmetry::p1()));
+    } else if args.keep_symmetry {
         let dataset = symmetry::detect(&atoms);
         atoms.info.insert("optimize_symmetry_initial".into(), Value::Str(symmetry::describe(dataset.as_ref())));
         // P1 (the identity alone) constrains nothing.

@@ -4,6 +4,7 @@
 //! cell's fractional basis).
 
 use crate::linalg::{inverse, mat, matrix_to_voigt, rows, vec_mat, voigt_to_matrix};
+use autopara_calculators::neighbours::{ListKind, NeighbourList};
 use autopara_core::Atoms;
 use moyo::MoyoDataset;
 use moyo::base::{Cell, Lattice};
@@ -35,6 +36,102 @@ pub(crate) fn detect(atoms: &Atoms) -> Option<MoyoDataset> {
     let numbers = atoms.numbers.iter().map(|&z| i32::from(z)).collect();
     let moyo_cell = Cell::new(Lattice::from_basis(atoms.cell), positions, numbers);
     MoyoDataset::with_default(&moyo_cell, SYMPREC).ok()
+}
+
+/// Nearest distances compared between atoms by [`only_identity`].
+const SIGNATURE: usize = 12;
+
+/// Whether no operation but the identity can map the atoms onto themselves
+/// within [`SYMPREC`], proved cheaply; then the group is P1 and moyo's search
+/// (a quarter of the time of relaxing a rattled 108-atom cell) is skipped.
+/// `false` means "not proved", and moyo decides.
+///
+/// An operation moving every atom by at most `SYMPREC` onto an atom of the
+/// same element changes each interatomic distance by at most `2 SYMPREC`. So
+/// atom 0 can only go to an atom whose sorted nearest distances all match its
+/// own within that; when none does, every operation fixes atom 0, and then it
+/// also fixes (within `2 SYMPREC`) each neighbour of atom 0 whose distance no
+/// other neighbour shares within that. Three such neighbours spanning space
+/// leave only the identity: any other rotation or improper rotation of a
+/// lattice moves one of them by far more.
+pub(crate) fn only_identity(atoms: &Atoms) -> bool {
+    let n = atoms.len();
+    let volume = atoms.volume();
+    if n < 4 || !volume.is_finite() || volume <= 0.0 {
+        return false;
+    }
+    let tol = 2.0 * SYMPREC + 1e-9;
+    // Every atom needs its SIGNATURE nearest neighbours in the list, and atom
+    // 0 all neighbours within its chosen distances plus `tol`.
+    let mut cutoff = 2.0 * (volume / n as f64).cbrt();
+    for _ in 0..3 {
+        let Ok(mut nl) = NeighbourList::new(cutoff, ListKind::Full) else { return false };
+        if nl.build(&atoms.positions, &atoms.cell, [true; 3]).is_err() {
+            return false;
+        }
+        match prove_identity(atoms, &nl, cutoff, tol) {
+            Some(proved) => return proved,
+            None => cutoff *= 1.3,
+        }
+    }
+    false
+}
+
+/// [`only_identity`] with a list to `cutoff`; `None` when the list is too short to tell.
+fn prove_identity(atoms: &Atoms, nl: &NeighbourList, cutoff: f64, tol: f64) -> Option<bool> {
+    let n = atoms.len();
+    let mut signatures = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut d: Vec<f64> = nl.distances()[nl.range(i)].to_vec();
+        if d.len() < SIGNATURE {
+            return None;
+        }
+        d.sort_unstable_by(f64::total_cmp);
+        // Neighbours just past the list could displace the last ones.
+        if d[SIGNATURE - 1] + tol >= cutoff {
+            return None;
+        }
+        d.truncate(SIGNATURE);
+        signatures.push(d);
+    }
+    let same = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol);
+    if (1..n).any(|b| atoms.numbers[b] == atoms.numbers[0] && same(&signatures[0], &signatures[b])) {
+        return Some(false);
+    }
+    // Atom 0's neighbours by distance; the unique ones, nearest first.
+    let range = nl.range(0);
+    let mut near: Vec<(f64, [f64; 3])> =
+        nl.distances()[range.clone()].iter().copied().zip(nl.vectors()[range].iter().copied()).collect();
+    near.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let mut unique: Vec<[f64; 3]> = Vec::new();
+    for (k, &(d, v)) in near.iter().enumerate() {
+        if d + tol >= cutoff {
+            break;
+        }
+        let shared = near.iter().enumerate().any(|(m, &(e, _))| m != k && (e - d).abs() <= tol);
+        if !shared {
+            unique.push(v);
+        }
+    }
+    // Three that span space well: any lattice rotation but the identity
+    // moves one of them by a sizeable fraction of its length.
+    for (a, va) in unique.iter().enumerate() {
+        for (b, vb) in unique.iter().enumerate().skip(a + 1) {
+            for vc in unique.iter().skip(b + 1) {
+                let (ua, ub, uc) = (Vector3::from(*va), Vector3::from(*vb), Vector3::from(*vc));
+                if ua.cross(&ub).dot(&uc).abs() >= 0.3 * ua.norm() * ub.norm() * uc.norm() {
+                    return Some(true);
+                }
+            }
+        }
+    }
+    // Not among these neighbours: a longer list may have them.
+    None
+}
+
+/// The `info` text of the group [`only_identity`] proves, as [`describe`] gives it.
+pub(crate) fn p1() -> String {
+    format!("1 P1 @ {SYMPREC}")
 }
 
 /// Text of a dataset for `info`: `"225 Fm-3m @ 0.01"` (number and spglib's
@@ -231,6 +328,48 @@ mod tests {
         for (got, want) in s.iter().zip([2.0, 2.0, 2.0, 0.0, 0.0, 0.0]) {
             assert!((got - want).abs() < 1e-12, "{s:?}");
         }
+    }
+
+    #[test]
+    fn the_identity_is_proved_only_where_moyo_finds_p1() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(3);
+        let ideal = fcc(29, 3.61, [3; 3]);
+        // Rattled well beyond symprec: proved, and moyo agrees.
+        for _ in 0..5 {
+            let mut at = ideal.clone();
+            for p in &mut at.positions {
+                for x in p.iter_mut() {
+                    *x += rng.random_range(-0.15..0.15);
+                }
+            }
+            assert!(only_identity(&at));
+            assert_eq!(detect(&at).map(|d| d.number), Some(1));
+            assert_eq!(describe(detect(&at).as_ref()), p1());
+        }
+        // Perfect, or rattled within symprec: not proved (moyo finds Fm-3m).
+        let mut at = ideal.clone();
+        assert!(!only_identity(&at));
+        at.positions[5][1] += 0.003;
+        assert!(!only_identity(&at));
+        assert_eq!(detect(&at).map(|d| d.number), Some(225));
+        // Random points and their inversions through the origin: every atom
+        // has a partner with its distances, so not proved (moyo: P-1).
+        let l = 10.0;
+        let half: Vec<[f64; 3]> = (0..20).map(|_| std::array::from_fn(|_| rng.random_range(0.05..0.45) * l)).collect();
+        let mut positions = half.clone();
+        positions.extend(half.iter().map(|p| [l - p[0], l - p[1], l - p[2]]));
+        let mut at = Atoms::new(vec![29; 40], positions);
+        at.cell = [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]];
+        at.pbc = [true; 3];
+        assert!(!only_identity(&at));
+        assert_eq!(detect(&at).map(|d| d.number), Some(2));
+        // The same points without their partners: proved, and moyo says P1.
+        let mut at = Atoms::new(vec![29; 20], half);
+        at.cell = [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]];
+        at.pbc = [true; 3];
+        assert!(only_identity(&at));
+        assert_eq!(detect(&at).map(|d| d.number), Some(1));
     }
 
     #[test]
