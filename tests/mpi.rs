@@ -216,3 +216,42 @@ fn killed_worker_rank_fails_the_run_and_keeps_finished_chunks() {
     serial_run("md", &long_args, &input, &fresh);
     assert!(std::fs::read(&fresh).ok() == std::fs::read(&output).ok(), "resumed output differs");
 }
+
+#[test]
+fn failed_item_stops_the_run_without_hanging_on_busy_ranks() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = write_inputs(dir.path());
+    // Config 2 has an element EMT does not know: with --skip-failed false the
+    // run stops there while rank 1 is still computing a chunk, whose answer
+    // rank 0 must take before the job ends (else rank 1 never finishes).
+    let mut configs = extxyz::read_file(&input).expect("read inputs");
+    configs[2].numbers.iter_mut().for_each(|z| *z = 92);
+    std::fs::write(&input, extxyz::to_string(&configs).expect("encode inputs")).expect("write inputs");
+    let long_args = MD_ARGS.replace("\"steps\":60", "\"steps\":3000");
+    let mut child = mpi_command(&mpirun, 2, BIN)
+        .args(["run", "md", "-i"])
+        .arg(&input)
+        .arg("-o")
+        .arg(dir.path().join("out.xyz"))
+        .args(["--args", &long_args, "--seed", "5", "--chunk-size", "1", "--skip-failed", "false"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mpirun");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("mpirun hangs after a failed item");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    assert!(!status.success(), "a failed item with --skip-failed false must fail the run: {stderr}");
+    assert!(stderr.contains("item 2"), "the error names the failed item: {stderr}");
+}
