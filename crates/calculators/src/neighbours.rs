@@ -914,17 +914,18 @@ pub fn cell_volume(cell: &[[f64; 3]; 3]) -> Option<f64> {
 /// at every use, in the list's canonical order, so results are exactly those
 /// of a fresh list for any skin.
 ///
-/// The skin only pays when consecutive calls see nearby positions (md,
-/// minimization); for unrelated configurations it only adds pairs. So each
-/// build uses the skin when the atoms moved less than the skin since the
-/// previous build (or at the first build), and no skin otherwise.
+/// The skin pays when consecutive calls see nearby positions (md,
+/// minimization, where it saves the second build of every configuration);
+/// for unrelated configurations it only adds pairs, a few tens of per cent.
 ///
 /// With an outer margin ([`VerletList::with_outer_margin`]) the list is two
 /// levels: an outer list to `cutoff + skin + margin`, built rarely, from
 /// which the list proper is refreshed by filtering (a distance per outer
 /// pair, far cheaper than a build) while no atom moved more than half the
 /// margin since the outer build. In a liquid the atoms diffuse: the outer
-/// list lasts many times longer than the skin does.
+/// list lasts many times longer than the skin does. The margin is left out
+/// after a large move (an unrelated configuration), where it would only add
+/// pairs, and taken again at the next build.
 ///
 /// ```
 /// use autopara_calculators::neighbours::{ListKind, VerletList};
@@ -945,7 +946,7 @@ pub struct VerletList {
     skin: f64,
     /// The outer list's reach beyond `cutoff + skin` (0: one level).
     margin: f64,
-    /// The skin and margin of the current lists (both 0 after a large move).
+    /// The skin and margin of the current lists (no margin after a large move).
     active: (f64, f64),
     outer: NeighbourList,
     /// Each outer pair as (neighbour, index into `shift_table`).
@@ -1041,7 +1042,7 @@ impl VerletList {
             return Ok(true);
         }
         let small_move = !self.built || moved2 <= (self.skin + self.margin).powi(2);
-        self.active = if small_move { (self.skin, self.margin) } else { (0.0, 0.0) };
+        self.active = (self.skin, if small_move { self.margin } else { 0.0 });
         self.built = false;
         self.outer.cutoff = self.cutoff + self.active.0 + self.active.1;
         if u32::try_from(positions.len()).is_err() {

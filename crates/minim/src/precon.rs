@@ -61,6 +61,28 @@ pub(crate) struct ExpPrecon {
     /// Right-hand sides (atoms x 3), reused.
     rhs: DMatrix<f64>,
     probe: Vec<f64>,
+    /// The last list of `assemble`: `mu`'s estimate and the first step
+    /// assemble at the same positions.
+    list: Option<BuiltList>,
+}
+
+/// A neighbour list with the geometry it was built for.
+#[derive(Debug)]
+struct BuiltList {
+    list: NeighbourList,
+    positions: Vec<[f64; 3]>,
+    cell: [[f64; 3]; 3],
+    pbc: [bool; 3],
+}
+
+impl BuiltList {
+    /// Whether it is the list to `cutoff` of `atoms`.
+    fn is_for(&self, atoms: &autopara_core::Atoms, cutoff: f64) -> bool {
+        self.list.cutoff() == cutoff
+            && self.positions == atoms.positions
+            && self.cell == atoms.cell
+            && self.pbc == atoms.pbc
+    }
 }
 
 impl ExpPrecon {
@@ -76,6 +98,7 @@ impl ExpPrecon {
             last_positions: None,
             rhs: DMatrix::zeros(0, 3),
             probe: Vec::new(),
+            list: None,
         }
     }
 
@@ -123,8 +146,16 @@ impl ExpPrecon {
         let mu = self.mu.unwrap_or(1.0);
         let atoms = &sys.atoms;
         let n = atoms.len();
-        let mut nl = NeighbourList::new(2.0 * r_nn, ListKind::Full).map_err(|e| MinimError::Precon(e.to_string()))?;
-        nl.build(&atoms.positions, &atoms.cell, atoms.pbc).map_err(|e| MinimError::Precon(e.to_string()))?;
+        let nl = match &mut self.list {
+            Some(built) if built.is_for(atoms, 2.0 * r_nn) => &built.list,
+            slot => {
+                let mut list =
+                    NeighbourList::new(2.0 * r_nn, ListKind::Full).map_err(|e| MinimError::Precon(e.to_string()))?;
+                list.build(&atoms.positions, &atoms.cell, atoms.pbc).map_err(|e| MinimError::Precon(e.to_string()))?;
+                let built = BuiltList { list, positions: atoms.positions.clone(), cell: atoms.cell, pbc: atoms.pbc };
+                &slot.insert(built).list
+            }
+        };
         let fixed = &sys.constraints.fixed_atoms;
         let mut is_fixed = vec![false; n];
         for &i in fixed {
@@ -351,6 +382,16 @@ fn nearest_neighbour_distance(atoms: &autopara_core::Atoms) -> Result<f64, Minim
     };
     let phi = (1.0 + 5f64.sqrt()) / 2.0;
     let mut r_cut = 1.0;
+    // Skip the cutoffs too short to reach a neighbour of every atom in a
+    // periodic cell of this density: each list costs a build, and any cutoff
+    // at which every atom has a neighbour gives the same largest distance.
+    let volume = atoms.volume();
+    if atoms.pbc.iter().all(|&p| p) && volume.is_finite() && volume > 0.0 && n > 0 {
+        let spacing = 1.2 * (volume / n as f64).cbrt();
+        while r_cut * phi <= spacing {
+            r_cut *= phi;
+        }
+    }
     let mut nearest = vec![f64::INFINITY; n];
     while r_cut < limit {
         let mut nl = NeighbourList::new(r_cut, ListKind::Full).map_err(|e| MinimError::Precon(e.to_string()))?;
