@@ -122,7 +122,14 @@ impl Cutoff {
     /// The logistic `w(r)` and `(dw/dr)/w`.
     #[inline]
     fn theta(&self, r: f64) -> (f64, f64) {
-        let w = 1.0 / (1.0 + (self.acut * (r - self.rc)).exp());
+        let x = self.acut * (r - self.rc);
+        // Below -37, e^x < 2^-53: 1 + e^x rounds to 1, so w is exactly 1 and
+        // its derivative exactly 0 without the exponential (the first two
+        // neighbour shells, a quarter of the pairs).
+        if x < -37.0 {
+            return (1.0, 0.0);
+        }
+        let w = 1.0 / (1.0 + x.exp());
         (w, self.acut * (w - 1.0))
     }
 }

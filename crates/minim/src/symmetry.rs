@@ -65,7 +65,7 @@ pub(crate) fn only_identity(atoms: &Atoms) -> bool {
     // 0 all neighbours within its chosen distances plus `tol`.
     let mut cutoff = 2.0 * (volume / n as f64).cbrt();
     for _ in 0..3 {
-        let Ok(mut nl) = NeighbourList::new(cutoff, ListKind::Full) else { return false };
+        let Ok(mut nl) = NeighbourList::new(cutoff, ListKind::Half) else { return false };
         if nl.build(&atoms.positions, &atoms.cell, [true; 3]).is_err() {
             return false;
         }
@@ -80,18 +80,31 @@ pub(crate) fn only_identity(atoms: &Atoms) -> bool {
 /// [`only_identity`] with a list to `cutoff`; `None` when the list is too short to tell.
 fn prove_identity(atoms: &Atoms, nl: &NeighbourList, cutoff: f64, tol: f64) -> Option<bool> {
     let n = atoms.len();
+    // Each atom's distances, and atom 0's neighbours, from the half list.
+    let mut distances = vec![Vec::new(); n];
+    let mut near: Vec<(f64, [f64; 3])> = Vec::new();
+    for (((&i, &j), &d), v) in nl.i().iter().zip(nl.j()).zip(nl.distances()).zip(nl.vectors()) {
+        distances[i].push(d);
+        distances[j].push(d);
+        if i == 0 {
+            near.push((d, *v));
+        }
+        if j == 0 {
+            near.push((d, [-v[0], -v[1], -v[2]]));
+        }
+    }
     let mut signatures = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut d: Vec<f64> = nl.distances()[nl.range(i)].to_vec();
+    for mut d in distances {
         if d.len() < SIGNATURE {
             return None;
         }
+        d.select_nth_unstable_by(SIGNATURE - 1, f64::total_cmp);
+        d.truncate(SIGNATURE);
         d.sort_unstable_by(f64::total_cmp);
         // Neighbours just past the list could displace the last ones.
         if d[SIGNATURE - 1] + tol >= cutoff {
             return None;
         }
-        d.truncate(SIGNATURE);
         signatures.push(d);
     }
     let same = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol);
@@ -99,9 +112,6 @@ fn prove_identity(atoms: &Atoms, nl: &NeighbourList, cutoff: f64, tol: f64) -> O
         return Some(false);
     }
     // Atom 0's neighbours by distance; the unique ones, nearest first.
-    let range = nl.range(0);
-    let mut near: Vec<(f64, [f64; 3])> =
-        nl.distances()[range.clone()].iter().copied().zip(nl.vectors()[range].iter().copied()).collect();
     near.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let mut unique: Vec<[f64; 3]> = Vec::new();
     for (k, &(d, v)) in near.iter().enumerate() {
