@@ -8,8 +8,9 @@
 //!   neighbours of one atom are a contiguous range), built in O(N) with linked
 //!   cells. Full lists hold both `(i, j, S)` and `(j, i, −S)`; half lists one of them.
 //! - [`VerletList`]: a [`NeighbourList`] built at `cutoff + skin` and kept
-//!   between calls, rebuilt only when an atom has moved more than `skin/2`
-//!   (or the cell, periodicity or atom count changed). Its pairs are filtered
+//!   between calls, rebuilt only when the two largest displacements since
+//!   the last build sum to more than `skin` (or the cell, periodicity or atom
+//!   count changed). Its pairs are filtered
 //!   to the cutoff at every use, so results do not depend on the skin.
 //!
 //! Explicit images matter: in a 108-atom box the cutoff plus skin exceeds half
@@ -908,8 +909,9 @@ pub fn cell_volume(cell: &[[f64; 3]; 3]) -> Option<f64> {
     (v > 1e-10 * scale && v.is_finite()).then_some(v)
 }
 
-/// A [`NeighbourList`] with a skin, kept between calls: rebuilt only when an
-/// atom moved more than half the skin since the last build, or the cell,
+/// A [`NeighbourList`] with a skin, kept between calls: rebuilt only when the
+/// two largest displacements since the last build sum to more than the skin
+/// (so some pair may have closed in by that much), or the cell,
 /// periodicity or number of atoms changed. Pairs are filtered to the cutoff
 /// at every use, in the list's canonical order, so results are exactly those
 /// of a fresh list for any skin.
@@ -921,8 +923,8 @@ pub fn cell_volume(cell: &[[f64; 3]; 3]) -> Option<f64> {
 /// With an outer margin ([`VerletList::with_outer_margin`]) the list is two
 /// levels: an outer list to `cutoff + skin + margin`, built rarely, from
 /// which the list proper is refreshed by filtering (a distance per outer
-/// pair, far cheaper than a build) while no atom moved more than half the
-/// margin since the outer build. In a liquid the atoms diffuse: the outer
+/// pair, far cheaper than a build) while the two largest displacements since
+/// the outer build sum to less than the margin. In a liquid the atoms diffuse: the outer
 /// list lasts many times longer than the skin does. The margin is left out
 /// after a large move (an unrelated configuration), where it would only add
 /// pairs, and taken again at the next build.
@@ -934,7 +936,7 @@ pub fn cell_volume(cell: &[[f64; 3]; 3]) -> Option<f64> {
 /// let mut pos = vec![[0.0; 3], [1.5, 0.0, 0.0]];
 /// assert!(vl.update(&pos, &cell, [true; 3]).unwrap()); // first build
 /// pos[1][0] += 0.1;
-/// assert!(!vl.update(&pos, &cell, [true; 3]).unwrap()); // moved less than skin/2
+/// assert!(!vl.update(&pos, &cell, [true; 3]).unwrap()); // moved 0.1 Å: pairs closed in by less than the skin
 /// let mut n = 0;
 /// vl.for_each_pair(&pos, |_i, _j, _d, r2| { assert!(r2 < 4.0); n += 1 });
 /// assert_eq!(n, 2); // the neighbour at 1.6 Å and its image at 1.4 Å
@@ -1030,18 +1032,25 @@ impl VerletList {
     ) -> Result<bool, NeighbourError> {
         let same_frame = self.built && positions.len() == self.reference.len() && pbc == self.pbc && *cell == self.cell;
         let (skin, margin) = self.active;
-        // Limits slightly under half the skin or margin, so rounding never lets a pair slip past.
-        let half = |x: f64| 0.5 * x * (1.0 - 1e-6);
-        if same_frame && max_displacement2(positions, &self.reference) <= half(skin).powi(2) {
+        // A pair's separation changes by at most the sum of its two atoms'
+        // displacements, so by at most the two largest: the list stays valid
+        // while they sum to less than the skin (the outer list, the margin).
+        // Limits slightly under, so rounding never lets a pair slip past.
+        let under = |x: f64| x * (1.0 - 1e-6);
+        if same_frame && two_largest_displacements(positions, &self.reference).1 <= under(skin) {
             return Ok(false);
         }
-        let moved2 = if same_frame { max_displacement2(positions, &self.outer_reference) } else { f64::INFINITY };
-        if same_frame && moved2 <= half(margin).powi(2) {
+        let (largest, two) = if same_frame {
+            two_largest_displacements(positions, &self.outer_reference)
+        } else {
+            (f64::INFINITY, f64::INFINITY)
+        };
+        if same_frame && two <= under(margin) {
             self.refresh(positions);
             self.refreshes += 1;
             return Ok(true);
         }
-        let small_move = !self.built || moved2 <= (self.skin + self.margin).powi(2);
+        let small_move = !self.built || largest <= self.skin + self.margin;
         self.active = (self.skin, if small_move { self.margin } else { 0.0 });
         self.built = false;
         self.outer.cutoff = self.cutoff + self.active.0 + self.active.1;
@@ -1155,13 +1164,17 @@ impl VerletList {
     }
 }
 
-/// Largest squared displacement between two sets of positions (infinite for NaN).
-fn max_displacement2(positions: &[[f64; 3]], reference: &[[f64; 3]]) -> f64 {
-    positions.iter().zip(reference).fold(0.0, |m: f64, (p, q)| {
+/// The largest displacement between two sets of positions, and the sum of
+/// the two largest (infinite for NaN).
+fn two_largest_displacements(positions: &[[f64; 3]], reference: &[[f64; 3]]) -> (f64, f64) {
+    // Squared, sorted: first >= second.
+    let (first, second) = positions.iter().zip(reference).fold((0.0f64, 0.0f64), |(a, b), (p, q)| {
         let d = [p[0] - q[0], p[1] - q[1], p[2] - q[2]];
         let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-        if r2.is_nan() { f64::INFINITY } else { m.max(r2) }
-    })
+        let r2 = if r2.is_nan() { f64::INFINITY } else { r2 };
+        if r2 > a { (r2, a) } else { (a, b.max(r2)) }
+    });
+    (first.sqrt(), first.sqrt() + second.sqrt())
 }
 
 #[cfg(test)]
