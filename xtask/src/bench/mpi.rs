@@ -1,5 +1,5 @@
 //! `cargo xtask bench mpi`: md on 64 Lennard-Jones 108-atom systems (the
-//! LAMMPS bench/in.lj settings of `bench md`, 3000 steps so that the fixed
+//! LAMMPS bench/in.lj settings of `bench md`, 5000 steps so that the fixed
 //! start-up and `MPI_Init` time of about 0.34 s weighs little) serially, on 2 threads, and
 //! under `mpirun -np 2` with the MPI backend, in one run. Target: MPI np 2 at
 //! least 1.8x serial. The machine is shared, so the three runs alternate for
@@ -32,7 +32,7 @@ fn run_in(bin: &Path, dir: &Path) -> Result<(), String> {
     util::print_load();
     let input = dir.join("lj.xyz");
     write_systems(&input, 18, 1.6796, Some(1.0))?;
-    let steps = 3000u64;
+    let steps = 5000u64;
     let atom_steps = 64.0 * 108.0 * steps as f64;
     // The benchmark proper, and one step of it: the latter measures what
     // does not depend on the work (start-up, MPI_Init, reading, shut-down).
