@@ -118,6 +118,29 @@ pub struct Timing {
     pub cpu: f64,
 }
 
+/// Work done in a measured run (configurations, atom-steps, ...), with its
+/// CPU and wall seconds: throughput per CPU second and per wall second.
+pub struct Throughput {
+    /// Units of work done.
+    pub amount: f64,
+    /// CPU seconds.
+    pub cpu: f64,
+    /// Wall-clock seconds.
+    pub wall: f64,
+}
+
+impl Throughput {
+    /// Work per CPU second.
+    pub fn per_cpu(&self) -> f64 {
+        self.amount / self.cpu
+    }
+
+    /// Work per wall second.
+    pub fn per_wall(&self) -> f64 {
+        self.amount / self.wall
+    }
+}
+
 /// CPU seconds used by this process (all threads, also those that have exited).
 pub fn cpu_seconds() -> f64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);

@@ -12,7 +12,7 @@
 //! is configs per CPU second of the process on one worker (the 100x target is
 //! per core) and per wall second on two.
 
-use crate::util;
+use crate::util::{self, Throughput};
 use autopara_core::{Atoms, extxyz};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -23,22 +23,6 @@ use std::process::Command;
 const CONFIGS: usize = 1000;
 const WFL_CONFIGS: usize = 200;
 
-/// Configurations per CPU second and per wall second of one run.
-struct Rate {
-    configs: f64,
-    cpu: f64,
-    wall: f64,
-}
-
-impl Rate {
-    fn per_cpu(&self) -> f64 {
-        self.configs / self.cpu
-    }
-    fn per_wall(&self) -> f64 {
-        self.configs / self.wall
-    }
-}
-
 /// Runs the benchmark.
 pub fn run() -> Result<(), String> {
     let bin = util::release_autopara(&util::root(), "")?;
@@ -46,12 +30,8 @@ pub fn run() -> Result<(), String> {
 }
 
 fn run_in(bin: &Path, dir: &Path) -> Result<(), String> {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "load average before: {} (cores: {}); wall-clock figures need an idle machine, CPU-second figures less so",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    util::print_load();
+    println!("wall-clock figures need an idle machine, CPU-second figures less so");
     let python = util::venv_python();
     let wfl = python.as_ref().filter(|py| util::python_has(py, "wfl.calculators.generic"));
     if wfl.is_none() {
@@ -129,7 +109,7 @@ fn write_configs(path: &Path, z: u8, a: f64, rattle: f64) -> Result<(), String> 
     extxyz::write_file(path, &configs).map_err(|e| e.to_string())
 }
 
-fn measure_ours(bin: &Path, dir: &Path, name: &str, input: &Path, args: &Json) -> Result<[Rate; 2], String> {
+fn measure_ours(bin: &Path, dir: &Path, name: &str, input: &Path, args: &Json) -> Result<[Throughput; 2], String> {
     let mut rates = Vec::new();
     for workers in [1, 2] {
         let out = dir.join(format!("{name}-out-{workers}.xyz"));
@@ -146,7 +126,7 @@ fn measure_ours(bin: &Path, dir: &Path, name: &str, input: &Path, args: &Json) -
         if with_results != CONFIGS {
             return Err(format!("{name}: {with_results} of {CONFIGS} outputs have results on {workers} workers"));
         }
-        rates.push(Rate { configs: CONFIGS as f64, cpu, wall });
+        rates.push(Throughput { amount: CONFIGS as f64, cpu, wall });
     }
     let two = rates.pop().ok_or("missing timing")?;
     let one = rates.pop().ok_or("missing timing")?;
@@ -154,14 +134,14 @@ fn measure_ours(bin: &Path, dir: &Path, name: &str, input: &Path, args: &Json) -
 }
 
 /// wfl's generic calculate on the first `WFL_CONFIGS` configs, in process and on 2 processes.
-fn measure_wfl(py: &Path, input: &Path, calc: &str) -> Result<[Rate; 2], String> {
+fn measure_wfl(py: &Path, input: &Path, calc: &str) -> Result<[Throughput; 2], String> {
     let mut rates = Vec::new();
     for procs in [0, 2] {
         let request = json!({"input": input, "calc": calc, "n": WFL_CONFIGS, "procs": procs});
         let text = util::output(Command::new(py).arg("-c").arg(WFL_SCRIPT).arg(request.to_string()))?;
         let v: Json = serde_json::from_str(text.trim()).map_err(|e| format!("wfl output {text:?}: {e}"))?;
         let num = |k: &str| v[k].as_f64().ok_or_else(|| format!("wfl output lacks {k}: {v}"));
-        rates.push(Rate { configs: WFL_CONFIGS as f64, cpu: num("cpu")?, wall: num("wall")? });
+        rates.push(Throughput { amount: WFL_CONFIGS as f64, cpu: num("cpu")?, wall: num("wall")? });
     }
     let pool = rates.pop().ok_or("missing wfl timing")?;
     let serial = rates.pop().ok_or("missing wfl timing")?;

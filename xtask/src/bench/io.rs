@@ -5,7 +5,7 @@
 //! `config_type` and a `forces` column. Timings are the best of three runs for
 //! autopara and one run for the Python peers (which take seconds).
 
-use crate::util::{Timing, best_of};
+use crate::util::{self, Timing, best_of};
 use autopara_core::{Atoms, Column, Value, extxyz};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -104,13 +104,8 @@ fn bench(dir: &Path) -> Result<(), String> {
     let (t_write, ()) = best_of(3, || write_all(&file, &frames))?;
     let bytes = std::fs::metadata(&file).map_err(|e| e.to_string())?.len();
     println!("file: {FRAMES} frames x {ATOMS} atoms, {:.1} MB (energy, stress, forces, cell)", bytes as f64 / 1e6);
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "load average {} on {} CPUs: wall times include waiting for other processes; \
-         MB/cpu-s is throughput per CPU-second actually used",
-        load.split_whitespace().next().unwrap_or("?"),
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
+    util::print_load();
+    println!("wall times include waiting for other processes; MB/cpu-s is throughput per CPU-second actually used");
 
     let (t_read, n) = best_of(3, || extxyz::read_file(&file).map(|v| v.len()).map_err(|e| e.to_string()))?;
     if n != FRAMES {

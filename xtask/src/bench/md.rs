@@ -14,7 +14,7 @@
 //! per CPU second of the process (one worker, or one peer process) and per wall
 //! second on 2 workers, with the 2-worker speed-up.
 
-use crate::util;
+use crate::util::{self, Throughput};
 use autopara_core::units::KB;
 use autopara_core::{Atoms, Column, extxyz};
 use serde_json::{Value as Json, json};
@@ -25,22 +25,6 @@ const SYSTEMS: usize = 64;
 const STEPS: u64 = 1000;
 const ATOMS: usize = 108;
 const INTERVAL: u64 = 100;
-
-/// One measured run: atom-steps, CPU seconds and wall seconds.
-struct Timing {
-    atom_steps: f64,
-    cpu: f64,
-    wall: f64,
-}
-
-impl Timing {
-    fn per_cpu(&self) -> f64 {
-        self.atom_steps / self.cpu
-    }
-    fn per_wall(&self) -> f64 {
-        self.atom_steps / self.wall
-    }
-}
 
 /// Runs the benchmark.
 pub fn run() -> Result<(), String> {
@@ -89,11 +73,11 @@ fn run_in(bin: &Path, dir: &Path) -> Result<(), String> {
 
 /// Our runs on 1 and 2 workers.
 struct Ours {
-    one: Timing,
-    two: Timing,
+    one: Throughput,
+    two: Throughput,
 }
 
-fn report(ours: &Ours, lammps: Option<(&str, &Timing)>, wfl: Option<&(Timing, Timing)>) {
+fn report(ours: &Ours, lammps: Option<(&str, &Throughput)>, wfl: Option<&(Throughput, Throughput)>) {
     let m = |x: f64| x / 1e6;
     println!(
         "autopara, 1 worker:  {:.3} M atom-steps per CPU-s ({:.2} s CPU, {:.2} s wall)",
@@ -120,7 +104,7 @@ fn report(ours: &Ours, lammps: Option<(&str, &Timing)>, wfl: Option<&(Timing, Ti
         println!(
             "wfl+ASE, in-process: {:.4} M atom-steps per CPU-s ({:.0} atom-steps, scaled); autopara / wfl = {:.0}x (target >= 100x)",
             m(serial.per_cpu()),
-            serial.atom_steps,
+            serial.amount,
             ours.one.per_cpu() / serial.per_cpu()
         );
         println!(
@@ -177,7 +161,7 @@ fn measure_ours(bin: &Path, dir: &Path, name: &str, input: &Path, args: &Json) -
         if frames.len() != expected {
             return Err(format!("{name}: expected {expected} frames on {workers} workers, got {}", frames.len()));
         }
-        timings.push(Timing { atom_steps, cpu, wall });
+        timings.push(Throughput { amount: atom_steps, cpu, wall });
     }
     let two = timings.pop().ok_or("missing timing")?;
     let one = timings.pop().ok_or("missing timing")?;
@@ -185,7 +169,7 @@ fn measure_ours(bin: &Path, dir: &Path, name: &str, input: &Path, args: &Json) -
 }
 
 /// LAMMPS `bench/in.lj` over 64 seeds in one `lmp` process, or `None` (reported) without `lmp`.
-fn measure_lammps(dir: &Path) -> Result<Option<Timing>, String> {
+fn measure_lammps(dir: &Path) -> Result<Option<Throughput>, String> {
     if Command::new("lmp").arg("-h").output().is_err() {
         println!("peer LAMMPS: `lmp` missing (run `cargo xtask deps --peers`); reported as absent");
         return Ok(None);
@@ -202,12 +186,12 @@ fn measure_lammps(dir: &Path) -> Result<Option<Timing>, String> {
     let mut cmd = Command::new("lmp");
     cmd.arg("-in").arg(&input).args(["-log", "none", "-screen", "none"]).current_dir(dir);
     let (cpu, wall) = util::timed(&mut cmd)?;
-    Ok(Some(Timing { atom_steps: (SYSTEMS * ATOMS) as f64 * STEPS as f64, cpu, wall }))
+    Ok(Some(Throughput { amount: (SYSTEMS * ATOMS) as f64 * STEPS as f64, cpu, wall }))
 }
 
 /// wfl's `md` with ASE's calculator on `n` of the systems for `steps` steps, in
 /// process (CPU time) and on 2 pool processes (wall time).
-fn measure_wfl(py: &Path, input: &Path, calc: &str, n: usize, steps: u64) -> Result<(Timing, Timing), String> {
+fn measure_wfl(py: &Path, input: &Path, calc: &str, n: usize, steps: u64) -> Result<(Throughput, Throughput), String> {
     let mut out = Vec::new();
     for procs in [0, 2] {
         let request =
@@ -215,7 +199,7 @@ fn measure_wfl(py: &Path, input: &Path, calc: &str, n: usize, steps: u64) -> Res
         let text = util::output(Command::new(py).arg("-c").arg(WFL_SCRIPT).arg(request.to_string()))?;
         let v: Json = serde_json::from_str(text.trim()).map_err(|e| format!("wfl output {text:?}: {e}"))?;
         let num = |k: &str| v[k].as_f64().ok_or_else(|| format!("wfl output lacks {k}: {v}"));
-        out.push(Timing { atom_steps: (n * ATOMS) as f64 * steps as f64, cpu: num("cpu")?, wall: num("wall")? });
+        out.push(Throughput { amount: (n * ATOMS) as f64 * steps as f64, cpu: num("cpu")?, wall: num("wall")? });
     }
     let pool = out.pop().ok_or("missing wfl timing")?;
     let serial = out.pop().ok_or("missing wfl timing")?;
