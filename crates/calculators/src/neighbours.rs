@@ -266,9 +266,9 @@ impl NeighbourList {
             } else {
                 self.scratch.sort_unstable_by_key(|&(_, j, s)| (j, s));
             }
-            for &(_, j, s) in &self.scratch {
-                self.pairs.push_within(positions, cell, cut2, i, j, s);
-            }
+            self.candidates.clear();
+            self.candidates.extend(self.scratch.iter().map(|&(_, j, s)| Candidate::exact(positions, cell, i, j, s)));
+            self.pairs.keep_within(&self.candidates, self.kind, i, cut2);
             self.first[i + 1] = self.pairs.len();
         }
         Ok(())
@@ -348,31 +348,6 @@ impl Pairs {
         self.j.len()
     }
 
-    /// The exact test, on the vector from the original positions: appends
-    /// pair `(i, j, s)` when it is within the cutoff.
-    #[inline]
-    fn push_within(
-        &mut self,
-        positions: &[[f64; 3]],
-        rows: &[[f64; 3]; 3],
-        cut2: f64,
-        i: usize,
-        j: usize,
-        s: [i32; 3],
-    ) {
-        let d = pair_vector(&positions[i], &positions[j], &shift_vector(s, rows));
-        let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-        if r2 < cut2 {
-            self.i.push(i);
-            self.j.push(j);
-            self.shifts.push(s);
-            if self.geometry {
-                self.vectors.push(d);
-                self.distances.push(r2.sqrt());
-            }
-        }
-    }
-
     /// Appends centre `i`'s candidates that are within the cutoff and belong
     /// in a list of this kind, in their order, without branching on each:
     /// every one is written and the count advances only for those kept.
@@ -417,6 +392,17 @@ struct Candidate {
     r2: f64,
 }
 
+impl Candidate {
+    /// Image `s` of atom `j` seen from atom `i`, with its exact vector from
+    /// the original positions (`rows`: the cell with open rows zeroed), the
+    /// one arithmetic every search and use of the lists shares.
+    #[inline]
+    fn exact(positions: &[[f64; 3]], rows: &[[f64; 3]; 3], i: usize, j: usize, s: [i32; 3]) -> Candidate {
+        let d = pair_vector(&positions[i], &positions[j], &shift_vector(s, rows));
+        Candidate { j, s, d, r2: d[0] * d[0] + d[1] * d[1] + d[2] * d[2] }
+    }
+}
+
 /// The pairs of atom `i`, by testing every other atom's images whose
 /// fractional separation along each axis is within the bins' extent, appended
 /// in canonical order (neighbour, then shift: the loops run in that order);
@@ -439,11 +425,11 @@ fn pair_search(
     candidates: &mut Vec<Candidate>,
     out: &mut Pairs,
 ) -> u64 {
-    let (fi, ki, pi) = (bins.frac[i], bins.wraps[i], positions[i]);
+    let (fi, ki) = (bins.frac[i], bins.wraps[i]);
     let e = bins.extent;
     let first = if kind == ListKind::Half { i } else { 0 };
     let mut m = 0;
-    for (j, (&fj, pj)) in bins.frac.iter().zip(positions).enumerate().skip(first) {
+    for (j, &fj) in bins.frac.iter().enumerate().skip(first) {
         // Range of image shifts along each axis: |Δf + s| <= extent.
         let mut lo = [0i32; 3];
         let mut hi = [0i32; 3];
@@ -464,17 +450,13 @@ fn pair_search(
         if candidates.len() < m + total {
             candidates.resize(m + total, Candidate::default());
         }
-        let dp = [pj[0] - pi[0], pj[1] - pi[1], pj[2] - pi[2]];
         let kj = bins.wraps[j];
         // Exclusive ranges: inclusive ones iterate slowly.
         for sx in lo[0]..hi[0] + 1 {
             for sy in lo[1]..hi[1] + 1 {
                 for sz in lo[2]..hi[2] + 1 {
                     let s = [sx - kj[0] + ki[0], sy - kj[1] + ki[1], sz - kj[2] + ki[2]];
-                    let v = shift_vector(s, rows);
-                    // As pair_vector: (r_j − r_i) + shift.
-                    let d = [dp[0] + v[0], dp[1] + v[1], dp[2] + v[2]];
-                    candidates[m] = Candidate { j, s, d, r2: d[0] * d[0] + d[1] * d[1] + d[2] * d[2] };
+                    candidates[m] = Candidate::exact(positions, rows, i, j, s);
                     m += 1;
                 }
             }
@@ -584,12 +566,15 @@ impl NearImages {
             kept += usize::from(candidates[c].r2 < search2);
         }
         // The exact vectors of the survivors, from the original positions.
-        let pi = positions[i];
         for c in &mut candidates[..kept] {
             let kj = bins.wraps[c.j];
-            c.s = [c.s[0] - kj[0] + ki[0], c.s[1] - kj[1] + ki[1], c.s[2] - kj[2] + ki[2]];
-            c.d = pair_vector(&pi, &positions[c.j], &shift_vector(c.s, rows));
-            c.r2 = c.d[0] * c.d[0] + c.d[1] * c.d[1] + c.d[2] * c.d[2];
+            *c = Candidate::exact(
+                positions,
+                rows,
+                i,
+                c.j,
+                [c.s[0] - kj[0] + ki[0], c.s[1] - kj[1] + ki[1], c.s[2] - kj[2] + ki[2]],
+            );
         }
         out.keep_within(&candidates[..kept], kind, i, cut2);
         examined

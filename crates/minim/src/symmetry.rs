@@ -141,7 +141,12 @@ fn prove_identity(atoms: &Atoms, nl: &NeighbourList, cutoff: f64, tol: f64) -> O
 
 /// The `info` text of the group [`only_identity`] proves, as [`describe`] gives it.
 pub(crate) fn p1() -> String {
-    format!("1 P1 @ {SYMPREC}")
+    with_symprec("1 P1")
+}
+
+/// `"GROUP @ 0.01"`: a group's text for `info`, with the precision it was found at.
+fn with_symprec(group: &str) -> String {
+    format!("{group} @ {SYMPREC}")
 }
 
 /// Text of a dataset for `info`: `"225 Fm-3m @ 0.01"` (number and spglib's
@@ -151,9 +156,9 @@ pub(crate) fn describe(dataset: Option<&MoyoDataset>) -> String {
     match dataset {
         Some(d) => {
             let symbol: String = d.hm_symbol.split_whitespace().collect();
-            format!("{} {symbol} @ {SYMPREC}", d.number)
+            with_symprec(&format!("{} {symbol}", d.number))
         }
-        None => format!("none @ {SYMPREC}"),
+        None => with_symprec("none"),
     }
 }
 
