@@ -24,8 +24,9 @@
 //! ```
 
 use crate::check_finite;
-use crate::neighbours::{ListKind, VerletList, cell_volume};
-use crate::pair::{add_pair_force, add_virial};
+use crate::neighbours::{ListKind, VerletList, cell_volume, pair_vector};
+use crate::pair::add_virial;
+use crate::simd::{self, Kernel};
 use autopara_core::elements::symbol;
 use autopara_core::{Atoms, CalcError, CalcResults, Calculator, CalculatorInfo, CalculatorSpec, Properties};
 use serde::{Deserialize, Serialize};
@@ -119,17 +120,12 @@ impl Cutoff {
         Cutoff { rc, acut, rc_list }
     }
 
-    /// The logistic `w(r)` and `(dw/dr)/w`.
-    #[inline]
+    /// The logistic `w(r)` and `(dw/dr)/w`. Where `acut (r − rc) < −37`,
+    /// `e^x < 2^-53` and `1 + e^x` rounds to 1, so `w` is exactly 1 and the
+    /// derivative exactly 0 (the first two neighbour shells).
+    #[inline(always)]
     fn theta(&self, r: f64) -> (f64, f64) {
-        let x = self.acut * (r - self.rc);
-        // Below -37, e^x < 2^-53: 1 + e^x rounds to 1, so w is exactly 1 and
-        // its derivative exactly 0 without the exponential (the first two
-        // neighbour shells, a quarter of the pairs).
-        if x < -37.0 {
-            return (1.0, 0.0);
-        }
-        let w = 1.0 / (1.0 + x.exp());
+        let w = 1.0 / (1.0 + simd::exp(self.acut * (r - self.rc)));
         (w, self.acut * (w - 1.0))
     }
 }
@@ -161,19 +157,105 @@ impl Element {
     }
 }
 
-/// Per-pair values kept between the density pass and the force pass.
-#[derive(Debug, Clone, Copy)]
-struct PairTerms {
-    i: usize,
-    j: usize,
-    d: [f64; 3],
-    inv_r: f64,
-    dwdroverw: f64,
+/// The pairs within the cutoff as arrays, filled from the Verlet list, and
+/// the terms [`PairTerms`] derives from each for the later passes.
+#[derive(Debug, Default)]
+struct Pairs {
+    /// Centre i's pairs are at `ends[i − 1]..ends[i]` (from 0 for the first).
+    ends: Vec<usize>,
+    i: Vec<u32>,
+    j: Vec<u32>,
+    d: Vec<[f64; 3]>,
+    r2: Vec<f64>,
+    inv_r: Vec<f64>,
+    dwdroverw: Vec<f64>,
     /// Contribution of j to σ₁(i), and of i to σ₁(j).
-    dsigma1_ij: f64,
-    dsigma1_ji: f64,
+    dsigma1_ij: Vec<f64>,
+    dsigma1_ji: Vec<f64>,
+    /// The atomic-sphere energy given to each of i and j.
+    half_as: Vec<f64>,
     /// dE/dr of the atomic-sphere term.
-    dedr_as: f64,
+    dedr_as: Vec<f64>,
+}
+
+impl Pairs {
+    /// Room for `n` pairs in every array.
+    fn resize(&mut self, n: usize) {
+        self.i.resize(n, 0);
+        self.j.resize(n, 0);
+        self.d.resize(n, [0.0; 3]);
+        for v in [
+            &mut self.r2,
+            &mut self.inv_r,
+            &mut self.dwdroverw,
+            &mut self.dsigma1_ij,
+            &mut self.dsigma1_ji,
+            &mut self.half_as,
+            &mut self.dedr_as,
+        ] {
+            v.resize(n, 0.0);
+        }
+    }
+}
+
+/// The per-pair terms of the first `len` pairs: the exponentials of the
+/// density, the atomic-sphere term and the cutoff, all pairs at once so that
+/// the loop vectorises. `UNIFORM`: every atom is of species `uniform`.
+struct PairTerms<'a, const UNIFORM: bool> {
+    cut: Cutoff,
+    params: &'a [Element; 11],
+    chi: &'a [[f64; 11]; 11],
+    species: &'a [usize],
+    uniform: usize,
+    pairs: &'a mut Pairs,
+    len: usize,
+}
+
+impl<const UNIFORM: bool> Kernel for PairTerms<'_, UNIFORM> {
+    /// Whether two atoms coincide (the terms are then meaningless).
+    type Output = bool;
+
+    #[inline(always)]
+    fn run(self) -> bool {
+        let (n, p) = (self.len, self.pairs);
+        let (pi_, pj_, r2) = (&p.i[..n], &p.j[..n], &p.r2[..n]);
+        let inv_r = &mut p.inv_r[..n];
+        let dwdroverw = &mut p.dwdroverw[..n];
+        let dsigma1_ij = &mut p.dsigma1_ij[..n];
+        let dsigma1_ji = &mut p.dsigma1_ji[..n];
+        let half_as = &mut p.half_as[..n];
+        let dedr_as = &mut p.dedr_as[..n];
+        let mut overlap = false;
+        for k in 0..n {
+            let (si, sj) = if UNIFORM {
+                (self.uniform, self.uniform)
+            } else {
+                (self.species[pi_[k] as usize], self.species[pj_[k] as usize])
+            };
+            let (pi, pj) = (&self.params[si], &self.params[sj]);
+            let r = r2[k].sqrt();
+            let (w, dw) = self.cut.theta(r);
+            // Decay of j's density seen by i (and of i's seen by j).
+            let e1_j = simd::exp(-pj.eta2 * (r - BETA * pj.s0));
+            let e2_j = simd::exp(-pj.kappa * (r / BETA - pj.s0));
+            let (e1_i, e2_i) = if UNIFORM {
+                (e1_j, e2_j)
+            } else {
+                (simd::exp(-pi.eta2 * (r - BETA * pi.s0)), simd::exp(-pi.kappa * (r / BETA - pi.s0)))
+            };
+            let (chi_ij, chi_ji) = if UNIFORM { (1.0, 1.0) } else { (self.chi[si][sj], self.chi[sj][si]) };
+            dsigma1_ij[k] = e1_j * chi_ij * w;
+            dsigma1_ji[k] = e1_i * chi_ji * w;
+            let es = pi.neg_half_v0_over_gamma2 * e2_j * chi_ij * w;
+            let eo = pj.neg_half_v0_over_gamma2 * e2_i * chi_ji * w;
+            half_as[k] = 0.5 * (es + eo);
+            dedr_as[k] = es * (dw - pj.kappa / BETA) + eo * (dw - pi.kappa / BETA);
+            dwdroverw[k] = dw;
+            inv_r[k] = 1.0 / r;
+            overlap |= r2[k] == 0.0;
+        }
+        overlap
+    }
 }
 
 /// The EMT calculator: the parameter tables for the current element set, a
@@ -190,7 +272,7 @@ struct EmtCalculator {
     species: Vec<usize>,
     sigma1: Vec<f64>,
     deds: Vec<f64>,
-    pairs: Vec<PairTerms>,
+    pairs: Pairs,
 }
 
 impl EmtCalculator {
@@ -205,7 +287,7 @@ impl EmtCalculator {
             species: Vec::new(),
             sigma1: Vec::new(),
             deds: Vec::new(),
-            pairs: Vec::new(),
+            pairs: Pairs::default(),
         };
         if !asap {
             // The whole table sets the cutoff: one set of tables for all configs.
@@ -291,47 +373,62 @@ impl Calculator for EmtCalculator {
         self.sigma1.resize(n, 0.0);
         self.deds.clear();
         self.deds.resize(n, 0.0);
-        self.pairs.clear();
 
-        // Pass 1: neighbour densities σ₁ and the atomic-sphere term, pair by pair.
-        let (params, chi, species) = (&self.params, &self.chi, &self.species);
-        let (sigma1, energies, pairs) = (&mut self.sigma1, &mut out.energies, &mut self.pairs);
-        let mut overlap = None;
-        list.for_each_pair(&atoms.positions, |i, j, d, r2| {
-            if r2 == 0.0 {
-                overlap.get_or_insert((i, j));
-                return;
+        // Pass 1: the pairs within the cutoff into arrays, without branching
+        // on the distance (a third of the stored pairs lie in the skin, at random).
+        let pairs = &mut self.pairs;
+        pairs.resize(list.stored_pairs());
+        let cut2 = list.cutoff() * list.cutoff();
+        let mut len = 0;
+        pairs.ends.clear();
+        for (i, pi) in atoms.positions.iter().enumerate() {
+            for (j, s) in list.centre(i) {
+                let d = pair_vector(pi, &atoms.positions[j], s);
+                let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                // Stored pairs bound those within the cutoff, and atom indices fit u32.
+                (pairs.i[len], pairs.j[len], pairs.d[len], pairs.r2[len]) = (i as u32, j as u32, d, r2);
+                len += usize::from(r2 < cut2);
             }
-            let r = r2.sqrt();
-            let (si, sj) = (species[i], species[j]);
-            let (pi, pj) = (&params[si], &params[sj]);
-            let (w, dwdroverw) = cut.theta(r);
-            // Decay of j's density seen by i (and of i's seen by j).
-            let e1_j = (-pj.eta2 * (r - BETA * pj.s0)).exp();
-            let e2_j = (-pj.kappa * (r / BETA - pj.s0)).exp();
-            let (e1_i, e2_i) = if si == sj {
-                (e1_j, e2_j)
-            } else {
-                ((-pi.eta2 * (r - BETA * pi.s0)).exp(), (-pi.kappa * (r / BETA - pi.s0)).exp())
-            };
-            let (chi_ij, chi_ji) = (chi[si][sj], chi[sj][si]);
-            let dsigma1_ij = e1_j * chi_ij * w;
-            let dsigma1_ji = e1_i * chi_ji * w;
-            sigma1[i] += dsigma1_ij;
-            sigma1[j] += dsigma1_ji;
-            let es = pi.neg_half_v0_over_gamma2 * e2_j * chi_ij * w;
-            let eo = pj.neg_half_v0_over_gamma2 * e2_i * chi_ji * w;
-            let half = 0.5 * (es + eo);
-            energies[i] += half;
-            energies[j] += half;
-            let dedr_as = es * (dwdroverw - pj.kappa / BETA) + eo * (dwdroverw - pi.kappa / BETA);
-            pairs.push(PairTerms { i, j, d, inv_r: 1.0 / r, dwdroverw, dsigma1_ij, dsigma1_ji, dedr_as });
-        });
-        if let Some((i, j)) = overlap {
+            pairs.ends.push(len);
+        }
+        // Pass 2: the per-pair terms, vectorised.
+        let species = &self.species;
+        let uniform = species.first().copied().filter(|&s| species.iter().all(|&t| t == s));
+        let (cut, params, chi) = (self.cutoff, &self.params, &self.chi);
+        let overlap = match uniform {
+            Some(uniform) => simd::run(PairTerms::<true> { cut, params, chi, species, uniform, pairs, len }),
+            None => simd::run(PairTerms::<false> { cut, params, chi, species, uniform: 0, pairs, len }),
+        };
+        if overlap {
+            // Rare: find the first such pair to name it.
+            let mut pair = None;
+            list.for_each_pair(&atoms.positions, |i, j, _, r2| {
+                if r2 == 0.0 {
+                    pair.get_or_insert((i, j));
+                }
+            });
+            let (i, j) = pair.unwrap_or_default();
             return Err(CalcError::Overlap { i, j, distance: 0.0 });
         }
 
-        // Pass 2: cohesive energy E_c(s) of every atom with neighbours, and dE/dσ₁.
+        // Pass 3: neighbour densities σ₁ and the atomic-sphere energies,
+        // centre by centre (the centre's sums in registers).
+        let mut start = 0;
+        for (i, &end) in pairs.ends.iter().enumerate() {
+            let (mut sigma_i, mut energy_i) = (0.0, 0.0);
+            for k in start..end {
+                let j = pairs.j[k] as usize;
+                sigma_i += pairs.dsigma1_ij[k];
+                self.sigma1[j] += pairs.dsigma1_ji[k];
+                energy_i += pairs.half_as[k];
+                out.energies[j] += pairs.half_as[k];
+            }
+            self.sigma1[i] += sigma_i;
+            out.energies[i] += energy_i;
+            start = end;
+        }
+
+        // Pass 4: cohesive energy E_c(s) of every atom with neighbours, and dE/dσ₁.
         for a in 0..n {
             let s1 = self.sigma1[a];
             if s1 <= 0.0 {
@@ -347,19 +444,10 @@ impl Calculator for EmtCalculator {
             self.deds[a] = deds / (-BETA * p.eta2 * s1);
         }
 
-        // Pass 3: forces and virial from dE/dr of each pair.
-        let mut virial = [0.0; 6];
-        for t in &self.pairs {
-            let (pi, pj) = (&self.params[self.species[t.i]], &self.params[self.species[t.j]]);
-            let dedr = self.deds[t.i] * t.dsigma1_ij * (t.dwdroverw - pj.eta2)
-                + self.deds[t.j] * t.dsigma1_ji * (t.dwdroverw - pi.eta2)
-                + t.dedr_as;
-            let g = dedr * t.inv_r;
-            let d = t.d;
-            let f = [g * d[0], g * d[1], g * d[2]];
-            add_pair_force(&mut out.forces, t.i, t.j, f);
-            add_virial(&mut virial, f, d);
-        }
+        // Pass 5: forces (and the virial) from dE/dr of each pair.
+        let want_stress = request.stress && volume.is_some();
+        let virial =
+            if want_stress { self.forces::<true>(&mut out.forces) } else { self.forces::<false>(&mut out.forces) };
 
         // Energies relative to the reference metal (ASAP's convention).
         for (e, &k) in out.energies.iter_mut().zip(&self.species) {
@@ -367,10 +455,46 @@ impl Calculator for EmtCalculator {
         }
         out.energy = out.energies.iter().sum();
         out.stress = match volume {
-            Some(v) => virial.map(|x| x / v),
-            None => [0.0; 6],
+            Some(v) if want_stress => virial.map(|x| x / v),
+            _ => [0.0; 6],
         };
-        out.computed = Properties { energy: true, forces: true, stress: volume.is_some(), energies: true };
+        out.computed = Properties { energy: true, forces: true, stress: want_stress, energies: true };
         check_finite("EMT", out)
+    }
+}
+
+impl EmtCalculator {
+    /// Adds each pair's force from its dE/dr, centre by centre (the centre's
+    /// sum in registers), given dE/dσ₁ per atom; the virial with `S`.
+    fn forces<const S: bool>(&self, forces: &mut [[f64; 3]]) -> [f64; 6] {
+        let mut virial = [0.0; 6];
+        let p = &self.pairs;
+        let mut start = 0;
+        for (i, &end) in p.ends.iter().enumerate() {
+            let pi = &self.params[self.species[i]];
+            let deds_i = self.deds[i];
+            let mut f_i = [0.0; 3];
+            for k in start..end {
+                let j = p.j[k] as usize;
+                let pj = &self.params[self.species[j]];
+                let dw = p.dwdroverw[k];
+                let dedr = deds_i * p.dsigma1_ij[k] * (dw - pj.eta2)
+                    + self.deds[j] * p.dsigma1_ji[k] * (dw - pi.eta2)
+                    + p.dedr_as[k];
+                let g = dedr * p.inv_r[k];
+                let d = p.d[k];
+                let f = [g * d[0], g * d[1], g * d[2]];
+                f_i = [f_i[0] + f[0], f_i[1] + f[1], f_i[2] + f[2]];
+                let f_j = &mut forces[j];
+                *f_j = [f_j[0] - f[0], f_j[1] - f[1], f_j[2] - f[2]];
+                if S {
+                    add_virial(&mut virial, f, d);
+                }
+            }
+            let f = &mut forces[i];
+            *f = [f[0] + f_i[0], f[1] + f_i[1], f[2] + f_i[2]];
+            start = end;
+        }
+        virial
     }
 }

@@ -19,6 +19,7 @@ pub mod lennard_jones;
 pub mod morse;
 pub mod neighbours;
 mod pair;
+mod simd;
 
 pub use calculate::{Calculate, CalculateArgs};
 pub use emt::Emt;

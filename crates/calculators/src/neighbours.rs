@@ -1132,6 +1132,12 @@ impl VerletList {
         }
     }
 
+    /// How many pairs are stored (within `cutoff + skin` at the last refresh):
+    /// a bound on the pairs [`VerletList::for_each_pair`] visits.
+    pub fn stored_pairs(&self) -> usize {
+        self.pairs.len()
+    }
+
     /// The stored pairs of centre `i`, within `cutoff + skin` when the list
     /// was refreshed: each neighbour's index and Cartesian shift vector, so
     /// that `r_ij = (r_j − r_i) + shift` (evaluated in that order, as

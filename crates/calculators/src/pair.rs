@@ -147,15 +147,6 @@ pub(crate) fn keep_if(x: f64, keep: bool) -> f64 {
     f64::from_bits(x.to_bits() & mask)
 }
 
-/// Adds the force `f` of pair (i, j) to atom i and its reaction to atom j.
-#[inline]
-pub(crate) fn add_pair_force(forces: &mut [[f64; 3]], i: usize, j: usize, f: [f64; 3]) {
-    for (k, fk) in f.into_iter().enumerate() {
-        forces[i][k] += fk;
-        forces[j][k] -= fk;
-    }
-}
-
 /// Adds `f ⊗ d` of one pair to a Voigt virial (xx yy zz yz xz xy); `f ∥ d`, so it is symmetric.
 #[inline]
 pub(crate) fn add_virial(virial: &mut [f64; 6], f: [f64; 3], d: [f64; 3]) {
