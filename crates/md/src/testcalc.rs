@@ -1,6 +1,6 @@
 //! A test-only calculator: independent harmonic traps, `E = Σ k/2 |x_i|²`,
-//! with switches that make it fail or return NaN past a coordinate, to drive
-//! the op's failure paths.
+//! with switches that make it fail, return NaN or return enormous forces past
+//! a coordinate, to drive the op's failure paths.
 
 use autopara_core::Atoms;
 use autopara_core::calculator::{CalcError, CalcResults, Calculator, CalculatorSpec, Properties};
@@ -17,7 +17,14 @@ pub struct TrapSpec {
     /// Return an error when any x coordinate exceeds this.
     #[serde(default)]
     pub fail_above: Option<f64>,
+    /// Add a finite but enormous force, [`HUGE_FORCE`] along +x, on each atom
+    /// whose x coordinate exceeds this (the energy stays the trap's).
+    #[serde(default)]
+    pub huge_force_above: Option<f64>,
 }
+
+/// The force (eV/Å) `huge_force_above` adds.
+pub const HUGE_FORCE: f64 = 1e300;
 
 #[typetag::serde(name = "test_trap")]
 impl CalculatorSpec for TrapSpec {
@@ -44,6 +51,13 @@ impl Calculator for TrapSpec {
             out.energy += e;
             out.energies.push(e);
             out.forces.push(p.map(|x| -self.k * x));
+        }
+        if let Some(threshold) = self.huge_force_above {
+            for (f, p) in out.forces.iter_mut().zip(&atoms.positions) {
+                if p[0] > threshold {
+                    f[0] += HUGE_FORCE;
+                }
+            }
         }
         if self.nan_above.is_some_and(|x| xmax > x) {
             out.energy = f64::NAN;

@@ -1,5 +1,5 @@
-//! Unit tests of the op's machinery with the test trap calculator (physics
-//! against ASE lives in `tests/`).
+//! Unit tests of the op's machinery, mostly with the test trap calculator
+//! (physics against ASE lives in `tests/`).
 
 use crate::{MD_INFO, Md, MdError};
 use autopara_core::units::KB;
@@ -134,6 +134,16 @@ fn bad_arguments_name_their_field() {
     })));
     assert_eq!(field, "pressure");
     assert!(message.contains("Langevin"), "{message}");
+    // LangevinBAOAB's barostat is not implemented: pressure is refused with or without a thermostat.
+    for thermostat in [json!({"temperature": 300.0, "temperature_tau": 10.0}), json!({})] {
+        let mut extra = json!({"integrator": "LangevinBAOAB", "pressure": 1.0});
+        extra.as_object_mut().unwrap().extend(thermostat.as_object().unwrap().clone());
+        let (field, message) = arg_error(trap_args(extra));
+        assert_eq!(field, "pressure");
+        assert!(message.contains("LangevinBAOAB"), "{message}");
+    }
+    let without_pressure = json!({"integrator": "LangevinBAOAB", "temperature": 300.0, "temperature_tau": 10.0});
+    assert!(Md::from_json(trap_args(without_pressure)).is_ok(), "BAOAB itself is accepted");
     let (field, message) = arg_error(trap_args(json!({"pressure": 1.0})));
     assert_eq!(
         (field.as_str(), message.as_str()),
@@ -276,6 +286,43 @@ fn blow_up_fails_the_item_and_others_go_on() {
 }
 
 #[test]
+fn non_finite_positions_fail_the_item_and_others_go_on() {
+    // The wild item starts with an atom past x = 5, where the calculator adds a
+    // finite force of 1e300 eV/Å on it. With masses of 1e-12 amu the first drift
+    // moves it by about dt² F / m (3/4 of that after Berendsen removes the mean momentum) = (0.098 ASE time)² 1e300 / 1e-12 > f64::MAX: the
+    // positions overflow to inf while energy, forces and momenta are still finite.
+    // Every integrator checks its positions (velocity Verlet, Berendsen and BAOAB
+    // in their drift, Langevin in its own position update).
+    use crate::testcalc::HUGE_FORCE;
+    let dt = autopara_core::units::FS;
+    let tiny = 1e-12;
+    assert!(HUGE_FORCE.is_finite() && 0.5 * dt * dt * HUGE_FORCE / tiny == f64::INFINITY);
+    let mut wild = cluster(4, 11);
+    wild.positions[2][0] = 6.0;
+    wild.arrays.insert("masses".into(), Column::scalars(vec![tiny; 4]));
+    let calc = json!({"type": "test_trap", "k": 1.0, "huge_force_above": 5.0});
+    let thermostats = [
+        json!({}),
+        json!({"integrator": "Berendsen", "temperature": 300.0, "temperature_tau": 20.0}),
+        json!({"integrator": "Langevin", "temperature": 300.0, "temperature_tau": 20.0}),
+        json!({"integrator": "LangevinBAOAB", "temperature": 300.0, "temperature_tau": 20.0}),
+    ];
+    for thermostat in thermostats {
+        let mut args = json!({"calculator": calc, "steps": 40, "dt": 1.0});
+        args.as_object_mut().unwrap().extend(thermostat.as_object().unwrap().clone());
+        let r = run_chunked(args, vec![cluster(4, 12), wild.clone(), cluster(4, 13)], &[3], 1);
+        let msg = &r[1].as_ref().unwrap_err().message;
+        assert_eq!(msg, "trajectory blew up at MD step 1: non-finite positions", "{thermostat}");
+        for i in [0, 2] {
+            let traj = r[i].as_ref().unwrap_or_else(|e| panic!("{thermostat}: item {i} failed: {e:?}"));
+            assert_eq!(traj.len(), 41, "{thermostat}");
+            assert!(traj.iter().all(|fr| !fr.info.contains_key(crate::KEY_STOPPED)), "{thermostat}");
+            assert!(traj[40].positions.iter().flatten().all(|x| x.is_finite() && x.abs() < 5.0), "{thermostat}");
+        }
+    }
+}
+
+#[test]
 fn calculator_failure_keeps_frames_or_fails() {
     let mut at = cluster(4, 8);
     at.arrays.insert("momenta".into(), Column::vec3(&[[200.0, 0.0, 0.0], [0.0; 3], [0.0; 3], [0.0; 3]]));
@@ -327,4 +374,40 @@ fn results_replace_older_last_op_keys() {
         let e: f64 = fr.positions.iter().map(|p| 0.5 * (p[0] * p[0] + p[1] * p[1] + p[2] * p[2])).sum();
         assert!((f(fr, "last_op__md_energy") - e).abs() < 1e-12);
     }
+}
+
+#[test]
+fn a_trajectory_continues_from_its_last_frame_read_back_from_extxyz() {
+    // Plain velocity Verlet (no temperature: the config's momenta are used as
+    // they are) on 32 rattled EMT Cu atoms: 100 steps in one run must end exactly
+    // where 50 steps, written to extxyz, read back, and 50 more steps end. Floats
+    // are written in their shortest round-trip form, the continuation's first
+    // forces are computed from bitwise the same positions, and nothing else
+    // carries over between steps, so the equality is bitwise.
+    let mut at = autopara_testkit::fixtures::fcc(29, 3.61, [2; 3]);
+    let mut rng = autopara_core::rng::item_rng(5, "continuation", 0);
+    for p in &mut at.positions {
+        for x in p.iter_mut() {
+            *x += rng.random_range(-0.05..0.05);
+        }
+    }
+    let p0: Vec<[f64; 3]> = (0..at.len()).map(|_| std::array::from_fn(|_| rng.random_range(-1.0..1.0))).collect();
+    at.arrays.insert("momenta".into(), Column::vec3(&p0));
+    let args = |steps: u64| json!({"calculator": {"type": "emt"}, "steps": steps, "dt": 1.0});
+    let whole = run_one(args(100), at.clone()).unwrap();
+    let first = run_one(args(50), at).unwrap();
+    assert_eq!((whole.len(), first.len()), (101, 51));
+    let text = autopara_core::extxyz::to_string(&first).unwrap();
+    let last = autopara_core::extxyz::read_str(&text).unwrap().pop().unwrap();
+    assert_eq!(last.info["MD_step"].as_i64(), Some(50));
+    let second = run_one(args(50), last).unwrap();
+    let (end, cont) = (&whole[100], &second[50]);
+    assert_eq!(cont.positions, end.positions);
+    assert_eq!(cont.array_vec3("momenta"), end.array_vec3("momenta"));
+    // Not trivially equal: the atoms moved and the momenta changed in the second half.
+    let mid = &whole[50];
+    let moved = end.positions.iter().zip(&mid.positions).map(|(a, b)| (a[0] - b[0]).abs()).fold(0.0, f64::max);
+    assert!(moved > 1e-2, "{moved}");
+    assert_ne!(end.array_vec3("momenta"), mid.array_vec3("momenta"));
+    assert_ne!(mid.array_vec3("momenta").unwrap(), p0);
 }

@@ -61,7 +61,8 @@ from ase.md.langevinbaoab import LangevinBAOAB
 warnings.simplefilter("ignore")
 def run(d):
     c = d["config"]
-    at = Atoms(numbers=c["numbers"], positions=c["positions"], cell=c["cell"], pbc=c["pbc"], masses=c["masses"])
+    # No "masses": ASE's default masses.
+    at = Atoms(numbers=c["numbers"], positions=c["positions"], cell=c["cell"], pbc=c["pbc"], masses=c.get("masses"))
     at.set_momenta(np.array(c["momenta"]))
     at.calc = LennardJones(**d["calc"])
     dt = d["dt_fs"] * units.fs
@@ -121,6 +122,50 @@ fn velocity_verlet_matches_ase_after_100_steps() {
     let de = (info(last, "last_op__md_energy") - r["energy"].as_f64().unwrap()).abs();
     assert!(de < 1e-8, "energy differs from ASE by {de} eV");
     // Far from trivially equal: the atoms moved.
+    let moved = max_abs_diff(&traj[0].positions, &r["positions"]);
+    assert!(moved > 1e-2, "{moved}");
+}
+
+#[test]
+fn standard_masses_are_ases() {
+    let Some(py) = autopara_testkit::python_or_skip("standard_masses_are_ases") else { return };
+    // The table itself, element by element, against ase.data.
+    let script = "import json, ase.data\n\
+                  print(json.dumps({'masses': ase.data.atomic_masses.tolist(), 'symbols': ase.data.chemical_symbols}))";
+    let r = autopara_testkit::run_python_json(&py, script, "");
+    let ase_masses: Vec<f64> = serde_json::from_value(r["masses"].clone()).unwrap();
+    let ase_symbols: Vec<String> = serde_json::from_value(r["symbols"].clone()).unwrap();
+    assert_eq!(ase_masses.len(), autopara_core::elements::MASSES.len());
+    assert_eq!(ase_symbols, autopara_core::elements::SYMBOLS);
+    for (z, (&ours, &ase)) in autopara_core::elements::MASSES.iter().zip(&ase_masses).enumerate() {
+        assert_eq!(ours, ase, "mass of Z = {z} ({})", ase_symbols[z]);
+    }
+
+    // The dynamics: a configuration without a `masses` column moves with the
+    // standard masses, as ASE's VelocityVerlet with its default masses does.
+    let mut at = lj_bench_system();
+    at.arrays.shift_remove("masses");
+    let species = [1, 6, 29, 79, 92];
+    for (i, z) in at.numbers.iter_mut().enumerate() {
+        *z = species[i % species.len()];
+    }
+    let args = json!({
+        "calculator": serde_json::from_str::<Json>(LJ_BENCH_CALC).unwrap(),
+        "steps": 100, "dt": 0.0509, "temperature": 1.44 / KB, "traj_step_interval": 100,
+    });
+    let traj = run(args, at, 13);
+    let mut config = config_json(&traj[0]);
+    config.as_object_mut().unwrap().remove("masses");
+    let r = reference(
+        &py,
+        vec![json!({"config": config, "calc": {"sigma": 1.0, "epsilon": 1.0, "rc": 2.5},
+                    "integrator": "vv", "dt_fs": 0.0509, "steps": 100})],
+    )
+    .remove(0);
+    let dx = max_abs_diff(&traj[1].positions, &r["positions"]);
+    assert!(dx < 1e-8, "positions differ from ASE (default masses) by {dx} A");
+    let dp = max_abs_diff(&traj[1].array_vec3("momenta").unwrap(), &r["momenta"]);
+    assert!(dp < 1e-8, "momenta differ from ASE (default masses) by {dp}");
     let moved = max_abs_diff(&traj[0].positions, &r["positions"]);
     assert!(moved > 1e-2, "{moved}");
 }
