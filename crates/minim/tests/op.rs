@@ -222,7 +222,6 @@ fn fixed_atoms_stay_put_and_move_mask_is_written_back() {
         let fixed: Vec<bool> = at.positions.iter().map(|p| p[2] < 0.5).collect();
         let mask: Vec<bool> = fixed.iter().map(|f| !f).collect();
         at.arrays.insert("move_mask".into(), Column { width: 1, data: ArrayData::Bool(mask) });
-        // Fix the x component of atom 1 only, through a per-component mask on a copy.
         let m = run(&args(json!({"calculator": {"type": "emt"}, "optimizer": optimizer, "fmax": 1e-3})), &at);
         assert_eq!(m.status, Status::Converged, "{optimizer}");
         let last = m.frames.last().unwrap();
@@ -238,6 +237,7 @@ fn fixed_atoms_stay_put_and_move_mask_is_written_back() {
         }
         assert!(moved_free > 1e-2, "{optimizer}: free atoms did not relax");
     }
+    // Fix the x component of atom 1 only, through a per-component (width 3) mask.
     let mut at = fcc(29, 3.6, [2; 3]);
     rattle(&mut at, 0.1, 6);
     let mut mask = vec![true; 3 * at.len()];
