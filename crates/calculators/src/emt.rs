@@ -391,6 +391,7 @@ impl Calculator for EmtCalculator {
             }
             pairs.ends.push(len);
         }
+
         // Pass 2: the per-pair terms, vectorised.
         let species = &self.species;
         let uniform = species.first().copied().filter(|&s| species.iter().all(|&t| t == s));
