@@ -101,8 +101,8 @@ impl<P: PairPotential> PairCalculator<P> {
                 let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
                 overlap |= r2 == 0.0;
                 let (u, g) = self.potential.eval(r2);
-                let inside = r2 < cut2;
-                let (u, g) = (keep_if(u, inside), keep_if(g, inside));
+                let inside = inside_mask(r2 < cut2);
+                let (u, g) = (f64::from_bits(u.to_bits() & inside), f64::from_bits(g.to_bits() & inside));
                 let f = [g * d[0], g * d[1], g * d[2]];
                 energy += u;
                 fi = [fi[0] + f[0], fi[1] + f[1], fi[2] + f[2]];
@@ -137,14 +137,15 @@ impl<P: PairPotential> PairCalculator<P> {
     }
 }
 
-/// `x` when `keep`, else `+0.0`, by masking its bits: the compiler turns a
-/// select into a branch, which mispredicts on pairs at random distances.
+/// All ones when `inside`, else zero: a mask that keeps a pair's terms or
+/// makes them `+0.0`. The compiler turns a select into a branch, which
+/// mispredicts on pairs at random distances; one mask for all of a pair's
+/// terms keeps the cost of hiding it from the optimizer to one.
 #[inline]
-pub(crate) fn keep_if(x: f64, keep: bool) -> f64 {
+fn inside_mask(inside: bool) -> u64 {
     // Opaque to the optimizer, which would otherwise see through the mask
     // and branch around the arithmetic it zeroes.
-    let mask = std::hint::black_box(u64::from(keep).wrapping_neg());
-    f64::from_bits(x.to_bits() & mask)
+    std::hint::black_box(u64::from(inside).wrapping_neg())
 }
 
 /// Adds `f ⊗ d` of one pair to a Voigt virial (xx yy zz yz xz xy); `f ∥ d`, so it is symmetric.
