@@ -55,6 +55,12 @@ fn test(args: &[String]) -> Result<(), String> {
     // All features: the MPI (`mpi`) and Slurm (`slurm`) backends and their
     // end-to-end tests are part of the suite; `deps` installed what they need.
     util::cargo(&root, &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])?;
+    // Doc comments are part of the interface: broken links fail the build.
+    util::cargo_env(
+        &root,
+        &["doc", "--workspace", "--no-deps", "--all-features", "--document-private-items"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
     let mut test_args = vec!["test", "--workspace", "--all-features"];
     test_args.extend(args.iter().map(String::as_str));
     util::cargo_env(&root, &test_args, &[("AUTOPARA_REQUIRE_REFERENCES", "1")])?;

@@ -35,7 +35,7 @@ pub enum InputError {
     },
 }
 
-/// Invalid arguments to [`crate::create_input`].
+/// Invalid arguments to [`crate::create_input()`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CreateInputError {
     /// The per-species lists differ in length (wfl raises `ValueError`).

@@ -36,7 +36,7 @@ fn default_max_attempts() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildcellArgs {
-    /// The buildcell input text (as written by [`crate::create_input`]).
+    /// The buildcell input text (as written by [`crate::create_input()`]).
     #[serde(default)]
     pub buildcell_input: Option<String>,
     /// A file holding the buildcell input text (instead of `buildcell_input`).

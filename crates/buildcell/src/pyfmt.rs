@@ -1,4 +1,4 @@
-//! Python's float formatting, reproduced so that [`crate::create_input`] writes
+//! Python's float formatting, reproduced so that [`crate::create_input()`] writes
 //! byte-for-byte what wfl writes: `'{:.Ng}'` / `'{:g}'` (C's `%g`) and
 //! `str(float)` (the shortest round-trip representation).
 

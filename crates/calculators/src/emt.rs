@@ -266,7 +266,7 @@ struct EmtCalculator {
     elements: u16,
     cutoff: Cutoff,
     params: [Element; 11],
-    /// χ[a][b] = n0(b)/n0(a).
+    /// `χ[a][b] = n0(b)/n0(a)`.
     chi: [[f64; 11]; 11],
     list: Option<VerletList>,
     species: Vec<usize>,

@@ -1,4 +1,4 @@
-//! [`map`]: apply an arbitrary Rust closure to every configuration of a
+//! [`Map`]: apply an arbitrary Rust closure to every configuration of a
 //! [`ConfigSet`](crate::ConfigSet), in parallel, like wfl's `wfl.map.map`.
 //!
 //! The closure gets each configuration (by value) and the item's random

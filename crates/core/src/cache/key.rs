@@ -19,7 +19,7 @@ pub struct RunKey {
     pub args: serde_json::Value,
     /// Seed of the per-item random streams.
     pub seed: u64,
-    /// `blake3:<hex>` of the input content (see [`super::input_digest`]).
+    /// `blake3:<hex>` of the input content (see [`crate::runner::input_digest`]).
     pub inputs: String,
     /// Tags written into every output configuration (values as plain JSON).
     pub tags: BTreeMap<String, serde_json::Value>,

@@ -2,7 +2,7 @@
 //! calling thread, [`ThreadsBackend`] on a pool of worker threads; the MPI and
 //! Slurm backends implement the same trait elsewhere, shipping the
 //! serializable [`JobSpec`] once and [`ChunkTask`]s to remote workers, which
-//! rebuild the op from the registry and call [`execute_chunk`].
+//! rebuild the op from the registry and call [`execute_chunk`](super::execute_chunk).
 //!
 //! The driver (in [`crate::executor`]) owns input order, output order and
 //! memory bounds; a backend only moves tasks to workers and outcomes back.
