@@ -59,9 +59,9 @@ const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 const ROUNDER: f64 = 6_755_399_441_055_744.0;
 
 /// `e^x` without branches or library calls, so that loops over it vectorise:
-/// within one unit in the last place of the correctly rounded value for
-/// −708 ≤ x ≤ 709 (glibc's `exp` is too; they differ in the last bit for a
-/// tenth of arguments). Below −708 it gives 0 (the true value is subnormal or
+/// for −708 ≤ x ≤ 709 it agrees with glibc's `exp` (itself within an ulp of
+/// the exact value) to one unit in the last place, and differs in the last
+/// bit for a tenth of arguments. Below −708 it gives 0 (the true value is subnormal or
 /// zero), above 709 infinity, and NaN for NaN.
 ///
 /// `x = n ln 2 + r` with |r| ≤ ln 2 / 2, `e^r` by its Taylor series to degree
