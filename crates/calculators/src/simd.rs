@@ -15,22 +15,58 @@ pub(crate) trait Kernel {
     fn run(self) -> Self::Output;
 }
 
-/// Runs `kernel` compiled for the widest vector unit present.
-pub(crate) fn run<K: Kernel>(kernel: K) -> K::Output {
+/// The vector units a kernel can be compiled for, narrowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Baseline,
+    Avx2,
+    Avx512,
+}
+
+/// The widest vector unit this CPU has.
+fn widest() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F, checked just above.
-            #[allow(unsafe_code)]
-            return unsafe { x86::avx512(kernel) };
+            return Level::Avx512;
         }
         if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            #[allow(unsafe_code)]
-            return unsafe { x86::avx2(kernel) };
+            return Level::Avx2;
         }
     }
-    kernel.run()
+    Level::Baseline
+}
+
+/// The vector unit kernels run on: the widest present, or a narrower one
+/// named by `AUTOPARA_SIMD` (`baseline`, `avx2`, `avx512`; to compare them:
+/// results are the same). A unit the CPU lacks, or any other value, leaves
+/// the widest.
+fn level() -> Level {
+    static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let widest = widest();
+        let asked = match std::env::var("AUTOPARA_SIMD").as_deref() {
+            Ok("baseline") => Level::Baseline,
+            Ok("avx2") => Level::Avx2,
+            _ => Level::Avx512,
+        };
+        asked.min(widest)
+    })
+}
+
+/// Runs `kernel` compiled for the vector unit [`level`] chose.
+pub(crate) fn run<K: Kernel>(kernel: K) -> K::Output {
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `level` never exceeds what `widest` detected on this CPU.
+        #[allow(unsafe_code)]
+        Level::Avx512 => unsafe { x86::avx512(kernel) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        #[allow(unsafe_code)]
+        Level::Avx2 => unsafe { x86::avx2(kernel) },
+        _ => kernel.run(),
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -1,0 +1,80 @@
+//! The vectorised EMT kernel gives bit-identical results whichever vector
+//! unit runs it (AVX-512, AVX2 or the x86-64 baseline, forced through
+//! `AUTOPARA_SIMD`), so outputs do not depend on the machine: single points
+//! and MD trajectories, for one element and a mixture, periodic and not.
+
+use autopara::{Atoms, extxyz};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_autopara");
+
+/// Rattled fcc cells: pure Cu, a Cu-Au mixture, and a Cu cluster without a cell.
+fn write_inputs(dir: &Path) -> PathBuf {
+    let a = 3.7;
+    let mut configs = Vec::new();
+    for c in 0..3u32 {
+        let mut positions = Vec::new();
+        for (i, j, k) in (0..2).flat_map(|i| (0..2).flat_map(move |j| (0..2).map(move |k| (i, j, k)))) {
+            for b in [[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]] {
+                let n = positions.len() as f64;
+                let jitter = |phase: f64| 0.08 * (n * 1.3 + f64::from(c) * 0.71 + phase).sin();
+                positions.push([
+                    a * (f64::from(i) + b[0]) + jitter(0.0),
+                    a * (f64::from(j) + b[1]) + jitter(1.0),
+                    a * (f64::from(k) + b[2]) + jitter(2.0),
+                ]);
+            }
+        }
+        let numbers = (0..positions.len()).map(|n| if c == 1 && n % 3 == 0 { 79 } else { 29 }).collect();
+        let mut at = Atoms::new(numbers, positions);
+        if c != 2 {
+            at.cell = [[2.0 * a, 0.0, 0.0], [0.0, 2.0 * a, 0.0], [0.0, 0.0, 2.0 * a]];
+            at.pbc = [true; 3];
+        }
+        configs.push(at);
+    }
+    let path = dir.join("in.xyz");
+    std::fs::write(&path, extxyz::to_string(&configs).expect("encode inputs")).expect("write inputs");
+    path
+}
+
+/// Runs `op` with `args` on `input` into `out` with `AUTOPARA_SIMD` set to `level`
+/// (or unset: the widest unit), and returns the output's bytes.
+fn run(op: &str, args: &str, input: &Path, out: &Path, level: Option<&str>) -> Vec<u8> {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", op, "-i"]).arg(input).arg("-o").arg(out).args(["--args", args, "--seed", "3", "-q"]);
+    match level {
+        Some(level) => cmd.env("AUTOPARA_SIMD", level),
+        None => cmd.env_remove("AUTOPARA_SIMD"),
+    };
+    let result = cmd.output().expect("run autopara");
+    assert!(result.status.success(), "{op} ({level:?}): {}", String::from_utf8_lossy(&result.stderr));
+    std::fs::read(out).expect("read output")
+}
+
+#[test]
+fn emt_outputs_are_bit_identical_on_every_vector_unit() {
+    #[cfg(target_arch = "x86_64")]
+    for feature in ["avx2", "avx512f"] {
+        let present = match feature {
+            "avx2" => std::arch::is_x86_feature_detected!("avx2"),
+            _ => std::arch::is_x86_feature_detected!("avx512f"),
+        };
+        if !present {
+            eprintln!("emt_outputs_are_bit_identical_on_every_vector_unit: no {feature} here; that unit not compared");
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = write_inputs(dir.path());
+    let md = r#"{"calculator": {"type": "emt"}, "steps": 40, "dt": 2.0, "temperature": 500,
+                 "temperature_tau": 50, "integrator": "Langevin", "traj_step_interval": 10}"#;
+    for (op, args) in [("calculate", r#"{"calculator": {"type": "emt"}}"#), ("md", md)] {
+        let widest = run(op, args, &input, &dir.path().join(format!("{op}-widest.xyz")), None);
+        assert!(!widest.is_empty());
+        for level in ["avx2", "baseline"] {
+            let other = run(op, args, &input, &dir.path().join(format!("{op}-{level}.xyz")), Some(level));
+            assert!(other == widest, "{op}: output with AUTOPARA_SIMD={level} differs from the widest unit's");
+        }
+    }
+}
