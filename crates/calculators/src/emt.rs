@@ -25,7 +25,7 @@
 
 use crate::check_finite;
 use crate::neighbours::{ListKind, VerletList, cell_volume, pair_vector};
-use crate::pair::add_virial;
+use crate::pair::{add_virial, overlap_error};
 use crate::simd::{self, Kernel};
 use autopara_core::elements::symbol;
 use autopara_core::{Atoms, CalcError, CalcResults, Calculator, CalculatorInfo, CalculatorSpec, Properties};
@@ -315,8 +315,9 @@ impl EmtCalculator {
         self.elements = set;
     }
 
-    /// Maps atoms to table rows, rejecting elements without parameters.
-    fn assign_species(&mut self, atoms: &Atoms) -> Result<(), CalcError> {
+    /// Maps atoms to table rows, rejecting elements without parameters;
+    /// returns the set of rows present (bit k = row k).
+    fn assign_species(&mut self, atoms: &Atoms) -> Result<u16, CalcError> {
         self.species.clear();
         let mut set = 0u16;
         for &z in &atoms.numbers {
@@ -331,7 +332,7 @@ impl EmtCalculator {
         if self.asap && set != self.elements && set != 0 {
             self.set_elements(set);
         }
-        Ok(())
+        Ok(set)
     }
 }
 
@@ -349,7 +350,7 @@ impl Calculator for EmtCalculator {
                 reason: "the cell has no volume".into(),
             });
         }
-        self.assign_species(atoms)?;
+        let present = self.assign_species(atoms)?;
         let n = atoms.len();
         if n == 0 {
             *out = CalcResults {
@@ -394,22 +395,14 @@ impl Calculator for EmtCalculator {
 
         // Pass 2: the per-pair terms, vectorised.
         let species = &self.species;
-        let uniform = species.first().copied().filter(|&s| species.iter().all(|&t| t == s));
+        let uniform = (present.count_ones() == 1).then(|| present.trailing_zeros() as usize);
         let (cut, params, chi) = (self.cutoff, &self.params, &self.chi);
         let overlap = match uniform {
             Some(uniform) => simd::run(PairTerms::<true> { cut, params, chi, species, uniform, pairs, len }),
             None => simd::run(PairTerms::<false> { cut, params, chi, species, uniform: 0, pairs, len }),
         };
         if overlap {
-            // Rare: find the first such pair to name it.
-            let mut pair = None;
-            list.for_each_pair(&atoms.positions, |i, j, _, r2| {
-                if r2 == 0.0 {
-                    pair.get_or_insert((i, j));
-                }
-            });
-            let (i, j) = pair.unwrap_or_default();
-            return Err(CalcError::Overlap { i, j, distance: 0.0 });
+            return Err(overlap_error(list, &atoms.positions));
         }
 
         // Pass 3: neighbour densities σ₁ and the atomic-sphere energies,

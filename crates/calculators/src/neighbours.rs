@@ -31,6 +31,7 @@
 //! assert!(nl.distances().iter().all(|&d| (d - 2.0).abs() < 1e-12));
 //! ```
 
+use crate::simd::ROUNDER;
 use std::ops::Range;
 
 /// Which pairs a list holds.
@@ -493,16 +494,20 @@ const IMAGE_MASKS: [u32; 512] = {
     table
 };
 
+/// The shift `s ∈ {−1, 0, 1}³` of image `b = 9(sx+1) + 3(sy+1) + (sz+1)`.
+#[inline]
+fn image_shift(b: usize) -> [i32; 3] {
+    let b = b as i32;
+    [b / 9 - 1, (b / 3) % 3 - 1, b % 3 - 1]
+}
+
 impl NearImages {
     /// The table, or `None` when some periodic axis's extent reaches a cell width.
     fn new(bins: &Bins, rows: &[[f64; 3]; 3]) -> Option<NearImages> {
         if (0..3).any(|k| bins.periodic[k] && bins.extent[k] >= 1.0) {
             return None;
         }
-        let vectors = std::array::from_fn(|b| {
-            let s = [b as i32 / 9 - 1, (b as i32 / 3) % 3 - 1, b as i32 % 3 - 1];
-            shift_vector(s, rows)
-        });
+        let vectors = std::array::from_fn(|b| shift_vector(image_shift(b), rows));
         Some(NearImages { vectors })
     }
 
@@ -554,7 +559,7 @@ impl NearImages {
                 let v = self.vectors[b];
                 let d = [dw[0] + v[0], dw[1] + v[1], dw[2] + v[2]];
                 let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-                candidates[m] = Candidate { j, s: [b as i32 / 9 - 1, (b as i32 / 3) % 3 - 1, b as i32 % 3 - 1], d, r2 };
+                candidates[m] = Candidate { j, s: image_shift(b), d, r2 };
                 m += 1;
             }
         }
@@ -582,15 +587,14 @@ impl NearImages {
 }
 
 /// `floor(x)` as an integer without branches or a libm call (|x| < 2^30,
-/// as here): rounds to nearest by the 1.5·2^52 trick (the low mantissa bits
-/// are then the integer) and steps down when that rounded up.
+/// as here): rounds to nearest with [`ROUNDER`] (the low mantissa bits are
+/// then the integer) and steps down when that rounded up.
 #[inline]
 fn floor_i32(x: f64) -> i32 {
-    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
-    let t = x + MAGIC;
+    let t = x + ROUNDER;
     // Truncating the bits to 32 is the trick: the low word is the integer.
     let nearest = (t.to_bits() as u32) as i32;
-    nearest - i32::from(t - MAGIC > x)
+    nearest - i32::from(t - ROUNDER > x)
 }
 
 /// `ceil(x)` as an integer.

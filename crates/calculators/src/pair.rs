@@ -123,18 +123,23 @@ impl<P: PairPotential> PairCalculator<P> {
             }
         }
         if overlap {
-            // Rare: find the first such pair to name it.
-            let mut pair = None;
-            self.list.for_each_pair(positions, |i, j, _, r2| {
-                if r2 == 0.0 {
-                    pair.get_or_insert((i, j));
-                }
-            });
-            let (i, j) = pair.unwrap_or_default();
-            return Err(CalcError::Overlap { i, j, distance: 0.0 });
+            return Err(overlap_error(&self.list, positions));
         }
         Ok((energy + 0.0, virial.map(|x| x + 0.0)))
     }
+}
+
+/// The error for coinciding atoms, naming the first such pair of `list` at
+/// `positions` (rare: the pair loops only note that one exists).
+pub(crate) fn overlap_error(list: &VerletList, positions: &[[f64; 3]]) -> CalcError {
+    let mut pair = None;
+    list.for_each_pair(positions, |i, j, _, r2| {
+        if r2 == 0.0 {
+            pair.get_or_insert((i, j));
+        }
+    });
+    let (i, j) = pair.unwrap_or_default();
+    CalcError::Overlap { i, j, distance: 0.0 }
 }
 
 /// All ones when `inside`, else zero: a mask that keeps a pair's terms or

@@ -92,7 +92,7 @@ const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
 const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 /// 1.5 · 2^52: adding it rounds a double of magnitude below 2^51 to an
 /// integer, which then sits in the low bits of the sum's mantissa.
-const ROUNDER: f64 = 6_755_399_441_055_744.0;
+pub(crate) const ROUNDER: f64 = 6_755_399_441_055_744.0;
 
 /// `e^x` without branches or library calls, so that loops over it vectorise:
 /// for −708 ≤ x ≤ 709 it agrees with glibc's `exp` (itself within an ulp of
