@@ -4,7 +4,8 @@
 //! kept for resume.
 #![cfg(feature = "mpi")]
 
-use autopara::{Atoms, Value, extxyz};
+use autopara::{Value, extxyz};
+use autopara_testkit::fixtures::fcc;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -41,24 +42,13 @@ fn check(out: Output, what: &str) -> String {
 
 /// 16 rattled 32-atom fcc Cu cells, written with our own extxyz writer.
 fn write_inputs(dir: &Path) -> PathBuf {
-    let a = 3.61;
     let mut configs = Vec::new();
     for c in 0..16u32 {
-        let mut positions = Vec::new();
-        for (i, j, k) in (0..2).flat_map(|i| (0..2).flat_map(move |j| (0..2).map(move |k| (i, j, k)))) {
-            for b in [[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]] {
-                let n = positions.len() as f64;
-                let jitter = 0.03 * ((n * 1.7 + f64::from(c) * 0.37).sin());
-                positions.push([
-                    a * (f64::from(i) + b[0]) + jitter,
-                    a * (f64::from(j) + b[1]) - jitter,
-                    a * (f64::from(k) + b[2]) + 0.5 * jitter,
-                ]);
-            }
+        let mut at = fcc(29, 3.61, [2, 2, 2]);
+        for (n, p) in at.positions.iter_mut().enumerate() {
+            let jitter = 0.03 * ((n as f64 * 1.7 + f64::from(c) * 0.37).sin());
+            *p = [p[0] + jitter, p[1] - jitter, p[2] + 0.5 * jitter];
         }
-        let mut at = Atoms::new(vec![29; positions.len()], positions);
-        at.cell = [[2.0 * a, 0.0, 0.0], [0.0, 2.0 * a, 0.0], [0.0, 0.0, 2.0 * a]];
-        at.pbc = [true; 3];
         at.info.insert("config_i".into(), Value::Int(i64::from(c)));
         configs.push(at);
     }

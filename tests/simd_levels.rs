@@ -3,7 +3,8 @@
 //! `AUTOPARA_SIMD`), so outputs do not depend on the machine: single points
 //! and MD trajectories, for one element and a mixture, periodic and not.
 
-use autopara::{Atoms, extxyz};
+use autopara::extxyz;
+use autopara_testkit::fixtures::fcc;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,26 +12,19 @@ const BIN: &str = env!("CARGO_BIN_EXE_autopara");
 
 /// Rattled fcc cells: pure Cu, a Cu-Au mixture, and a Cu cluster without a cell.
 fn write_inputs(dir: &Path) -> PathBuf {
-    let a = 3.7;
     let mut configs = Vec::new();
     for c in 0..3u32 {
-        let mut positions = Vec::new();
-        for (i, j, k) in (0..2).flat_map(|i| (0..2).flat_map(move |j| (0..2).map(move |k| (i, j, k)))) {
-            for b in [[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]] {
-                let n = positions.len() as f64;
-                let jitter = |phase: f64| 0.08 * (n * 1.3 + f64::from(c) * 0.71 + phase).sin();
-                positions.push([
-                    a * (f64::from(i) + b[0]) + jitter(0.0),
-                    a * (f64::from(j) + b[1]) + jitter(1.0),
-                    a * (f64::from(k) + b[2]) + jitter(2.0),
-                ]);
+        let mut at = fcc(29, 3.7, [2, 2, 2]);
+        for (n, p) in at.positions.iter_mut().enumerate() {
+            let jitter = |phase: f64| 0.08 * (n as f64 * 1.3 + f64::from(c) * 0.71 + phase).sin();
+            *p = [p[0] + jitter(0.0), p[1] + jitter(1.0), p[2] + jitter(2.0)];
+            if c == 1 && n % 3 == 0 {
+                at.numbers[n] = 79;
             }
         }
-        let numbers = (0..positions.len()).map(|n| if c == 1 && n % 3 == 0 { 79 } else { 29 }).collect();
-        let mut at = Atoms::new(numbers, positions);
-        if c != 2 {
-            at.cell = [[2.0 * a, 0.0, 0.0], [0.0, 2.0 * a, 0.0], [0.0, 0.0, 2.0 * a]];
-            at.pbc = [true; 3];
+        if c == 2 {
+            at.cell = [[0.0; 3]; 3];
+            at.pbc = [false; 3];
         }
         configs.push(at);
     }
