@@ -36,6 +36,15 @@ fn converts_globs_with_tags_and_refuses_overwrite() {
         assert_eq!(a.info["config_type"], Value::Str("train".into()));
         assert_eq!(a.info["weight"], Value::Float(2.5));
     }
+    // Written through the run's file sink: complete, with its record, and no
+    // partial, journal or lock left beside it.
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("out/all.extxyz.autopara.json")).unwrap()).unwrap();
+    assert_eq!((&record["key"]["op"], &record["configs"]), (&serde_json::json!("convert"), &serde_json::json!(3)));
+    let mut names: Vec<String> =
+        std::fs::read_dir(d.join("out")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["all.extxyz", "all.extxyz.autopara.json"]);
 
     // An existing output is an error without --overwrite, and stays untouched.
     let o = autopara(&["convert", &glob, "-o", &out_s]);

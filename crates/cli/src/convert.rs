@@ -1,9 +1,16 @@
 //! `autopara convert IN... -o OUT [--tag KEY=VALUE]... [--overwrite]`: reads
 //! extxyz inputs (files or globs) and writes them to an output file, or to one
 //! file per input with a `{stem}` template, adding tags to every configuration.
+//!
+//! It is a run of the `convert` op (each configuration unchanged) through the
+//! same executor and file sink as `autopara run`, so its outputs appear only
+//! when complete, with a run record beside them. Unlike `run`, an existing
+//! output is an error without `--overwrite`, never reused.
 
 use crate::run::parse_tag;
-use autopara_core::{ConfigSet, Error, OutputSpec, Result, outputspec::Outputs};
+use autopara_core::autopara_info::AutoparaInfo;
+use autopara_core::runner::PreparedRun;
+use autopara_core::{ConfigSet, InputKind, Item, ItemResult, OpInfo, Operation, OutputSpec, Result, WorkerContext};
 
 /// Arguments of `autopara convert`.
 #[derive(Debug, clap::Args)]
@@ -23,6 +30,32 @@ pub struct ConvertArgs {
     pub overwrite: bool,
 }
 
+/// The op behind `autopara convert`: every configuration as it is (tags are
+/// added by the output). Not registered: it runs only here.
+static CONVERT_INFO: OpInfo = OpInfo {
+    name: "convert",
+    version: 1,
+    default_chunk_size: 64,
+    summary: "copy configurations unchanged",
+    input_kind: InputKind::Configs,
+};
+
+struct Convert;
+
+impl Operation for Convert {
+    fn info(&self) -> &'static OpInfo {
+        &CONVERT_INFO
+    }
+
+    fn args(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
+
+    fn run_chunk(&self, items: &[Item], _ctx: &mut WorkerContext) -> Vec<ItemResult> {
+        items.iter().map(|item| Ok(vec![item.atoms()?.clone()])).collect()
+    }
+}
+
 /// Runs the conversion; prints what was written.
 pub fn run(args: &ConvertArgs) -> Result<()> {
     let inputs = ConfigSet::from_paths(&args.inputs)?;
@@ -31,17 +64,14 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         let (k, v) = parse_tag(t)?;
         spec = spec.with_tag(k, v);
     }
-    let mut writer = spec.writer(&inputs)?;
-    let mut n = 0u64;
-    for item in inputs.items()? {
-        let item = item?;
-        let atoms = item.atoms().map_err(|e| Error::Other(e.message))?;
-        writer.write(&item.location, std::slice::from_ref(atoms))?;
-        n += 1;
-    }
-    if let Outputs::Files(files) = writer.finish()? {
-        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        println!("convert: {n} configurations from {} files -> {}", inputs.files().len(), names.join(", "));
-    }
+    spec.check_existing(&spec.resolve(&inputs)?)?;
+    // One worker: reading and writing, not copying, take the time. Nothing
+    // fails per item, and a bad input frame stops the run with its error.
+    let info = AutoparaInfo { workers: Some(1), skip_failed: Some(false), progress: Some(false), ..Default::default() };
+    let run = PreparedRun::new(&Convert, &inputs, &spec, &info)?;
+    let names: Vec<String> = run.paths().iter().map(|f| f.display().to_string()).collect();
+    // Counted from the records: a resumed conversion reports every configuration.
+    let n: u64 = run.execute()?.records.iter().map(|r| r.configs).sum();
+    println!("convert: {n} configurations from {} files -> {}", inputs.files().len(), names.join(", "));
     Ok(())
 }

@@ -29,7 +29,7 @@
 //! that autopara did not write is still refused unless `--overwrite`.
 
 use autopara_core::autopara_info::AutoparaInfo;
-use autopara_core::runner::{self, Action};
+use autopara_core::runner::{Action, PreparedRun};
 use autopara_core::{ConfigSet, Error, OutputSpec, Result, build_op, cache};
 use clap::Args;
 use serde::Deserialize;
@@ -239,21 +239,20 @@ pub fn run_pipeline(args: &PipelineArgs) -> Result<Vec<StepReport>> {
             progress: if args.quiet { Some(false) } else { None },
             ..Default::default()
         };
-        let paths = outputs.resolve(&inputs)?;
+        let mut run = PreparedRun::new(op.as_ref(), &inputs, &outputs, &info)?;
+        let paths = run.paths().to_vec();
         // A step whose earlier output (ours, keyed) no longer matches is recomputed.
         let ours = paths.iter().all(|path| !path.exists() || cache::read_record(path).is_ok_and(|r| r.is_some()));
-        let key = runner::run_key(op.as_ref(), &info.resolve(op.info())?, &runner::input_digest(&inputs)?, &outputs);
-        let stale = matches!(cache::plan(&paths, &key, false), Err(Error::Cache(_)));
-        let outputs = outputs.overwrite(args.overwrite || (stale && ours));
+        let stale = matches!(run.plan(), Err(Error::Cache(_)));
+        run.set_overwrite(args.overwrite || (stale && ours));
         if args.dry_run {
-            let text = runner::explain(op.as_ref(), &inputs, &outputs, &info)?;
+            let text = run.explain()?;
             let why =
                 if stale && ours && !args.overwrite { " (the step changed since its output was written)" } else { "" };
             println!("step {}: {text}{why}", p.step.name);
             continue;
         }
-        let summary = runner::run(op.as_ref(), &inputs, &outputs, &info)
-            .map_err(|e| Error::Other(format!("pipeline step '{}': {e}", p.step.name)))?;
+        let summary = run.execute().map_err(|e| Error::Other(format!("pipeline step '{}': {e}", p.step.name)))?;
         let report = StepReport {
             name: p.step.name.clone(),
             action: summary.action,

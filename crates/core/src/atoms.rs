@@ -132,6 +132,33 @@ impl Value {
         }
     }
 
+    /// The value as plain JSON (for cache keys and messages): scalars as JSON
+    /// scalars, arrays as `{"shape": [...], "data": [...]}` with flat data.
+    ///
+    /// ```
+    /// use autopara_core::Value;
+    /// assert_eq!(Value::Int(3).to_json(), serde_json::json!(3));
+    /// assert_eq!(Value::floats(vec![1.5]).to_json(), serde_json::json!({"shape": [1], "data": [1.5]}));
+    /// ```
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Value::Bool(b) => json!(b),
+            Value::Int(i) => json!(i),
+            Value::Float(x) => json!(x),
+            Value::Str(s) => json!(s),
+            Value::Array { shape, data } => {
+                let data = match data {
+                    ArrayData::Bool(d) => json!(d),
+                    ArrayData::Int(d) => json!(d),
+                    ArrayData::Float(d) => json!(d),
+                    ArrayData::Str(d) => json!(d),
+                };
+                json!({ "shape": shape, "data": data })
+            }
+        }
+    }
+
     /// The elements of an array value as floats (any shape), or a scalar number as one element.
     pub fn to_f64_vec(&self) -> Option<Vec<f64>> {
         match self {

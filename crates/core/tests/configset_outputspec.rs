@@ -1,11 +1,11 @@
 //! ConfigSet inputs and OutputSpec outputs: locations, globs, per-input
-//! templates, tags, overwrite protection and atomic files.
+//! templates, tags on file and memory outputs, existing outputs.
 
 use autopara_core::configset::Nested;
 use autopara_core::operation::{Location, Payload};
-use autopara_core::outputspec::{AtomicFile, Outputs};
-use autopara_core::{Atoms, ConfigSet, Error, OutputSpec, Value, extxyz};
-use std::path::{Path, PathBuf};
+use autopara_core::outputspec::Outputs;
+use autopara_core::{Atoms, AutoparaInfo, ConfigSet, Error, OutputSpec, Value, extxyz, runner};
+use std::path::Path;
 
 fn h(x: f64) -> Atoms {
     Atoms::new(vec![1], vec![[x, 0.0, 0.0]])
@@ -136,21 +136,18 @@ fn per_input_template_resolves_and_rejects_clashes() {
     assert!(e.to_string().contains("also an input"), "{e}");
 }
 
+/// Runs a map that doubles each configuration (and drops those far out, as
+/// an op may) into `spec`.
 fn run(spec: &OutputSpec, inputs: &ConfigSet) -> autopara_core::Result<Outputs> {
-    let mut w = spec.writer(inputs)?;
-    for item in inputs.items()? {
-        let item = item?;
-        let mut a = item.atoms().map_err(|e| Error::Other(e.message))?.clone();
-        a.info.insert("step".into(), Value::Int(item.index as i64));
-        // Configurations far out give no results (as an op may).
-        let frames = if a.positions[0][0] >= 100.0 { vec![] } else { vec![a.clone(), a] };
-        w.write(&item.location, &frames)?;
-    }
-    w.finish()
+    let info = AutoparaInfo { workers: Some(2), chunk_size: Some(1), progress: Some(false), ..Default::default() };
+    let double = |a: Atoms, _: &mut autopara_core::rng::ItemRng| {
+        if a.positions[0][0] >= 100.0 { vec![] } else { vec![a.clone(), a] }
+    };
+    Ok(runner::map(inputs, spec, &info, double)?.outputs)
 }
 
 #[test]
-fn writes_files_with_tags_atomically_and_refuses_to_overwrite() {
+fn tags_reach_file_and_memory_outputs_alike_and_existing_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.xyz");
     let b = dir.path().join("b.xyz");
@@ -163,28 +160,31 @@ fn writes_files_with_tags_atomically_and_refuses_to_overwrite() {
     let spec = OutputSpec::per_input(&t).with_tag("config_type", Value::Str("tagged".into()));
     let Outputs::Files(files) = run(&spec, &inputs).unwrap() else { panic!("expected files") };
     assert_eq!(files.len(), 3);
-    // An input without results still gets its (empty) output file. Without a
-    // run record (see runner::run) it does not read back as zero frames.
+    // An input without results still gets its (empty) output file, which its
+    // run record marks as complete and empty for the next step.
     assert_eq!(std::fs::read(&files[1]).unwrap(), b"");
     assert!(matches!(extxyz::read_file(&files[1]), Err(Error::Parse { frame: 0, line: 1, .. })));
+    assert_eq!(ConfigSet::from_files(vec![files[1].clone()]).items().unwrap().count(), 0);
     let per_file: Vec<Vec<Atoms>> = [&files[0], &files[2]].iter().map(|f| extxyz::read_file(f).unwrap()).collect();
     assert_eq!(per_file.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 2]);
     for at in per_file.iter().flatten() {
         assert_eq!(at.info["config_type"], Value::Str("tagged".into()));
     }
-    assert_eq!(per_file[1][0].info["step"], Value::Int(3));
-    // No temporaries left behind.
-    let names: Vec<_> = std::fs::read_dir(dir.path().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(per_file[1][0].positions[0][0], 2.0);
+    // Outputs and their records; no temporaries left behind.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["a.o.xyz", "a.o.xyz.autopara.json", "b.o.xyz", "b.o.xyz.autopara.json", "c.o.xyz", "c.o.xyz.autopara.json"]
+    );
 
-    let e = run(&spec, &inputs).unwrap_err();
-    assert!(matches!(&e, Error::Output(m) if m.contains("exists")), "{e}");
-    assert_eq!(extxyz::read_file(&files[0]).unwrap().len(), 4);
-    let spec2 = OutputSpec::per_input(&t).overwrite(true);
-    run(&spec2, &inputs).unwrap();
-    let again = extxyz::read_file(&files[0]).unwrap();
-    assert_eq!(again.len(), 4);
-    assert!(!again[0].info.contains_key("config_type"));
+    let e = spec.check_existing(&files).unwrap_err();
+    assert!(matches!(&e, Error::Output(m) if m.contains("exists") && m.contains("a.o.xyz")), "{e}");
+    spec.clone().overwrite(true).check_existing(&files).unwrap();
 
     // One file for all inputs, and memory, get the same tags.
     let single = dir.path().join("all.xyz");
@@ -197,32 +197,4 @@ fn writes_files_with_tags_atomically_and_refuses_to_overwrite() {
         panic!("expected memory")
     };
     assert_eq!(mem, all);
-}
-
-#[test]
-fn atomic_file_appears_only_on_commit_and_resumes() {
-    use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("sub/o.xyz");
-    let temp: PathBuf = AtomicFile::temp_path(&p);
-    assert_eq!(temp, dir.path().join("sub/.o.xyz.autopara-tmp"));
-    {
-        let mut f = AtomicFile::create(&p).unwrap();
-        f.write_all(b"partial").unwrap();
-        f.flush().unwrap();
-        assert!(temp.exists() && !p.exists());
-    }
-    assert!(!temp.exists(), "dropped uncommitted: temporary removed");
-
-    let mut f = AtomicFile::create(&p).unwrap();
-    f.write_all(b"keep-this|drop-this").unwrap();
-    assert_eq!(f.bytes_written(), 19);
-    assert_eq!(f.keep_temp().unwrap(), temp);
-    let mut f = AtomicFile::resume(&p, 10).unwrap();
-    f.write_all(b"more").unwrap();
-    assert_eq!(f.bytes_written(), 14);
-    f.commit().unwrap();
-    assert_eq!(std::fs::read_to_string(&p).unwrap(), "keep-this|more");
-    assert!(!temp.exists());
-    assert!(AtomicFile::resume(&p, 0).is_err(), "no temporary to resume");
 }

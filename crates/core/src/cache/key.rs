@@ -1,7 +1,15 @@
-//! The cache key of a run, and how two keys differ.
+//! The cache key of a run ([`RunKey::of`]), the inputs' content digest it
+//! holds ([`input_digest`]), and how two keys differ.
 
+use crate::atoms::Value;
+use crate::configset::ConfigSet;
+use crate::error::{Error, Result};
+use crate::operation::Operation;
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
 
 /// The version of autopara that wrote an output: part of the key, so an
 /// upgrade never serves results computed by older code.
@@ -19,12 +27,109 @@ pub struct RunKey {
     pub args: serde_json::Value,
     /// Seed of the per-item random streams.
     pub seed: u64,
-    /// `blake3:<hex>` of the input content (see [`crate::runner::input_digest`]).
+    /// `blake3:<hex>` of the input content (see [`input_digest`]).
     pub inputs: String,
     /// Tags written into every output configuration (values as plain JSON).
     pub tags: BTreeMap<String, serde_json::Value>,
     /// autopara's version.
     pub autopara_version: String,
+}
+
+/// The inputs' content digest and, when it can be told, their number of items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputDigest {
+    /// `blake3:<hex>`.
+    pub digest: String,
+    /// Items (frames of all files, in-memory configurations or counters);
+    /// `None` when a file's frame headers are not plain counts.
+    pub items: Option<u64>,
+}
+
+/// Counts extxyz frames from their atom-count lines while bytes stream by.
+#[derive(Default)]
+struct FrameCounter {
+    frames: u64,
+    /// Lines left in the current frame (comment and atoms).
+    lines_left: u64,
+    /// The atom-count line read so far.
+    count_line: Vec<u8>,
+    unreadable: bool,
+}
+
+impl FrameCounter {
+    fn end_count_line(&mut self) {
+        let text = String::from_utf8_lossy(&self.count_line);
+        match text.trim().parse::<u64>() {
+            Ok(n) => {
+                self.frames += 1;
+                self.lines_left = n.saturating_add(1);
+            }
+            Err(_) if text.trim().is_empty() => {}
+            Err(_) => self.unreadable = true,
+        }
+        self.count_line.clear();
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\n' {
+                if self.lines_left > 0 {
+                    self.lines_left -= 1;
+                } else {
+                    self.end_count_line();
+                }
+            } else if self.lines_left == 0 && self.count_line.len() < 64 {
+                self.count_line.push(b);
+            }
+        }
+    }
+
+    fn finish(mut self) -> Option<u64> {
+        if !self.count_line.is_empty() {
+            self.end_count_line();
+        }
+        (!self.unreadable).then_some(self.frames)
+    }
+}
+
+/// The digest of the inputs' content: the bytes of every input file (with
+/// its length, so file boundaries count), the JSON of every in-memory item
+/// (with its location), or the counter range. Chunking and workers play no
+/// part. The pass over the files also counts their frames (for progress).
+pub fn input_digest(inputs: &ConfigSet) -> Result<InputDigest> {
+    let mut h = blake3::Hasher::new();
+    let mut items = inputs.len_hint();
+    if inputs.is_files() {
+        h.update(b"files\0");
+        let mut total = Some(0u64);
+        let mut buf = vec![0u8; 1 << 20];
+        for path in inputs.files() {
+            let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+            let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+            h.update(&len.to_le_bytes());
+            let mut counter = FrameCounter::default();
+            loop {
+                let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+                let Some(bytes) = buf.get(..n).filter(|b| !b.is_empty()) else { break };
+                h.update(bytes);
+                counter.feed(bytes);
+            }
+            total = total.zip(counter.finish()).map(|(a, b)| a + b);
+        }
+        items = total;
+    } else if inputs.is_counters() {
+        h.update(b"counters\0");
+        h.update(&inputs.len_hint().unwrap_or(0).to_le_bytes());
+    } else {
+        h.update(b"memory\0");
+        for item in inputs.items()? {
+            let item = item?;
+            let text = serde_json::to_vec(&(&item.location, &item.payload)).map_err(|e| Error::Other(e.to_string()))?;
+            h.update(&(text.len() as u64).to_le_bytes());
+            h.update(&text);
+        }
+    }
+    Ok(InputDigest { digest: format!("blake3:{}", h.finalize().to_hex()), items })
 }
 
 /// `value` with every object's keys sorted, so equal arguments serialize equally.
@@ -67,6 +172,21 @@ fn json_diff(path: &str, old: &serde_json::Value, new: &serde_json::Value, out: 
 }
 
 impl RunKey {
+    /// The key of running `op` with `seed` on inputs with `digest`, tagging
+    /// every output configuration with `tags`.
+    pub fn of(op: &dyn Operation, seed: u64, digest: &InputDigest, tags: &IndexMap<String, Value>) -> RunKey {
+        let info = op.info();
+        RunKey {
+            op: info.name.to_string(),
+            op_version: info.version,
+            args: canonical_json(&op.args()),
+            seed,
+            inputs: digest.digest.clone(),
+            tags: tags.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+            autopara_version: AUTOPARA_VERSION.to_string(),
+        }
+    }
+
     /// What changed from `old` to `self`, one entry per part
     /// (`op md version 2 -> 3`, `args.steps: 1000 -> 2000`, `input digest differs`).
     /// Empty when the keys are equal.
@@ -144,5 +264,28 @@ mod tests {
     fn canonical_json_sorts_keys() {
         let a = canonical_json(&json!({"b": 1, "a": {"d": 2, "c": [ {"z": 1, "y": 2} ]}}));
         assert_eq!(a.to_string(), r#"{"a":{"c":[{"y":2,"z":1}],"d":2},"b":1}"#);
+    }
+
+    #[test]
+    fn input_digest_counts_frames_and_ignores_file_names() {
+        use crate::atoms::Atoms;
+        let dir = tempfile::tempdir().unwrap();
+        let frames: Vec<Atoms> = (1..=4).map(|n| Atoms::new(vec![1; n], vec![[0.0; 3]; n])).collect();
+        let (a, b) = (dir.path().join("a.xyz"), dir.path().join("b.xyz"));
+        crate::extxyz::write_file(&a, &frames).unwrap();
+        crate::extxyz::write_file(&b, &frames[..1]).unwrap();
+        let both = input_digest(&ConfigSet::from_files(vec![a.clone(), b.clone()])).unwrap();
+        assert_eq!(both.items, Some(5));
+        let moved = dir.path().join("moved.xyz");
+        std::fs::copy(&a, &moved).unwrap();
+        let one = input_digest(&ConfigSet::from_files(vec![a.clone()])).unwrap();
+        assert_eq!(one, input_digest(&ConfigSet::from_files(vec![moved])).unwrap());
+        assert_ne!(one.digest, both.digest);
+        std::fs::write(&b, "not a count\nx\n").unwrap();
+        assert_eq!(input_digest(&ConfigSet::from_files(vec![b])).unwrap().items, None);
+        let mem = input_digest(&ConfigSet::from_atoms(frames.clone())).unwrap();
+        assert_eq!(mem.items, Some(4));
+        assert_ne!(mem.digest, input_digest(&ConfigSet::from_atoms(frames[..3].to_vec())).unwrap().digest);
+        assert_eq!(input_digest(&ConfigSet::counters(7)).unwrap().items, Some(7));
     }
 }

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::executor::{FailureRecord, ResultSink};
 use crate::operation::Location;
 use journal::{Journal, JournalState, OutputState, Resumable};
-pub use key::{AUTOPARA_VERSION, RunKey, canonical_json};
+pub use key::{AUTOPARA_VERSION, InputDigest, RunKey, canonical_json, input_digest};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};

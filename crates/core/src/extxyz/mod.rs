@@ -34,7 +34,7 @@ mod writer;
 pub use kv::{parse_key_values, parse_value};
 pub use parallel::read_file_par;
 pub use reader::Reader;
-pub use writer::{write_frame, write_frame_with};
+pub use writer::write_frame;
 
 use crate::atoms::Atoms;
 use crate::error::{Error, Result};
@@ -67,8 +67,8 @@ pub fn to_string(frames: &[Atoms]) -> std::io::Result<String> {
     String::from_utf8(out).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
-/// Writes frames to a file (created or truncated; not atomic, see
-/// [`crate::outputspec::AtomicFile`] for that).
+/// Writes frames to a file (created or truncated; not atomic: run outputs
+/// are written through the cache's [`crate::cache::FileSink`] for that).
 pub fn write_file(path: impl AsRef<Path>, frames: &[Atoms]) -> Result<()> {
     let path = path.as_ref();
     let f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;

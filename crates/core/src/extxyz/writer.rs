@@ -1,8 +1,7 @@
 //! The frame writer.
 
 use super::kv;
-use crate::atoms::{ArrayData, Atoms, Value};
-use indexmap::IndexMap;
+use crate::atoms::{ArrayData, Atoms};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -26,18 +25,8 @@ use std::io::{self, Write};
 /// assert_eq!(text.lines().nth(2), Some("H               0.0              0.0              0.5"));
 /// ```
 pub fn write_frame<W: Write + ?Sized>(w: &mut W, atoms: &Atoms) -> io::Result<()> {
-    write_frame_with(w, atoms, &IndexMap::new())
-}
-
-/// [`write_frame`] with extra info entries (output tags): an extra key
-/// replaces the configuration's value in place, new keys follow its info.
-pub fn write_frame_with<W: Write + ?Sized>(
-    w: &mut W,
-    atoms: &Atoms,
-    extra_info: &IndexMap<String, Value>,
-) -> io::Result<()> {
     let mut s = String::with_capacity(128 + atoms.len() * 64);
-    format_frame(&mut s, atoms, extra_info).map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
+    format_frame(&mut s, atoms).map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
     w.write_all(s.as_bytes())
 }
 
@@ -50,7 +39,7 @@ fn is_column_name_ok(s: &str) -> bool {
     is_field_safe(s) && !s.chars().any(|c| matches!(c, ':' | '"' | '\'' | '{' | '}' | '[' | ']' | '=' | ',' | '\\'))
 }
 
-fn format_frame(s: &mut String, atoms: &Atoms, extra: &IndexMap<String, Value>) -> Result<(), String> {
+fn format_frame(s: &mut String, atoms: &Atoms) -> Result<(), String> {
     let n = atoms.len();
     if atoms.positions.len() != n {
         return Err(format!("{} atomic numbers but {} positions", n, atoms.positions.len()));
@@ -104,12 +93,7 @@ fn format_frame(s: &mut String, atoms: &Atoms, extra: &IndexMap<String, Value>) 
     for (name, col) in &atoms.arrays {
         let _ = write!(s, ":{name}:{}:{}", col.data.type_char(), col.width);
     }
-    let entries = atoms
-        .info
-        .iter()
-        .map(|(k, v)| (k, extra.get(k).unwrap_or(v)))
-        .chain(extra.iter().filter(|(k, _)| !atoms.info.contains_key(*k)));
-    for (key, value) in entries {
+    for (key, value) in &atoms.info {
         if key.is_empty() || key == "pbc" || key == "Lattice" || key.eq_ignore_ascii_case("Properties") {
             return Err(format!("info key '{key}' is reserved"));
         }
