@@ -21,7 +21,7 @@ pub use autopara_minim as minim;
 /// The MPI backend: call [`mpi::init`] first thing in `main` (feature `mpi`).
 #[cfg(feature = "mpi")]
 pub use autopara_mpi as mpi;
-#[cfg(feature = "slurm")]
+/// The queue backend: batch jobs on Slurm, locally or over ssh.
 pub use autopara_queue as queue;
 
 /// The command-line front end (also used by `src/main.rs`).

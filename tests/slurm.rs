@@ -1,10 +1,11 @@
-//! `autopara run --remote-info` and a pipeline step with `remote_info` on a
-//! real single-node Slurm (started by `LocalCluster`; skipped loudly without
-//! Slurm): the output equals a local run with the same seed, and a driver
-//! killed mid-run re-attaches to its jobs when rerun. Jobs run this build's
-//! `autopara worker`.
+//! `autopara run --remote-info` and pipelines with `remote_info` on a real
+//! single-node Slurm (started by `LocalCluster`; skipped loudly without
+//! Slurm): the output equals a local run with the same seed, a driver killed
+//! mid-run re-attaches to its jobs when rerun, and a failed job's items,
+//! written flagged under `ignore_failed_jobs`, count as failed until
+//! `--retry-failed` runs them again. Jobs run this build's `autopara worker`.
 //!
-//! Run with `cargo test -p autopara --features slurm --test slurm`.
+//! Run with `cargo test -p autopara --test slurm`.
 
 use autopara::queue::testing::LocalCluster;
 use autopara::{Atoms, extxyz};
@@ -69,6 +70,12 @@ fn remote_info(jobs_dir: &Path, pre_cmds: &[&str]) -> String {
     .to_string()
 }
 
+/// Fails unless the two files hold the same bytes (without printing them).
+fn assert_same_bytes(a: &Path, b: &Path) {
+    let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    assert!(x == y, "{} ({} bytes) differs from {} ({} bytes)", a.display(), x.len(), b.display(), y.len());
+}
+
 /// Job directory → Slurm id, for directories with a recorded submission.
 fn submissions(jobs_dir: &Path) -> BTreeMap<PathBuf, String> {
     std::fs::read_dir(jobs_dir)
@@ -123,27 +130,96 @@ fn slurm_run_equals_local_and_killed_driver_reattaches() {
     let queued = cluster.slurm().jobs().unwrap().len();
     // ... and rerun (remote info from the environment this time) re-attaches to the same jobs.
     let log = ok(run_md(&cluster, dir, "killed.xyz", &[], &[("AUTOPARA_REMOTE_INFO", &slow)]));
-    assert!(log.contains("3 jobs in") && log.contains("0 submitted, 3 re-attached"), "{log}");
+    assert!(log.contains("3 jobs: 0 submitted, 3 re-attached, 0 finished earlier in"), "{log}");
     assert_eq!(extxyz::read_file(dir.join("killed.xyz")).unwrap(), local);
     assert_eq!(submissions(&jobs), before, "a job was resubmitted");
     assert!(before.keys().all(|d| d.join("status").exists()), "the rerun did not wait for the jobs");
     assert_eq!(cluster.slurm().jobs().unwrap().len(), queued, "the rerun submitted jobs");
 
-    // A pipeline step with a `remote_info` table runs on Slurm too.
+    // A pipeline step with a `remote_info` table runs on Slurm too, and so
+    // does a step named in the file's top-level `remote_info` (by its op).
     let jobs = dir.join("jobs-pipeline");
+    let calc_jobs = dir.join("jobs-pipeline-calc");
     let pipeline = format!(
-        "[[step]]\nname = \"traj\"\nop = \"md\"\ninputs = [\"in.xyz\"]\noutput = \"pipe.xyz\"\n\
+        "[remote_info.calculate]\njob_name = \"calc\"\ncheck_interval = 0.2\nautopara_bin = \"{BIN}\"\n\
+         jobs_dir = \"{}\"\n\n\
+         [[step]]\nname = \"traj\"\nop = \"md\"\ninputs = [\"in.xyz\"]\noutput = \"pipe.xyz\"\n\
          args = {{ calculator = {{ type = \"emt\" }}, steps = 6, dt = 1.0, temperature = 500, traj_step_interval = 3 }}\n\
          settings = {{ seed = 7, chunk_size = 1 }}\n\
          remote_info = {{ job_name = \"pipe\", num_inputs_per_queued_job = -3, check_interval = 0.2, \
-         autopara_bin = \"{BIN}\", jobs_dir = \"{}\" }}\n",
+         autopara_bin = \"{BIN}\", jobs_dir = \"{}\" }}\n\n\
+         [[step]]\nname = \"energies\"\nop = \"calculate\"\ninputs = [\"@traj\"]\noutput = \"pipe-calc.xyz\"\n\
+         args = {{ calculator = {{ type = \"emt\" }} }}\n",
+        calc_jobs.display(),
         jobs.display()
     );
     std::fs::write(dir.join("pipeline.toml"), pipeline).unwrap();
     let log = ok(autopara(&cluster, &["pipeline", dir.join("pipeline.toml").to_str().unwrap(), "-q"], &[]));
-    assert!(log.contains("traj runs on Slurm"), "{log}");
+    assert!(log.contains("traj runs on Slurm") && log.contains("energies runs on Slurm"), "{log}");
     assert_eq!(extxyz::read_file(dir.join("pipe.xyz")).unwrap(), local);
     assert_eq!(submissions(&jobs).len(), 2);
+    assert_eq!(submissions(&calc_jobs).len(), 1);
+    let calc =
+        ["run", "calculate", "-i", "local.xyz", "-o", "local-calc.xyz", "--args", r#"{"calculator": {"type": "emt"}}"#];
+    let mut local_calc = autopara(&cluster, &calc, &[]);
+    local_calc.current_dir(dir);
+    ok(local_calc);
+    assert_same_bytes(&dir.join("pipe-calc.xyz"), &dir.join("local-calc.xyz"));
+}
+
+/// A job that fails under `ignore_failed_jobs`: its inputs are written flagged
+/// with `EXPYRE_REMOTE_JOB_FAILED` and count as failed items in the summary,
+/// the record and the failure records; `--retry-failed` resubmits that job
+/// and the output becomes the local run's, byte for byte.
+#[test]
+fn an_ignored_failed_job_counts_as_failed_and_retry_resubmits_it() {
+    let Some(cluster) = LocalCluster::start_or_skip("an_ignored_failed_job_counts_as_failed_and_retry_resubmits_it")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_inputs(&dir.join("in.xyz"));
+    ok(run_md(&cluster, dir, "local.xyz", &["--workers", "1"], &[]));
+    // A worker that fails in the first job to start (mkdir is atomic), then works.
+    let flaky = dir.join("flaky-autopara");
+    let script = format!(
+        "#!/bin/sh\nif mkdir '{}' 2>/dev/null; then echo 'boom: flaky worker' >&2; exit 3; fi\nexec '{BIN}' \"$@\"\n",
+        dir.join("failed-once").display()
+    );
+    std::fs::write(&flaky, script).unwrap();
+    std::fs::set_permissions(&flaky, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let info = serde_json::json!({"md": {
+        "job_name": "flaky", "num_inputs_per_queued_job": -2, "check_interval": 0.2, "timeout": 120,
+        "autopara_bin": flaky, "jobs_dir": dir.join("jobs"), "ignore_failed_jobs": true,
+    }})
+    .to_string();
+    let (input, output) = (dir.join("in.xyz"), dir.join("out.xyz"));
+    let md = |extra: &[&str]| {
+        let mut args = vec!["run", "md", "-i", input.to_str().unwrap(), "-o", output.to_str().unwrap()];
+        args.extend(["--args", MD_ARGS, "--seed", "7", "--chunk-size", "1", "--remote-info", &info]);
+        args.extend(extra);
+        autopara(&cluster, &args, &[("AUTOPARA_PROGRESS", "1")])
+    };
+    let log = ok(md(&[]));
+    assert!(log.contains("ignoring failed job") && log.contains("boom: flaky worker"), "{log}");
+    assert!(log.contains("6 items, 14 configs written, 2 failed"), "{log}");
+    let frames = extxyz::read_file(&output).unwrap();
+    let flagged: Vec<&Atoms> = frames.iter().filter(|a| a.info.contains_key("EXPYRE_REMOTE_JOB_FAILED")).collect();
+    assert_eq!(flagged.len(), 2, "the failed job's two inputs, flagged");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out.xyz.autopara.json")).unwrap()).unwrap();
+    assert_eq!((record["items"].as_u64(), record["failed"].as_u64()), (Some(6), Some(2)), "{record}");
+    let failures = std::fs::read_to_string(dir.join("out.xyz.failures.jsonl")).unwrap();
+    assert_eq!(failures.lines().count(), 2, "{failures}");
+
+    let log = ok(md(&["--retry-failed"]));
+    assert!(log.contains("rerunning 2 failed items") && log.contains("resubmitting"), "{log}");
+    assert_same_bytes(&output, &dir.join("local.xyz"));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out.xyz.autopara.json")).unwrap()).unwrap();
+    assert_eq!((record["failed"].as_u64(), record["configs"].as_u64()), (Some(0), Some(18)), "{record}");
+    assert!(!dir.join("out.xyz.failures.jsonl").exists());
 }
 
 /// Remote info without an entry for the op: an error from `--remote-info`, a

@@ -52,8 +52,8 @@ fn test(args: &[String]) -> Result<(), String> {
     deps::run(&[])?;
     let root = util::root();
     util::cargo(&root, &["fmt", "--all", "--check"])?;
-    // All features: the MPI (`mpi`) and Slurm (`slurm`) backends and their
-    // end-to-end tests are part of the suite; `deps` installed what they need.
+    // All features: the MPI backend (`mpi`) and its end-to-end tests are part
+    // of the suite; `deps` installed what they need.
     util::cargo(&root, &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])?;
     // Doc comments are part of the interface: broken links fail the build.
     util::cargo_env(
@@ -64,6 +64,12 @@ fn test(args: &[String]) -> Result<(), String> {
     let mut test_args = vec!["test", "--workspace", "--all-features"];
     test_args.extend(args.iter().map(String::as_str));
     util::cargo_env(&root, &test_args, &[("AUTOPARA_REQUIRE_REFERENCES", "1")])?;
+    // The default binary (no features): what it refuses and what it has.
+    util::cargo_env(
+        &root,
+        &["test", "-p", "autopara", "--test", "default_build"],
+        &[("AUTOPARA_REQUIRE_REFERENCES", "1")],
+    )?;
     println!("xtask test: all checks passed");
     Ok(())
 }

@@ -2,13 +2,10 @@
 //! links every enabled op crate); this crate holds the commands.
 
 pub mod convert;
-#[cfg(feature = "slurm")]
 pub mod remote;
-#[cfg(feature = "slurm")]
 pub mod worker;
 
 use clap::{Parser, Subcommand};
-#[cfg(feature = "slurm")]
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,8 +32,7 @@ pub enum Command {
     Calculators,
     /// Read extxyz files (or globs) and write them to OUT, adding tags.
     Convert(convert::ConvertArgs),
-    /// Run one Slurm job's items (used by the job scripts of the Slurm backend).
-    #[cfg(feature = "slurm")]
+    /// Run one batch job's items (used by the job scripts of the queue backend).
     Worker {
         /// The job directory written by the driver.
         #[arg(long)]
@@ -49,6 +45,28 @@ pub enum Command {
     BuildcellInput(buildcell_input::BuildcellInputArgs),
     /// Run the steps of a pipeline file (TOML), each cached and resumed.
     Pipeline(pipeline::PipelineArgs),
+}
+
+/// Why this process must not run when the binary has no MPI backend: the
+/// environment asks for MPI (`AUTOPARA_MPI`, `WFL_MPIPOOL`), or an MPI
+/// launcher (`mpirun`, `srun`) started more than one rank, each of which would
+/// run the whole job. `None` when neither holds. The binary calls this before
+/// any work when it was built without the `mpi` feature.
+pub fn mpi_missing() -> Option<String> {
+    use autopara_core::autopara_info::{mpi_launch, mpi_requested};
+    let env = |k: &str| std::env::var(k).ok();
+    let why = match (mpi_requested(env), mpi_launch(env)) {
+        (Some(var), _) => format!("{var} asks for the MPI backend"),
+        (None, Some(var)) => {
+            format!("it was started as one of several MPI ranks ({var}), and every rank would run the whole job")
+        }
+        (None, None) => return None,
+    };
+    Some(format!(
+        "this autopara was built without MPI, but {why}. Build it with MPI: `cargo install --path . --features mpi` \
+         (needs an MPI library and libclang; on Debian: apt-get install libopenmpi-dev openmpi-bin libclang-dev), \
+         or run it as a single process without AUTOPARA_MPI/WFL_MPIPOOL"
+    ))
 }
 
 /// Runs the CLI with the process arguments; errors go to stderr with exit status 1.
@@ -97,7 +115,6 @@ pub fn run(cli: Cli) -> autopara_core::Result<()> {
             Ok(())
         }
         Command::Convert(args) => convert::run(&args),
-        #[cfg(feature = "slurm")]
         Command::Worker { job_dir } => worker::run(&job_dir),
         Command::Run(args) => run::run(args),
         #[cfg(feature = "buildcell")]

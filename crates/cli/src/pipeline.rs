@@ -107,8 +107,9 @@ pub struct Step {
     /// Per-step execution settings.
     #[serde(default)]
     pub settings: StepSettings,
-    /// Run this step on Slurm (`slurm` feature): a `RemoteInfo` table (see
-    /// docs/queue.md). Without it, `AUTOPARA_REMOTE_INFO` may name the step or its op.
+    /// Run this step as batch jobs: a `RemoteInfo` table (see docs/queue.md);
+    /// without it the pipeline's `remote_info` (or else `AUTOPARA_REMOTE_INFO`)
+    /// may name the step or its op. Without it, `AUTOPARA_REMOTE_INFO` may name the step or its op.
     pub remote_info: Option<toml::Value>,
 }
 
@@ -123,6 +124,11 @@ pub struct Pipeline {
     /// Defaults for every step.
     #[serde(default)]
     pub settings: StepSettings,
+    /// Remote info for the steps without their own, as `AUTOPARA_REMOTE_INFO`
+    /// holds it: keyed by step name or op (`[remote_info.relax]`,
+    /// `[remote_info."*"]`), or one bare `RemoteInfo` for every step. It
+    /// replaces the environment's; a step it has no entry for runs locally.
+    pub remote_info: Option<toml::Value>,
     /// The steps, run in order.
     #[serde(rename = "step", default)]
     pub steps: Vec<Step>,
@@ -162,6 +168,7 @@ struct Planned<'a> {
     output: String,
     args: serde_json::Value,
     settings: StepSettings,
+    remote_info: Option<autopara_queue::RemoteInfo>,
 }
 
 fn step_error(step: &Step, field: &str, message: impl Into<String>) -> Error {
@@ -199,7 +206,9 @@ fn plan<'a>(pipeline: &'a Pipeline, dir: &Path, cli_workers: Option<usize>) -> R
         build_op(&step.op, args.clone()).map_err(|e| step_error(step, "op", e.to_string()))?;
         let mut settings = step.settings.or(&pipeline.settings);
         settings.workers = cli_workers.or(settings.workers);
-        planned.push(Planned { step, inputs, output: resolve(&step.output), args, settings });
+        let remote_info =
+            crate::remote::step_info(step.remote_info.as_ref(), pipeline.remote_info.as_ref(), &step.name, &step.op)?;
+        planned.push(Planned { step, inputs, output: resolve(&step.output), args, settings, remote_info });
     }
     Ok(planned)
 }
@@ -231,7 +240,7 @@ pub fn run_pipeline(args: &PipelineArgs) -> Result<Vec<StepReport>> {
             );
         }
         let info = AutoparaInfo {
-            backend: step_backend(p.step)?,
+            backend: crate::remote::step_backend(p.remote_info.as_ref(), &p.step.name)?,
             workers: p.settings.workers,
             chunk_size: p.settings.chunk_size,
             seed: p.settings.seed,
@@ -264,21 +273,6 @@ pub fn run_pipeline(args: &PipelineArgs) -> Result<Vec<StepReport>> {
         reports.push(report);
     }
     Ok(reports)
-}
-
-/// The step's Slurm backend, if it has remote info (see [`crate::remote::step_backend`]).
-#[cfg(feature = "slurm")]
-fn step_backend(step: &Step) -> Result<Option<std::sync::Arc<dyn autopara_core::executor::backend::Backend>>> {
-    crate::remote::step_backend(step.remote_info.as_ref(), &step.name, &step.op)
-}
-
-/// Without the `slurm` feature a step with remote info is refused.
-#[cfg(not(feature = "slurm"))]
-fn step_backend(step: &Step) -> Result<Option<std::sync::Arc<dyn autopara_core::executor::backend::Backend>>> {
-    match step.remote_info {
-        Some(_) => Err(step_error(step, "remote_info", "this autopara was built without the `slurm` feature")),
-        None => Ok(None),
-    }
 }
 
 /// One line per finished step.

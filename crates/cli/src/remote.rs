@@ -1,5 +1,6 @@
-//! The Slurm backend for `autopara run` (`--remote-info JSON|TOML|FILE`) and
-//! pipeline steps (`remote_info` table), else from `AUTOPARA_REMOTE_INFO`
+//! The queue backend for `autopara run` (`--remote-info JSON|TOML|FILE`) and
+//! pipelines (a step's `remote_info` table, or the file's top-level
+//! `remote_info` keyed by step or op), else from `AUTOPARA_REMOTE_INFO`
 //! (keyed by op label, as wfl's `WFL_EXPYRE_INFO`).
 
 use autopara_core::executor::backend::Backend;
@@ -7,10 +8,11 @@ use autopara_core::{Error, Result};
 use autopara_queue::{REMOTE_INFO_ENV, RemoteInfo, Slurm, SlurmBackend};
 use std::sync::Arc;
 
-/// The Slurm backend for `autopara run OP`: from `--remote-info` when given
+/// The queue backend for `autopara run OP`: from `--remote-info` when given
 /// (which must have an entry for the op), else from [`REMOTE_INFO_ENV`] (no
-/// entry: `None`, the op runs locally).
-pub fn backend(remote_info: Option<&str>, op: &str) -> Result<Option<Arc<dyn Backend>>> {
+/// entry: `None`, the op runs locally). With `retry` (`--retry-failed`) every
+/// job runs again, even one that finished.
+pub fn backend(remote_info: Option<&str>, op: &str, retry: bool) -> Result<Option<Arc<dyn Backend>>> {
     let backend = match remote_info {
         Some(spec) => {
             let info = RemoteInfo::select(spec, "--remote-info", &[op])?.ok_or_else(|| Error::Args {
@@ -22,25 +24,42 @@ pub fn backend(remote_info: Option<&str>, op: &str) -> Result<Option<Arc<dyn Bac
         }
         None => SlurmBackend::from_env(&[op])?,
     };
-    announce(backend, op)
+    announce(backend.map(|b| if retry { b.for_retry() } else { b }), op)
 }
 
-/// The Slurm backend for a pipeline step: its `remote_info` table when given,
-/// else the [`REMOTE_INFO_ENV`] entry for the step's name, then for its op.
-pub fn step_backend(table: Option<&toml::Value>, step: &str, op: &str) -> Result<Option<Arc<dyn Backend>>> {
-    let backend = match table {
-        Some(t) => {
-            let origin = format!("pipeline step '{step}', remote_info");
-            let value = serde_json::to_value(t).map_err(|e| Error::Args {
-                context: origin.clone(),
-                field: "-".into(),
-                message: e.to_string(),
-            })?;
-            Some(SlurmBackend::new(&RemoteInfo::from_value(value, &origin)?, Slurm::new())?)
-        }
-        None => SlurmBackend::from_env(&[step, op])?,
+/// The remote info of a pipeline step: its own `remote_info` table when
+/// given, else the pipeline's top-level `remote_info` entry for the step's
+/// name, then its op (or the bare table), else the same from
+/// [`REMOTE_INFO_ENV`]; `None`: the step runs locally.
+pub fn step_info(
+    step_table: Option<&toml::Value>,
+    pipeline_table: Option<&toml::Value>,
+    step: &str,
+    op: &str,
+) -> Result<Option<RemoteInfo>> {
+    let json = |t: &toml::Value, origin: &str| {
+        serde_json::to_value(t).map_err(|e| Error::Args {
+            context: origin.to_string(),
+            field: "-".into(),
+            message: e.to_string(),
+        })
     };
-    announce(backend, step)
+    let info = match (step_table, pipeline_table) {
+        (Some(t), _) => {
+            let origin = format!("pipeline step '{step}', remote_info");
+            Some(RemoteInfo::from_value(json(t, &origin)?, &origin)?)
+        }
+        (None, Some(t)) => {
+            RemoteInfo::select_value(json(t, "pipeline remote_info")?, "pipeline remote_info", &[step, op])?
+        }
+        (None, None) => RemoteInfo::from_env(&[step, op])?,
+    };
+    Ok(info)
+}
+
+/// The queue backend for a pipeline step with remote info `info` (see [`step_info`]).
+pub fn step_backend(info: Option<&RemoteInfo>, step: &str) -> Result<Option<Arc<dyn Backend>>> {
+    announce(info.map(|i| SlurmBackend::new(i, Slurm::new())).transpose()?, step)
 }
 
 /// Says where the call runs and boxes the backend.

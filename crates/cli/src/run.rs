@@ -49,9 +49,8 @@ pub struct RunArgs {
     /// Rerun only the items recorded as failed in the complete output, and merge them in.
     #[arg(long, conflicts_with = "overwrite")]
     pub retry_failed: bool,
-    /// Run the chunks as Slurm jobs: remote info as JSON or TOML text or a file,
+    /// Run the chunks as batch jobs: remote info as JSON or TOML text or a file,
     /// bare or keyed by op name (default: $AUTOPARA_REMOTE_INFO). See docs/queue.md.
-    #[cfg(feature = "slurm")]
     #[arg(long, value_name = "JSON|TOML|FILE")]
     pub remote_info: Option<String>,
 }
@@ -99,10 +98,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         let (k, v) = parse_tag(t)?;
         outputs = outputs.with_tag(k, v);
     }
-    #[cfg(feature = "slurm")]
-    let backend = crate::remote::backend(a.remote_info.as_deref(), op.info().name)?;
-    #[cfg(not(feature = "slurm"))]
-    let backend = None;
+    let backend = crate::remote::backend(a.remote_info.as_deref(), op.info().name, a.retry_failed)?;
     let info = AutoparaInfo {
         backend,
         workers: a.workers,

@@ -34,6 +34,39 @@ pub const ENV_WFL_NUM_WORKERS: &str = "WFL_NUM_PYTHON_SUBPROCESSES";
 /// `AUTOPARA_PROGRESS=0` turns progress output off.
 pub const ENV_PROGRESS: &str = "AUTOPARA_PROGRESS";
 
+/// Variables that ask for the MPI backend (`AUTOPARA_MPI`, or wfl's
+/// `WFL_MPIPOOL`), set to anything but empty or `0`.
+pub const ENV_MPI: [&str; 2] = ["AUTOPARA_MPI", "WFL_MPIPOOL"];
+
+/// What in the environment asks for MPI: the first of [`ENV_MPI`] that is set
+/// (anything but empty or `0`), as `NAME=value`.
+pub fn mpi_requested(env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    ENV_MPI.iter().find_map(|k| env(k).filter(|v| !v.is_empty() && v != "0").map(|v| format!("{k}={v}")))
+}
+
+/// How a launcher that started more than one rank of this program shows
+/// itself, as `NAME=value`; `None` for a single process. Read from what
+/// `mpirun`/`mpiexec`/`srun` put in every rank's environment: Open MPI's
+/// `OMPI_COMM_WORLD_SIZE`, MPICH/Intel MPI's PMI `PMI_SIZE`, MVAPICH's
+/// `MV2_COMM_WORLD_SIZE`, a Slurm job step's `SLURM_STEP_NUM_TASKS` (only
+/// inside a step, where `SLURM_STEP_ID` is set: a batch script's
+/// `SLURM_NTASKS` describes the allocation, not this process), and for
+/// launchers that publish only ranks (PMIx, PMI), a rank above 0.
+pub fn mpi_launch(env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let number = |k: &str| env(k).and_then(|v| v.trim().parse::<u64>().ok().map(|n| (n, format!("{k}={}", v.trim()))));
+    let sizes = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE"];
+    let step =
+        env("SLURM_STEP_ID").is_some().then(|| number("SLURM_STEP_NUM_TASKS").or_else(|| number("SLURM_NTASKS")));
+    let ranks = ["PMIX_RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK"];
+    sizes
+        .iter()
+        .filter_map(|k| number(k))
+        .chain(step.flatten())
+        .find(|(n, _)| *n > 1)
+        .or_else(|| ranks.iter().filter_map(|k| number(k)).find(|(n, _)| *n > 0))
+        .map(|(_, what)| what)
+}
+
 /// A function run once per worker before its first chunk (in serial runs too),
 /// for example to build calculators ahead of time with [`WorkerContext::calculator`].
 /// An error stops the run, naming the worker.
@@ -218,6 +251,33 @@ mod tests {
         assert!(e.to_string().contains("AUTOPARA_NUM_WORKERS") && e.to_string().contains("many"), "{e}");
         let e = AutoparaInfo { chunk_size: Some(0), ..Default::default() }.resolve_with_env(&OP, env_of(&[]));
         assert!(e.unwrap_err().to_string().contains("chunk_size"));
+    }
+
+    #[test]
+    fn mpi_requests_and_launchers_are_recognised() {
+        assert_eq!(mpi_requested(env_of(&[("AUTOPARA_MPI", "1")])).as_deref(), Some("AUTOPARA_MPI=1"));
+        assert_eq!(mpi_requested(env_of(&[("WFL_MPIPOOL", "2")])).as_deref(), Some("WFL_MPIPOOL=2"));
+        assert_eq!(mpi_requested(env_of(&[("AUTOPARA_MPI", "0"), ("WFL_MPIPOOL", "")])), None);
+        for (env, want) in [
+            (&[("OMPI_COMM_WORLD_SIZE", "2")][..], Some("OMPI_COMM_WORLD_SIZE=2")),
+            (&[("PMI_SIZE", "4"), ("PMI_RANK", "0")][..], Some("PMI_SIZE=4")),
+            (&[("MV2_COMM_WORLD_SIZE", "3")][..], Some("MV2_COMM_WORLD_SIZE=3")),
+            (&[("PMIX_RANK", "1")][..], Some("PMIX_RANK=1")),
+            (
+                &[("SLURM_STEP_ID", "0"), ("SLURM_STEP_NUM_TASKS", "2"), ("SLURM_NTASKS", "2")][..],
+                Some("SLURM_STEP_NUM_TASKS=2"),
+            ),
+            (&[("SLURM_STEP_ID", "0"), ("SLURM_NTASKS", "8")][..], Some("SLURM_NTASKS=8")),
+            // One rank, or a batch script of a many-task allocation (no step): a single process.
+            (&[("OMPI_COMM_WORLD_SIZE", "1"), ("OMPI_COMM_WORLD_RANK", "0")][..], None),
+            (&[("PMIX_RANK", "0")][..], None),
+            (&[("SLURM_NTASKS", "8"), ("SLURM_JOB_ID", "5")][..], None),
+            (&[("SLURM_STEP_ID", "0"), ("SLURM_STEP_NUM_TASKS", "1"), ("SLURM_NTASKS", "8")][..], None),
+            (&[][..], None),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] = Box::leak(env.to_vec().into_boxed_slice());
+            assert_eq!(mpi_launch(env_of(pairs)).as_deref(), want, "{env:?}");
+        }
     }
 
     #[test]

@@ -100,12 +100,23 @@ impl Item {
 pub struct ItemFailure {
     /// What went wrong.
     pub message: String,
+    /// Configurations written in the item's place although it failed; usually
+    /// none. The queue backend's `ignore_failed_jobs` writes a failed job's
+    /// inputs here, flagged, as wfl does; the item still counts as failed and
+    /// `--retry-failed` replaces them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<Atoms>,
 }
 
 impl ItemFailure {
     /// A failure with a message.
     pub fn new(message: impl Into<String>) -> ItemFailure {
-        ItemFailure { message: message.into() }
+        ItemFailure { message: message.into(), frames: Vec::new() }
+    }
+
+    /// A failure that still writes `frames` in the item's place.
+    pub fn with_frames(message: impl Into<String>, frames: Vec<Atoms>) -> ItemFailure {
+        ItemFailure { message: message.into(), frames }
     }
 }
 

@@ -96,20 +96,29 @@ struct Tagged<'t, 's> {
     sink: &'s mut dyn ResultSink,
 }
 
-impl ResultSink for Tagged<'_, '_> {
-    fn write_item(&mut self, index: u64, location: &Location, mut frames: Vec<Atoms>) -> Result<()> {
-        if !self.tags.is_empty() {
-            for at in &mut frames {
-                for (k, v) in self.tags {
-                    at.info.insert(k.clone(), v.clone());
-                }
+impl Tagged<'_, '_> {
+    fn tag(&self, frames: &mut [Atoms]) {
+        for at in frames {
+            for (k, v) in self.tags {
+                at.info.insert(k.clone(), v.clone());
             }
         }
+    }
+}
+
+impl ResultSink for Tagged<'_, '_> {
+    fn write_item(&mut self, index: u64, location: &Location, mut frames: Vec<Atoms>) -> Result<()> {
+        self.tag(&mut frames);
         self.sink.write_item(index, location, frames)
     }
 
     fn write_failure(&mut self, failure: &FailureRecord) -> Result<()> {
-        self.sink.write_failure(failure)
+        if self.tags.is_empty() || failure.frames.is_empty() {
+            return self.sink.write_failure(failure);
+        }
+        let mut failure = failure.clone();
+        self.tag(&mut failure.frames);
+        self.sink.write_failure(&failure)
     }
 
     fn checkpoint(&mut self, next_index: u64, now: bool) -> Result<()> {
@@ -130,7 +139,10 @@ impl ResultSink for MemorySink {
     }
 
     fn write_failure(&mut self, failure: &FailureRecord) -> Result<()> {
-        self.failures.push(failure.clone());
+        let mut failure = failure.clone();
+        let frames = std::mem::take(&mut failure.frames);
+        self.write_item(failure.index, &Location::default(), frames)?;
+        self.failures.push(failure);
         Ok(())
     }
 
@@ -400,6 +412,13 @@ impl<'a> PreparedRun<'a> {
             eprintln!("autopara: --retry-failed: rerunning {} failed items of {}{with}", failures.len(), names(paths));
         }
         let offsets: BTreeMap<u64, (usize, u64)> = failures.iter().map(|(o, f)| (f.index, (*o, f.offset))).collect();
+        // Configurations written in failed items' places (a failed batch job's
+        // flagged inputs) are replaced: skipped when copying, uncounted.
+        let placeholders: BTreeMap<u64, u64> = failures.iter().map(|(_, f)| (f.index, f.bytes)).collect();
+        let mut replaced_configs = vec![0u64; paths.len()];
+        for (o, f) in &failures {
+            replaced_configs[*o] += f.configs;
+        }
         let route = |loc: &Location| self.outputs.output_index(loc).unwrap_or(usize::MAX);
         let mut old_files = Vec::new();
         for p in paths {
@@ -408,6 +427,7 @@ impl<'a> PreparedRun<'a> {
         let mut merge = MergeSink {
             inner: FileSink::start_merge(paths, key, &route, &write_extxyz)?,
             offsets: &offsets,
+            placeholders: &placeholders,
             old: old_files,
         };
         let items = self
@@ -419,7 +439,8 @@ impl<'a> PreparedRun<'a> {
         let MergeSink { mut inner, old, .. } = merge;
         // The kept results after the last retried item, and the kept counts.
         for (i, ((mut reader, pos), record)) in old.into_iter().zip(&old_records).enumerate() {
-            inner.append_kept(i, &mut reader, record.bytes - pos, record.items - record.failed, record.configs)?;
+            let configs = record.configs - replaced_configs[i];
+            inner.append_kept(i, &mut reader, record.bytes - pos, record.items - record.failed, configs)?;
         }
         let records = inner.finish(key)?;
         if settings.progress {
@@ -477,6 +498,8 @@ struct MergeSink<'a, 'b> {
     inner: FileSink<'b>,
     /// Item index → (output, byte offset of its place in the old output).
     offsets: &'a BTreeMap<u64, (usize, u64)>,
+    /// Item index → bytes written in its place in the old output, skipped.
+    placeholders: &'a BTreeMap<u64, u64>,
     /// Per output: the old file and how far it has been copied.
     old: Vec<(BufReader<File>, u64)>,
 }
@@ -492,7 +515,13 @@ impl MergeSink<'_, '_> {
             self.old.get_mut(out).ok_or_else(|| Error::Cache(format!("failure record names output {out}")))?;
         let len = offset.checked_sub(*pos).ok_or_else(|| Error::Cache("failure records out of order".into()))?;
         self.inner.append_kept(out, reader, len, 0, 0)?;
-        *pos = offset;
+        let skip = self.placeholders.get(&index).copied().unwrap_or(0);
+        let skipped = std::io::copy(&mut std::io::Read::take(&mut *reader, skip), &mut std::io::sink())
+            .map_err(|e| Error::Cache(format!("reading the old output: {e}")))?;
+        if skipped != skip {
+            return Err(Error::Cache("the old output is shorter than its failure records say".into()));
+        }
+        *pos = offset + skip;
         Ok(())
     }
 }

@@ -75,7 +75,7 @@ impl MpiGuard {
 /// True when the environment asks for the MPI backend (`AUTOPARA_MPI`, or
 /// wfl's `WFL_MPIPOOL`, set to anything but `0` or empty).
 pub fn requested() -> bool {
-    ["AUTOPARA_MPI", "WFL_MPIPOOL"].iter().any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0"))
+    autopara_core::autopara_info::mpi_requested(|k| std::env::var(k).ok()).is_some()
 }
 
 /// Initializes MPI. On rank 0 returns the guard (hold it until the end of

@@ -14,9 +14,14 @@
 //! - no submission: submitted, unless Slurm already lists a job of that name
 //!   as queued or running (the driver died between `sbatch` and recording the
 //!   id), which is adopted.
+//!
+//! A run resumed part-way through a job's index range (the driver was killed
+//! after the job finished but before the output journal recorded all of its
+//! items) does not make a job of the remaining items: it finds the earlier
+//! job whose items end with them and takes its results (or follows it).
 
 use crate::error::{QueueError, Result};
-use crate::job::{JobDir, JobTask, Submission, job_script, read_json, write_atomic, write_json};
+use crate::job::{FORMAT, JobDir, JobTask, Submission, job_script, read_json, write_atomic, write_json};
 use crate::remote_info::{JOB_FAILED_KEY, RemoteInfo};
 use crate::slurm::{JobState, QueuedJob, Slurm};
 use autopara_core::executor::backend::{Backend, Job, Pool};
@@ -24,6 +29,7 @@ use autopara_core::executor::{ChunkOutcome, ChunkTask, JobSpec};
 use autopara_core::{Item, ItemFailure, ItemResult, Payload, Value};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Polls a job may stay finished-or-gone without a status file before it counts
@@ -41,11 +47,56 @@ const CAPACITY_CHUNKS: usize = 1 << 20;
 
 /// Runs an op's chunks as Slurm jobs: plug it into
 /// `AutoparaInfo { backend: Some(Arc::new(SlurmBackend::new(&info, Slurm::new())?)), .. }`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SlurmBackend {
     info: RemoteInfo,
     jobs_dir: PathBuf,
     slurm: Slurm,
+    /// `--retry-failed`: finished jobs are run again, never reused.
+    retrying: bool,
+    /// What the last run did with its jobs.
+    last: Mutex<JobCounts>,
+}
+
+/// How a run took up its jobs, as the driver reports it when it first waits:
+/// every job is counted once, by what the run found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    /// Jobs this run submitted for the first time.
+    pub submitted: usize,
+    /// Queued or running jobs of an earlier run that this run follows.
+    pub reattached: usize,
+    /// Jobs that had finished (exit status 0) before this run: their results are reused.
+    pub finished: usize,
+    /// Jobs that had failed or died and were submitted again.
+    pub resubmitted: usize,
+    /// Jobs found dead and given up on (`ignore_failed_jobs`): their items count as failed.
+    pub dead: usize,
+}
+
+impl JobCounts {
+    /// All jobs of the run.
+    pub fn total(&self) -> usize {
+        self.submitted + self.reattached + self.finished + self.resubmitted + self.dead
+    }
+
+    /// `3 jobs: 1 submitted, 1 re-attached, 1 finished earlier` (and resubmitted, dead when any).
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} jobs: {} submitted, {} re-attached, {} finished earlier",
+            self.total(),
+            self.submitted,
+            self.reattached,
+            self.finished
+        );
+        if self.resubmitted > 0 {
+            s += &format!(", {} resubmitted", self.resubmitted);
+        }
+        if self.dead > 0 {
+            s += &format!(", {} dead", self.dead);
+        }
+        s
+    }
 }
 
 impl SlurmBackend {
@@ -61,7 +112,21 @@ impl SlurmBackend {
                 message: format!("{} contains whitespace, which #SBATCH lines cannot hold", jobs_dir.display()),
             });
         }
-        Ok(SlurmBackend { info: info.clone(), jobs_dir, slurm })
+        Ok(SlurmBackend { info: info.clone(), jobs_dir, slurm, retrying: false, last: Mutex::default() })
+    }
+
+    /// The backend for `--retry-failed` (`runner::retry_failed`): every job is
+    /// run again, even one that finished (its items failed inside it, and the
+    /// retry is for running them again), except one still queued or running,
+    /// which is followed.
+    pub fn for_retry(mut self) -> SlurmBackend {
+        self.retrying = true;
+        self
+    }
+
+    /// What the last run on this backend did with its jobs.
+    pub fn last_run(&self) -> JobCounts {
+        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The backend for an op call from `AUTOPARA_REMOTE_INFO` (the first of
@@ -79,17 +144,19 @@ impl SlurmBackend {
     /// The job directories a run of `spec` over `items` with `chunk_size` uses,
     /// in order, without writing anything.
     pub fn job_dirs(&self, spec: &JobSpec, chunk_size: usize, items: &[Item]) -> Result<Vec<JobDir>> {
+        let per_job = self.range_len(chunk_size);
         items
-            .chunk_by(|a, b| self.job_number(chunk_size, a.index) == self.job_number(chunk_size, b.index))
+            .chunk_by(|a, b| a.index / per_job == b.index / per_job)
             .map(|c| Ok(self.describe(spec, chunk_size, c)?.0))
             .collect()
     }
 
-    /// The job an item belongs to: jobs cover fixed ranges of global indices, so a
-    /// run resumed after part of its output was written (starting mid-range)
-    /// still meets the earlier run's later jobs, and re-attaches to them.
-    fn job_number(&self, chunk_size: usize, index: u64) -> u64 {
-        index / (chunk_size.max(1) * self.chunks_per_job(chunk_size)) as u64
+    /// The length of the index range each job covers: jobs cover fixed ranges
+    /// of global indices, so a run resumed after part of its output was
+    /// written (starting mid-range) still meets the earlier run's later jobs,
+    /// and re-attaches to them.
+    fn range_len(&self, chunk_size: usize) -> u64 {
+        (chunk_size.max(1) * self.chunks_per_job(chunk_size)) as u64
     }
 
     /// Worker threads per job.
@@ -100,6 +167,28 @@ impl SlurmBackend {
     /// Whole chunks per job: `num_inputs_per_queued_job` items rounded up to chunks.
     fn chunks_per_job(&self, chunk_size: usize) -> usize {
         self.info.items_per_job(chunk_size).div_ceil(chunk_size.max(1))
+    }
+
+    /// The directory of an earlier job whose items end with `items`, and how many
+    /// items come before them: the job a run resumed part-way through its index
+    /// range belongs to. Items, spec and indices must all match exactly.
+    fn covering_job(&self, spec: &JobSpec, items: &[Item]) -> Result<Option<(JobDir, usize)>> {
+        let Ok(entries) = std::fs::read_dir(&self.jobs_dir) else { return Ok(None) };
+        for entry in entries.flatten() {
+            let job = JobDir::new(&self.jobs_dir, &self.info.job_name, &entry.file_name().to_string_lossy());
+            let Ok(task) = read_json::<JobTask>(&job.task()) else { continue };
+            let Some(skip) = task.items.len().checked_sub(items.len()) else { continue };
+            if task.format != FORMAT
+                || task.spec != *spec
+                || task.items[skip..].iter().map(|h| h.index).ne(items.iter().map(|i| i.index))
+            {
+                continue;
+            }
+            if job.read_items(&task)?.get(skip..) == Some(items) {
+                return Ok(Some((job, skip)));
+            }
+        }
+        Ok(None)
     }
 
     fn describe(&self, spec: &JobSpec, chunk_size: usize, items: &[Item]) -> Result<(JobDir, JobTask, Vec<u8>)> {
@@ -132,14 +221,19 @@ impl Backend for SlurmBackend {
             backend: self,
             spec: job.spec.clone(),
             chunk_size: None,
+            chunks_seen: 0,
             batch: Vec::new(),
+            chunks: VecDeque::new(),
             jobs: VecDeque::new(),
-            ready: VecDeque::new(),
+            results: VecDeque::new(),
             start: Instant::now(),
-            counts: (0, 0, 0),
+            counts: JobCounts::default(),
             reported: false,
+            snapshot: None,
         };
-        driver(&mut pool)
+        let result = driver(&mut pool);
+        *self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = pool.counts;
+        result
     }
 }
 
@@ -156,38 +250,74 @@ impl From<QueueError> for autopara_core::Error {
 enum Outcome {
     /// Status 0: `results.json` holds the results.
     Succeeded,
-    /// Failed or died with `ignore_failed_jobs`: its items come back flagged.
+    /// Failed or died with `ignore_failed_jobs`: its items come back as failures
+    /// (configurations flagged with [`JOB_FAILED_KEY`] written in their places).
     Ignored(String),
+}
+
+/// What one look at a job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    /// Queued or running: followed.
+    Live,
+    /// Finished or gone from the queue, its status file not (yet) seen: looked at again.
+    Pending,
+    /// Its status file says it finished.
+    Finished,
+    /// A live job of its name was adopted.
+    Adopted,
+    /// Submitted, never having been before.
+    Submitted,
+    /// Submitted again after it died.
+    Resubmitted,
+    /// Given up on (`ignore_failed_jobs`).
+    GaveUp,
 }
 
 /// One job of a run.
 struct QueueJob {
     dir: JobDir,
-    /// (chunk number, item count) of the executor's chunks in this job, in order.
-    chunks: Vec<(u64, usize)>,
+    /// Items of the job before this run's (a run resumed part-way through the
+    /// job's range): their results are skipped.
+    skip: usize,
+    /// This run's items in the job.
+    items: usize,
     submission: Option<Submission>,
+    /// Made by an earlier run and not yet counted in [`JobCounts`] (waiting for
+    /// its status file decides whether it finished or died).
+    uncounted: bool,
     resubmitted: bool,
     missing_polls: u32,
     outcome: Option<Outcome>,
 }
 
-/// The executor's handle on a Slurm run.
+/// The executor's handle on a Slurm run. Jobs cover fixed ranges of item
+/// indices and the executor's chunks need not line up with them (a run
+/// resumed at an odd index): items go into jobs one by one and results come
+/// back as one stream, cut into the executor's chunks again.
 struct SlurmPool<'a> {
     backend: &'a SlurmBackend,
     spec: JobSpec,
     /// The run's chunk size, from the first chunk (every chunk but the last has it).
     chunk_size: Option<usize>,
-    /// Chunks not yet in a job.
-    batch: Vec<ChunkTask>,
+    /// Chunks handed over so far.
+    chunks_seen: usize,
+    /// Items not yet in a job, all in one job's range.
+    batch: Vec<Item>,
+    /// (chunk number, item count) of the chunks handed over and not yet returned.
+    chunks: VecDeque<(u64, usize)>,
     /// Jobs in input order whose results have not been handed back.
     jobs: VecDeque<QueueJob>,
-    /// Outcomes of finished jobs, in order, waiting for `recv`.
-    ready: VecDeque<ChunkOutcome>,
+    /// Results of finished jobs, in input order, not yet returned.
+    results: VecDeque<ItemResult>,
     start: Instant,
-    /// Jobs so far: (submitted by this run, followed from an earlier run, finished earlier).
-    counts: (usize, usize, usize),
+    /// What this run did with its jobs so far.
+    counts: JobCounts,
     /// Whether the counts were reported (once, when the driver first waits).
     reported: bool,
+    /// The queue as listed for jobs found in earlier runs' directories while
+    /// the executor hands over chunks (one listing for all of them).
+    snapshot: Option<HashMap<String, QueuedJob>>,
 }
 
 impl Pool for SlurmPool<'_> {
@@ -197,42 +327,45 @@ impl Pool for SlurmPool<'_> {
 
     fn submit(&mut self, task: ChunkTask) -> autopara_core::Result<()> {
         let chunk_size = *self.chunk_size.get_or_insert(task.items.len().max(1));
-        let job_of = |t: &ChunkTask| t.items.first().map(|i| self.backend.job_number(chunk_size, i.index));
-        if self.batch.last().is_some_and(|last| job_of(last) != job_of(&task)) {
-            self.flush()?;
-        }
-        self.batch.push(task);
-        if self.batch.len() >= self.backend.chunks_per_job(chunk_size) {
-            self.flush()?;
+        let per_job = self.backend.range_len(chunk_size);
+        self.chunks_seen += 1;
+        self.chunks.push_back((task.chunk, task.items.len()));
+        for item in task.items {
+            if self.batch.first().is_some_and(|b| b.index / per_job != item.index / per_job) {
+                self.flush()?;
+            }
+            let ends_range = (item.index + 1).is_multiple_of(per_job);
+            self.batch.push(item);
+            if ends_range {
+                self.flush()?;
+            }
         }
         Ok(())
     }
 
     fn recv(&mut self) -> autopara_core::Result<ChunkOutcome> {
-        if let Some(o) = self.ready.pop_front() {
-            return Ok(o);
-        }
         // The executor waits only when it has nothing more to hand over.
         self.flush()?;
-        if !self.reported {
-            self.reported = true;
-            let (new, followed, finished) = self.counts;
-            eprintln!(
-                "autopara: slurm: {} jobs in {}: {new} submitted, {followed} re-attached, {finished} finished earlier",
-                new + followed + finished,
-                self.backend.jobs_dir.display()
-            );
-        }
+        self.snapshot = None;
         loop {
+            // Said once every job found from an earlier run has been told apart.
+            if !self.reported && self.jobs.iter().all(|j| !j.uncounted) {
+                self.reported = true;
+                eprintln!("autopara: slurm: {} in {}", self.counts.describe(), self.backend.jobs_dir.display());
+            }
+            let Some(&(chunk, len)) = self.chunks.front() else {
+                return Err(autopara_core::Error::Other("slurm backend: no chunk outstanding".into()));
+            };
+            if self.results.len() >= len {
+                self.chunks.pop_front();
+                return Ok(ChunkOutcome { chunk, results: self.results.drain(..len).collect() });
+            }
             if self.jobs.front().is_some_and(|j| j.outcome.is_some()) {
                 self.hand_back_front()?;
-                if let Some(o) = self.ready.pop_front() {
-                    return Ok(o);
-                }
                 continue;
             }
             if self.jobs.is_empty() {
-                return Err(autopara_core::Error::Other("slurm backend: no chunk outstanding".into()));
+                return Err(autopara_core::Error::Other(format!("slurm backend: chunk {chunk} is in no job")));
             }
             self.poll()?;
             if self.jobs.front().is_some_and(|j| j.outcome.is_some()) {
@@ -255,67 +388,128 @@ impl Pool for SlurmPool<'_> {
 }
 
 impl SlurmPool<'_> {
-    /// Turns the batched chunks into a job: writes (or finds) its directory and
+    /// Turns the batched items into a job: writes (or finds) its directory and
     /// submits it unless it has finished or has a submission already.
     fn flush(&mut self) -> Result<()> {
         if self.batch.is_empty() {
             return Ok(());
         }
         let chunk_size = self.chunk_size.unwrap_or(1);
-        let chunks = self.batch.iter().map(|t| (t.chunk, t.items.len())).collect();
-        let items: Vec<Item> = self.batch.drain(..).flat_map(|t| t.items).collect();
+        let items = std::mem::take(&mut self.batch);
         let (dir, task, items_json) = self.backend.describe(&self.spec, chunk_size, &items)?;
-        let mut job = QueueJob { dir, chunks, submission: None, resubmitted: false, missing_polls: 0, outcome: None };
-        if !job.dir.task().exists() {
-            // task.json is written last: a directory without it is incomplete and rewritten.
-            std::fs::create_dir_all(&job.dir.dir).map_err(|e| QueueError::io(&job.dir.dir, e))?;
-            job.dir.clear_attempt()?;
-            job.dir.write_items(&items, &items_json)?;
-            write_json(&job.dir.task(), &task)?;
-            self.backend.submit(&mut job, 1)?;
-            self.counts.0 += 1;
+        let mut job = QueueJob {
+            dir,
+            skip: 0,
+            items: items.len(),
+            submission: None,
+            uncounted: false,
+            resubmitted: false,
+            missing_polls: 0,
+            outcome: None,
+        };
+        // A batch starting after its job range's first index is the rest of a
+        // job an earlier run made (it was killed before all of that job's
+        // results were written); so may be the one short chunk of a run, whose
+        // size is then not the run's chunk size. A retry's batches are subsets
+        // to run again.
+        let first = items.first().map_or(0, |i| i.index);
+        let partial = !first.is_multiple_of(self.backend.range_len(chunk_size)) || self.chunks_seen == 1;
+        let earlier = if job.dir.task().exists() {
+            Some((job.dir.clone(), 0))
+        } else if partial && !self.backend.retrying {
+            self.backend.covering_job(&self.spec, &items)?
         } else {
-            match job.dir.read_status()? {
-                Some(0) => {
-                    job.outcome = Some(Outcome::Succeeded);
-                    self.counts.2 += 1;
-                }
-                Some(code) => {
-                    eprintln!(
-                        "autopara: job {} failed in an earlier run (exit code {code}); resubmitting",
-                        job.dir.name
-                    );
-                    job.dir.clear_attempt()?;
-                    self.backend.submit(&mut job, 1)?;
-                    self.counts.0 += 1;
-                }
-                None => {
-                    job.submission = job.dir.read_submission()?;
-                    if job.submission.is_none() {
-                        let queue = self.backend.slurm.jobs()?;
-                        self.backend.advance(&mut job, &queue)?;
-                    }
-                    self.counts.1 += 1;
-                }
+            None
+        };
+        match earlier {
+            None => {
+                // task.json is written last: a directory without it is incomplete and rewritten.
+                std::fs::create_dir_all(&job.dir.dir).map_err(|e| QueueError::io(&job.dir.dir, e))?;
+                job.dir.clear_attempt()?;
+                job.dir.write_items(&items, &items_json)?;
+                write_json(&job.dir.task(), &task)?;
+                self.backend.submit(&mut job, 1)?;
+                self.counts.submitted += 1;
+            }
+            Some((dir, skip)) => {
+                (job.dir, job.skip) = (dir, skip);
+                self.resume(&mut job)?;
             }
         }
         self.jobs.push_back(job);
         Ok(())
     }
 
-    /// One look at every unfinished job.
-    fn poll(&mut self) -> Result<()> {
-        let queue = self.backend.slurm.jobs()?;
-        for job in self.jobs.iter_mut().filter(|j| j.outcome.is_none()) {
-            self.backend.advance(job, &queue)?;
+    /// Takes up a job an earlier run made: reuses, follows or resubmits it.
+    fn resume(&mut self, job: &mut QueueJob) -> Result<()> {
+        match job.dir.read_status()? {
+            Some(0) if !self.backend.retrying => {
+                job.outcome = Some(Outcome::Succeeded);
+                self.counts.finished += 1;
+            }
+            Some(code) => {
+                let why = if code == 0 { "retrying its items".to_string() } else { format!("exit code {code}") };
+                eprintln!("autopara: job {} ran in an earlier run ({why}); resubmitting", job.dir.name);
+                let attempt = job.dir.read_submission()?.map_or(1, |s| s.attempt + 1);
+                job.dir.clear_attempt()?;
+                self.backend.submit(job, attempt)?;
+                self.counts.resubmitted += 1;
+            }
+            None => {
+                job.submission = job.dir.read_submission()?;
+                let queue = match self.snapshot.take() {
+                    Some(q) => q,
+                    None => self.backend.slurm.jobs()?,
+                };
+                let event = self.backend.advance(job, &queue);
+                self.snapshot = Some(queue);
+                job.uncounted = true;
+                self.count(job, event?);
+            }
         }
         Ok(())
     }
 
-    /// Moves the finished front job's results to `ready`, split into its chunks.
+    /// Counts an earlier run's job once a look at it has told what it is.
+    fn count(&mut self, job: &mut QueueJob, event: Event) {
+        if !job.uncounted {
+            return;
+        }
+        let c = &mut self.counts;
+        let slot = match event {
+            Event::Pending => return,
+            Event::Live | Event::Adopted => &mut c.reattached,
+            Event::Finished => &mut c.finished,
+            Event::Submitted => &mut c.submitted,
+            Event::Resubmitted => &mut c.resubmitted,
+            Event::GaveUp => &mut c.dead,
+        };
+        *slot += 1;
+        job.uncounted = false;
+    }
+
+    /// One look at every unfinished job.
+    fn poll(&mut self) -> Result<()> {
+        let queue = self.backend.slurm.jobs()?;
+        let mut jobs = std::mem::take(&mut self.jobs);
+        let mut result = Ok(());
+        for job in jobs.iter_mut().filter(|j| j.outcome.is_none()) {
+            match self.backend.advance(job, &queue) {
+                Ok(event) => self.count(job, event),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.jobs = jobs;
+        result
+    }
+
+    /// Moves the finished front job's results to `results`.
     fn hand_back_front(&mut self) -> Result<()> {
         let Some(job) = self.jobs.pop_front() else { return Ok(()) };
-        let n: usize = job.chunks.iter().map(|(_, len)| len).sum();
+        let n = job.items;
         let results: Vec<ItemResult> = match &job.outcome {
             Some(Outcome::Succeeded) => job.dir.read_results()?,
             Some(Outcome::Ignored(why)) => {
@@ -324,28 +518,25 @@ impl SlurmPool<'_> {
             }
             None => return Ok(()),
         };
-        if results.len() != n {
+        if results.len() != job.skip + n {
             return Err(QueueError::JobFile {
                 path: job.dir.results(),
-                message: format!("{} results for {n} items", results.len()),
+                message: format!("{} results for {} items", results.len(), job.skip + n),
             });
         }
-        let mut results = results.into_iter();
-        for (chunk, len) in job.chunks {
-            self.ready.push_back(ChunkOutcome { chunk, results: results.by_ref().take(len).collect() });
-        }
+        self.results.extend(results.into_iter().skip(job.skip));
         Ok(())
     }
 }
 
 impl SlurmBackend {
     /// One poll of one unfinished job.
-    fn advance(&self, job: &mut QueueJob, queue: &HashMap<String, QueuedJob>) -> Result<()> {
+    fn advance(&self, job: &mut QueueJob, queue: &HashMap<String, QueuedJob>) -> Result<Event> {
         // The status file is written by the script as its last act: it is the truth.
         if let Some(code) = job.dir.read_status()? {
             if code == 0 {
                 job.outcome = Some(Outcome::Succeeded);
-                return Ok(());
+                return Ok(Event::Finished);
             }
             let err = QueueError::JobFailed {
                 job: job.dir.name.clone(),
@@ -366,9 +557,9 @@ impl SlurmBackend {
                     write_json(&job.dir.submission(), &sub)?;
                     eprintln!("autopara: re-attached to Slurm job {} ({})", sub.slurm_id, job.dir.name);
                     job.submission = Some(sub);
-                    Ok(())
+                    Ok(Event::Adopted)
                 }
-                None => self.submit(job, 1),
+                None => self.submit(job, 1).map(|()| Event::Submitted),
             };
         };
         let dead = match queue.get(&sub.slurm_id).map(|q| &q.state) {
@@ -386,13 +577,15 @@ impl SlurmBackend {
                 })
             }
         };
-        let Some(state) = dead else { return Ok(()) };
+        let Some(state) = dead else {
+            return Ok(if job.missing_polls > 0 { Event::Pending } else { Event::Live });
+        };
         if self.info.resubmit_killed_jobs && !job.resubmitted {
             eprintln!("autopara: job {} (Slurm id {}) died ({state}); resubmitting", job.dir.name, sub.slurm_id);
             let attempt = sub.attempt + 1;
             job.resubmitted = true;
             job.dir.clear_attempt()?;
-            return self.submit(job, attempt);
+            return self.submit(job, attempt).map(|()| Event::Resubmitted);
         }
         let err = QueueError::JobDied {
             job: job.dir.name.clone(),
@@ -415,19 +608,25 @@ impl SlurmBackend {
         Ok(())
     }
 
-    /// A failed or dead job: an error, or flagged items with `ignore_failed_jobs`.
-    fn give_up(&self, job: &mut QueueJob, err: QueueError) -> Result<()> {
+    /// A failed or dead job: an error, or with `ignore_failed_jobs` its items
+    /// as failures. The dead job's submission is forgotten, so that a later
+    /// run (a resume, `--retry-failed`) submits it again, as it does a failed one.
+    fn give_up(&self, job: &mut QueueJob, err: QueueError) -> Result<Event> {
         if !self.info.ignore_failed_jobs {
             return Err(err);
         }
         eprintln!("autopara: ignoring failed job: {err}");
+        if job.dir.read_status()?.is_none() {
+            job.dir.clear_attempt()?;
+        }
         job.outcome = Some(Outcome::Ignored(err.to_string()));
-        Ok(())
+        Ok(Event::GaveUp)
     }
 }
 
-/// The inputs of a failed job flagged with [`JOB_FAILED_KEY`]; counters, which
-/// have no configuration to flag, become failures.
+/// The items of a failed job as failures; a configuration is still written in
+/// its place, flagged with [`JOB_FAILED_KEY`] (as wfl writes a failed job's
+/// inputs), counters have nothing to write.
 fn flagged(items: &[Item], why: &str) -> Vec<ItemResult> {
     items
         .iter()
@@ -435,7 +634,7 @@ fn flagged(items: &[Item], why: &str) -> Vec<ItemResult> {
             Payload::Atoms(a) => {
                 let mut a = a.clone();
                 a.info.insert(JOB_FAILED_KEY.to_string(), Value::Bool(true));
-                Ok(vec![a])
+                Err(ItemFailure::with_frames(why, vec![a]))
             }
             Payload::Counter(_) => Err(ItemFailure::new(why)),
         })
@@ -551,17 +750,96 @@ mod tests {
     }
 
     fn run(info: &RemoteInfo, slurm: Slurm, n: usize) -> autopara_core::Result<Vec<ItemResult>> {
-        let backend = SlurmBackend::new(info, slurm).unwrap();
+        run_on(&Arc::new(SlurmBackend::new(info, slurm).unwrap()), &items(n))
+    }
+
+    /// Runs `items` (a run resumed at item k passes `items(n)[k..]`) on `backend`.
+    fn run_on(backend: &Arc<SlurmBackend>, items: &[Item]) -> autopara_core::Result<Vec<ItemResult>> {
         let settings = AutoparaInfo {
             chunk_size: Some(2),
             progress: Some(false),
-            backend: Some(Arc::new(backend)),
+            backend: Some(backend.clone()),
             ..AutoparaInfo::default()
         }
         .resolve(&INFO)?;
         let mut sink = crate::worker::ItemResults::default();
-        execute(&IndexOp, items(n).into_iter().map(Ok), &mut sink, &settings, None)?;
+        execute(&IndexOp, items.iter().cloned().map(Ok), &mut sink, &settings, None)?;
         Ok(sink.results)
+    }
+
+    fn submitted_scripts(dir: &Path) -> usize {
+        std::fs::read_to_string(dir.join("sbatch.log")).map_or(0, |l| l.lines().count())
+    }
+
+    #[test]
+    fn a_run_resumed_mid_job_takes_the_finished_jobs_results() {
+        let tmp = tempfile::tempdir().unwrap();
+        let info = RemoteInfo { num_inputs_per_queued_job: -2, ..info(tmp.path()) };
+        let node = compute_node(tmp.path().to_path_buf(), 1, 2);
+        let all = run(&info, fake_slurm(tmp.path(), true), 8).unwrap();
+        node.join().unwrap();
+        assert_eq!(submitted_scripts(tmp.path()), 2, "jobs of 4 items: 0..4, 4..8");
+        // Killed after the jobs finished, the journal at item 1, 2 or 5: every
+        // result comes from the jobs' directories, nothing is submitted.
+        for from in [1, 2, 5] {
+            let backend = Arc::new(SlurmBackend::new(&info, fake_slurm(tmp.path(), true)).unwrap());
+            assert_eq!(run_on(&backend, &items(8)[from..]).unwrap(), all[from..], "resumed at {from}");
+            let finished = if from < 4 { 2 } else { 1 };
+            assert_eq!(backend.last_run(), JobCounts { finished, ..JobCounts::default() });
+            assert_eq!(submitted_scripts(tmp.path()), 2, "resumed at {from}: a job was submitted");
+        }
+        // Other items at the same indices are other work.
+        let mut changed = items(8);
+        changed[6] = items(9).remove(8);
+        changed[6].index = 6;
+        let backend = Arc::new(SlurmBackend::new(&info, fake_slurm(tmp.path(), true)).unwrap());
+        let node = compute_node(tmp.path().to_path_buf(), 3, 1);
+        run_on(&backend, &changed[5..]).unwrap();
+        node.join().unwrap();
+        assert_eq!(backend.last_run(), JobCounts { submitted: 1, ..JobCounts::default() });
+        // A retry of the trailing item 7 runs it again rather than reusing its result.
+        let backend = Arc::new(SlurmBackend::new(&info, fake_slurm(tmp.path(), true)).unwrap().for_retry());
+        let node = compute_node(tmp.path().to_path_buf(), 4, 1);
+        assert_eq!(run_on(&backend, &items(8)[7..]).unwrap(), all[7..]);
+        node.join().unwrap();
+        assert_eq!(backend.last_run(), JobCounts { submitted: 1, ..JobCounts::default() });
+        assert_eq!(submitted_scripts(tmp.path()), 4);
+    }
+
+    #[test]
+    fn dead_jobs_are_counted_as_dead_or_resubmitted_not_reattached() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut info = info(tmp.path());
+        // The first run's job vanishes from the queue without running.
+        let err = run(&info, fake_slurm(tmp.path(), false), 2).unwrap_err().to_string();
+        assert!(err.contains("gone from the queue"), "{err}");
+        // Found dead by the rerun: given up on with ignore_failed_jobs, its items failed...
+        info.ignore_failed_jobs = true;
+        let backend = Arc::new(SlurmBackend::new(&info, fake_slurm(tmp.path(), false)).unwrap());
+        let got = run_on(&backend, &items(2)).unwrap();
+        assert!(got.iter().all(|r| r.as_ref().is_err_and(|f| f.frames.len() == 1)), "{got:?}");
+        assert_eq!(backend.last_run(), JobCounts { dead: 1, ..JobCounts::default() });
+        assert_eq!(submitted_scripts(tmp.path()), 1);
+        // ... and forgotten, so that the next run (here a retry) submits it again.
+        std::fs::write(tmp.path().join("gone/1"), "").unwrap();
+        let backend = Arc::new(SlurmBackend::new(&info, fake_slurm(tmp.path(), true)).unwrap().for_retry());
+        let node = compute_node(tmp.path().to_path_buf(), 2, 1);
+        let got = run_on(&backend, &items(2)).unwrap();
+        node.join().unwrap();
+        assert!(got.iter().all(Result::is_ok), "{got:?}");
+        assert_eq!(backend.last_run(), JobCounts { submitted: 1, ..JobCounts::default() });
+        // A recorded submission found dead is resubmitted with resubmit_killed_jobs.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut info = RemoteInfo { jobs_dir: tmp.path().join("jobs"), ..info };
+        info.ignore_failed_jobs = false;
+        assert!(run(&info, fake_slurm(tmp.path(), false), 2).is_err());
+        info.resubmit_killed_jobs = true;
+        std::fs::write(tmp.path().join("gone/1"), "").unwrap();
+        let backend = Arc::new(SlurmBackend::new(&info, fake_slurm(tmp.path(), true)).unwrap());
+        let node = compute_node(tmp.path().to_path_buf(), 2, 1);
+        assert!(run_on(&backend, &items(2)).unwrap().iter().all(Result::is_ok));
+        node.join().unwrap();
+        assert_eq!(backend.last_run(), JobCounts { resubmitted: 1, ..JobCounts::default() });
     }
 
     fn info(dir: &Path) -> RemoteInfo {
@@ -654,7 +932,9 @@ mod tests {
         info.ignore_failed_jobs = true;
         let got = run(&info, fake_slurm(tmp.path(), false), 2).unwrap();
         for (r, item) in got.iter().zip(items(2)) {
-            let a = &r.as_ref().unwrap()[0];
+            let failure = r.as_ref().unwrap_err();
+            assert!(failure.message.contains("died: gone from the queue"), "{failure:?}");
+            let a = &failure.frames[0];
             assert_eq!(a.info[JOB_FAILED_KEY], Value::Bool(true));
             assert_eq!(a.positions, item.atoms().unwrap().positions);
         }

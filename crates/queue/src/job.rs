@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Version of the job-directory format; part of the content hash.
-const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 
 /// What a job computes: everything that determines its results, plus how to
 /// split the work inside the job.

@@ -19,7 +19,7 @@ pub mod slurm;
 pub mod testing;
 pub mod worker;
 
-pub use driver::SlurmBackend;
+pub use driver::{JobCounts, SlurmBackend};
 pub use error::{QueueError, Result};
 pub use remote_info::{JOB_FAILED_KEY, REMOTE_INFO_ENV, RemoteInfo};
 pub use slurm::Slurm;

@@ -145,8 +145,13 @@ impl RemoteInfo {
     /// `Ok(None)` means no entry matches: the op runs locally (as in wfl).
     pub fn select(spec: &str, origin: &str, labels: &[&str]) -> Result<Option<RemoteInfo>> {
         let (value, origin) = parse_spec(spec, origin)?;
+        RemoteInfo::select_value(value, &origin, labels)
+    }
+
+    /// [`RemoteInfo::select`] on a parsed value (a pipeline file's `remote_info` table).
+    pub fn select_value(value: serde_json::Value, origin: &str, labels: &[&str]) -> Result<Option<RemoteInfo>> {
         let serde_json::Value::Object(map) = value else {
-            return Err(bad(&origin, "-", "expected a table/object"));
+            return Err(bad(origin, "-", "expected a table/object"));
         };
         let keyed = labels.iter().chain(&["*"]).find_map(|l| map.get(*l).map(|v| (*l, v.clone())));
         let (label, entry) = if let Some(found) = keyed {

@@ -59,7 +59,7 @@ impl ResultSink for ItemResults {
     }
 
     fn write_failure(&mut self, failure: &FailureRecord) -> autopara_core::Result<()> {
-        self.results.push(Err(ItemFailure::new(failure.message.clone())));
+        self.results.push(Err(ItemFailure::with_frames(failure.message.clone(), failure.frames.clone())));
         Ok(())
     }
 

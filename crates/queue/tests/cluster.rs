@@ -8,14 +8,14 @@
 
 use autopara_core::autopara_info::AutoparaInfo;
 use autopara_core::executor::backend::Backend;
-use autopara_core::executor::{JobSpec, execute};
+use autopara_core::executor::{FailureRecord, JobSpec, ResultSink, execute};
 use autopara_core::{
     Atoms, InputKind, Item, ItemFailure, ItemResult, Location, OpInfo, OpRegistration, Operation, Payload, Value,
     WorkerContext,
 };
 use autopara_queue::testing::LocalCluster;
 use autopara_queue::worker::ItemResults;
-use autopara_queue::{JOB_FAILED_KEY, RemoteInfo, SlurmBackend};
+use autopara_queue::{JOB_FAILED_KEY, JobCounts, RemoteInfo, SlurmBackend};
 use rand::Rng;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -229,9 +229,11 @@ fn cancelled_job_reported_then_resubmitted(cluster: &LocalCluster, tmp: &Path) {
 
     info.resubmit_killed_jobs = true;
     info.env_vars.insert("QUEUE_TEST_SLEEP".into(), "0".into());
-    let got = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap();
+    let backend = Arc::new(SlurmBackend::new(&info, cluster.slurm()).unwrap());
+    let got = run(op.as_ref(), &inputs, SEED, Some(backend.clone())).unwrap();
     assert_eq!(got, local(op.as_ref(), &inputs));
     assert_eq!(dir.read_submission().unwrap().map(|s| s.attempt), Some(2));
+    assert_eq!(backend.last_run(), JobCounts { resubmitted: 1, ..JobCounts::default() }, "counted as re-attached");
 }
 
 /// A job whose worker fails is an error naming the job with its stderr tail;
@@ -253,10 +255,65 @@ fn failed_job_reported_or_flagged(cluster: &LocalCluster, tmp: &Path) {
     let got = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap();
     assert_eq!(got.len(), 3);
     for (r, item) in got.iter().zip(&inputs) {
-        let out = &r.as_ref().unwrap()[0];
+        let failure = r.as_ref().unwrap_err();
+        assert!(failure.message.contains("failed with exit code 3"), "{failure:?}");
+        let out = &failure.frames[0];
         assert_eq!(out.info[JOB_FAILED_KEY], Value::Bool(true));
         assert_eq!(out.positions, item.atoms().unwrap().positions);
     }
+}
+
+/// A sink that fails after `n` items, as a driver killed after a job had
+/// finished but before the output journal recorded all of its items.
+struct StopAfter {
+    n: usize,
+    results: Vec<ItemResult>,
+}
+
+impl ResultSink for StopAfter {
+    fn write_item(&mut self, _index: u64, _location: &Location, frames: Vec<Atoms>) -> autopara_core::Result<()> {
+        if self.results.len() == self.n {
+            return Err(autopara_core::Error::Other("the driver was killed".into()));
+        }
+        self.results.push(Ok(frames));
+        Ok(())
+    }
+    fn write_failure(&mut self, failure: &FailureRecord) -> autopara_core::Result<()> {
+        self.results.push(Err(ItemFailure::new(failure.message.clone())));
+        Ok(())
+    }
+    fn checkpoint(&mut self, _next_index: u64, _now: bool) -> autopara_core::Result<()> {
+        Ok(())
+    }
+}
+
+/// A driver stopped after writing 3 of a finished job's 4 items: the rerun
+/// from item 3 takes that item's result from the job's directory and submits
+/// nothing, although no job holds exactly the items 3..6.
+fn resumed_mid_job_takes_results_from_the_job_dirs(cluster: &LocalCluster, tmp: &Path) {
+    let op = build(serde_json::json!({"tag": "resume"})).unwrap();
+    let inputs = items(6);
+    let mut info = remote_info(&tmp.join("resume"));
+    info.num_inputs_per_queued_job = -2;
+    let settings = AutoparaInfo {
+        chunk_size: Some(CHUNK),
+        seed: Some(SEED),
+        progress: Some(false),
+        backend: slurm(&info, cluster),
+        ..AutoparaInfo::default()
+    }
+    .resolve(op.info())
+    .unwrap();
+    let mut sink = StopAfter { n: 3, results: Vec::new() };
+    let err = execute(op.as_ref(), inputs.iter().cloned().map(Ok), &mut sink, &settings, None).unwrap_err();
+    assert!(err.to_string().contains("killed"), "{err}");
+    let before = job_count(cluster);
+    let backend = Arc::new(SlurmBackend::new(&info, cluster.slurm()).unwrap());
+    let got = run(op.as_ref(), &inputs[3..], SEED, Some(backend.clone())).unwrap();
+    assert_eq!(got, local(op.as_ref(), &inputs)[3..]);
+    assert_eq!(job_count(cluster), before, "a job was submitted for the rest of a finished job");
+    let counts = backend.last_run();
+    assert_eq!((counts.submitted, counts.resubmitted, counts.total()), (0, 0, 2), "{counts:?}");
 }
 
 /// One scenario run against the shared cluster, with a scratch directory.
@@ -284,9 +341,10 @@ fn main() {
     }
     let Some(cluster) = LocalCluster::start_or_skip("autopara-queue cluster tests") else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let scenarios: [(&str, Scenario); 4] = [
+    let scenarios: [(&str, Scenario); 5] = [
         ("normal_run_equals_local_and_rerun_reuses", normal_run_equals_local_and_rerun_reuses),
         ("stopped_driver_reattaches", stopped_driver_reattaches),
+        ("resumed_mid_job_takes_results_from_the_job_dirs", resumed_mid_job_takes_results_from_the_job_dirs),
         ("cancelled_job_reported_then_resubmitted", cancelled_job_reported_then_resubmitted),
         ("failed_job_reported_or_flagged", failed_job_reported_or_flagged),
     ];

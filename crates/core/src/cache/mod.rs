@@ -114,6 +114,18 @@ pub struct FailureEntry {
     /// Byte offset in the output where the item's configurations would be
     /// (used by `--retry-failed` to merge them in input order).
     pub offset: u64,
+    /// Bytes of configurations written in the item's place although it failed
+    /// ([`FailureRecord::frames`]: a failed batch job's flagged inputs), which
+    /// `--retry-failed` replaces; 0 for most failures.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes: u64,
+    /// How many configurations those bytes hold.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub configs: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -514,15 +526,23 @@ impl ResultSink for FileSink<'_> {
     }
 
     fn write_failure(&mut self, failure: &FailureRecord) -> Result<()> {
+        let write_frame = self.write_frame;
         let open = self.select(&failure.location)?;
         let index = open.index;
+        let offset = open.out.bytes;
+        for at in &failure.frames {
+            write_frame(&mut open.out, at).map_err(io_err(&open.out_path))?;
+        }
+        let configs = failure.frames.len() as u64;
         let entry = FailureEntry {
             index: failure.index,
             location: failure.location.to_string(),
             loc: failure.location.clone(),
             op: failure.op.clone(),
             message: failure.message.clone(),
-            offset: open.out.bytes,
+            offset,
+            bytes: open.out.bytes - offset,
+            configs,
         };
         let mut line = serde_json::to_string(&entry).map_err(|e| Error::Other(e.to_string()))?;
         line.push('\n');
@@ -530,6 +550,7 @@ impl ResultSink for FileSink<'_> {
         let s = &mut self.states[index];
         s.items += 1;
         s.failed += 1;
+        s.configs += configs;
         Ok(())
     }
 

@@ -33,7 +33,13 @@ fn route(_: &Location) -> usize {
 fn feed(sink: &mut FileSink<'_>, from: u64, to: u64) {
     for i in from..to {
         if i % 4 == 3 {
-            let f = FailureRecord { index: i, location: loc(i), op: "md".into(), message: format!("boom {i}") };
+            let f = FailureRecord {
+                index: i,
+                location: loc(i),
+                op: "md".into(),
+                message: format!("boom {i}"),
+                frames: Vec::new(),
+            };
             sink.write_failure(&f).unwrap();
         } else {
             sink.write_item(i, &loc(i), vec![frame(i); (i % 3) as usize]).unwrap();

@@ -87,6 +87,10 @@ pub struct FailureRecord {
     pub op: String,
     /// The error or panic message (panics start with `panicked: `).
     pub message: String,
+    /// Configurations written in the item's place although it failed
+    /// ([`ItemFailure::frames`]); usually none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<Atoms>,
 }
 
 /// Receives results in input order. File sinks make `checkpoint` durable (the
@@ -94,7 +98,8 @@ pub struct FailureRecord {
 pub trait ResultSink {
     /// The frames produced for the item (possibly none).
     fn write_item(&mut self, index: u64, location: &Location, frames: Vec<Atoms>) -> Result<()>;
-    /// A failed item (only when failures are skipped).
+    /// A failed item (only when failures are skipped), with the configurations
+    /// to write in its place, if any ([`FailureRecord::frames`]).
     fn write_failure(&mut self, failure: &FailureRecord) -> Result<()>;
     /// Every item with a global index below `next_index` has been passed to the
     /// sink. A file sink may defer recording it (to bound journal traffic)
@@ -364,15 +369,18 @@ fn write_chunk(
                 });
             }
             Err(failure) => {
-                let record = FailureRecord {
+                stats.frames += failure.frames.len() as u64;
+                let mut record = FailureRecord {
                     index,
                     location: location.clone(),
                     op: op.info().name.to_string(),
                     message: failure.message,
+                    frames: failure.frames,
                 };
                 sink.write_failure(&record)?;
                 stats.failed += 1;
                 if stats.failures.len() < FAILURES_KEPT {
+                    record.frames = Vec::new();
                     stats.failures.push(record);
                 }
             }
