@@ -9,6 +9,9 @@ mod common;
 
 use autopara_buildcell::{BuildcellInput, detect_symmetry};
 use autopara_core::{Atoms, Value, WorkerContext};
+use autopara_geometry::cell;
+use autopara_geometry::neighbours::pair_vector;
+use autopara_geometry::vec3::{cross, norm};
 use autopara_testkit::fixtures::counter;
 use common::{LI, op_for_input};
 
@@ -26,40 +29,17 @@ const LIAL: &str = "#TARGVOL=35-38
 
 const N: u64 = 1000;
 
-fn basis(at: &Atoms) -> [[f64; 3]; 3] {
-    at.cell
-}
-
-fn det(m: &[[f64; 3]; 3]) -> f64 {
-    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
-}
-
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
-}
-
-fn norm(a: [f64; 3]) -> f64 {
-    (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt()
-}
-
 /// Fractional coordinates (rows of the cell are lattice vectors).
 fn fractional(at: &Atoms) -> Vec<[f64; 3]> {
-    let c = basis(at);
-    let v = det(&c);
-    // Rows of the inverse-transpose: reciprocal vectors / 1.
-    let r = [cross(c[1], c[2]), cross(c[2], c[0]), cross(c[0], c[1])];
-    at.positions
-        .iter()
-        .map(|p| std::array::from_fn(|k| (p[0] * r[k][0] + p[1] * r[k][1] + p[2] * r[k][2]) / v))
-        .collect()
+    let inv = cell::inverse(&at.cell).expect("a cell with a volume");
+    at.positions.iter().map(|p| cell::fractional(p, &inv)).collect()
 }
 
 /// Smallest distance between atoms i and j over all periodic images (i == j: its own images),
 /// by brute force over enough lattice translations to cover `reach`.
 fn min_image_distance(at: &Atoms, i: usize, j: usize, reach: f64) -> f64 {
-    let c = basis(at);
-    let v = det(&c).abs();
+    let c = at.cell;
+    let v = cell::determinant(&c).abs();
     let h = [v / norm(cross(c[1], c[2])), v / norm(cross(c[2], c[0])), v / norm(cross(c[0], c[1]))];
     let diag = norm(c[0]) + norm(c[1]) + norm(c[2]);
     let k: Vec<i32> = h.iter().map(|hh| ((reach + diag) / hh).ceil() as i32).collect();
@@ -70,9 +50,7 @@ fn min_image_distance(at: &Atoms, i: usize, j: usize, reach: f64) -> f64 {
                 if i == j && a == 0 && b == 0 && cc == 0 {
                     continue;
                 }
-                let s: [f64; 3] =
-                    std::array::from_fn(|x| f64::from(a) * c[0][x] + f64::from(b) * c[1][x] + f64::from(cc) * c[2][x]);
-                let d: [f64; 3] = std::array::from_fn(|x| at.positions[j][x] + s[x] - at.positions[i][x]);
+                let d = pair_vector(&at.positions[i], &at.positions[j], &cell::shift_vector([a, b, cc], &c));
                 best = best.min(norm(d));
             }
         }
@@ -123,7 +101,7 @@ fn check_input(text: &str, seed: u64) {
         assert_eq!(at.len() as u32, input.atoms_per_formula_unit() * built.nform);
 
         // Volume: TARGVOL x atoms / SPECIES entries.
-        let volume = det(&at.cell);
+        let volume = cell::determinant(&at.cell);
         let per_entry = volume * input.species.len() as f64 / at.len() as f64;
         assert!(
             per_entry >= input.targvol.0 * (1.0 - 1e-9) && per_entry <= input.targvol.1 * (1.0 + 1e-9),

@@ -23,12 +23,14 @@
 //! assert_eq!(calc.name(), "EMT");
 //! ```
 
-use crate::check_finite;
-use crate::neighbours::{ListKind, VerletList, cell_volume, pair_vector};
 use crate::pair::{add_virial, overlap_error};
 use crate::simd::{self, Kernel};
+use crate::{check_finite, neighbour_error};
 use autopara_core::elements::symbol;
 use autopara_core::{Atoms, CalcError, CalcResults, Calculator, CalculatorInfo, CalculatorSpec, Properties};
+use autopara_geometry::cell;
+use autopara_geometry::neighbours::{ListKind, VerletList, pair_vector};
+use autopara_geometry::vec3::norm2;
 use serde::{Deserialize, Serialize};
 
 /// The `emt` calculator spec (ASE's `EMT`).
@@ -342,8 +344,9 @@ impl Calculator for EmtCalculator {
     }
 
     fn calculate(&mut self, atoms: &Atoms, request: Properties, out: &mut CalcResults) -> Result<(), CalcError> {
-        let volume = cell_volume(&atoms.cell);
-        if request.stress && volume.is_none() {
+        // Zero when the cell has no volume.
+        let volume = cell::volume(&atoms.cell);
+        if request.stress && volume == 0.0 {
             return Err(CalcError::Unsupported {
                 calculator: "EMT".into(),
                 property: "stress",
@@ -353,18 +356,18 @@ impl Calculator for EmtCalculator {
         let present = self.assign_species(atoms)?;
         let n = atoms.len();
         if n == 0 {
-            *out = CalcResults {
-                computed: Properties { stress: volume.is_some(), ..Properties::ALL },
-                ..Default::default()
-            };
+            *out =
+                CalcResults { computed: Properties { stress: volume > 0.0, ..Properties::ALL }, ..Default::default() };
             return Ok(());
         }
         let cut = self.cutoff;
         let list = match &mut self.list {
             Some(list) => list,
-            slot => slot.insert(VerletList::new(cut.rc_list, SKIN_FRACTION * cut.rc_list, ListKind::Half)?),
+            slot => slot.insert(
+                VerletList::new(cut.rc_list, SKIN_FRACTION * cut.rc_list, ListKind::Half).map_err(neighbour_error)?,
+            ),
         };
-        list.update(&atoms.positions, &atoms.cell, atoms.pbc)?;
+        list.update(&atoms.positions, &atoms.cell, atoms.pbc).map_err(neighbour_error)?;
 
         out.energies.clear();
         out.energies.resize(n, 0.0);
@@ -385,7 +388,7 @@ impl Calculator for EmtCalculator {
         for (i, pi) in atoms.positions.iter().enumerate() {
             for (j, s) in list.centre(i) {
                 let d = pair_vector(pi, &atoms.positions[j], s);
-                let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                let r2 = norm2(d);
                 // Stored pairs bound those within the cutoff, and atom indices fit u32.
                 (pairs.i[len], pairs.j[len], pairs.d[len], pairs.r2[len]) = (i as u32, j as u32, d, r2);
                 len += usize::from(r2 < cut2);
@@ -439,7 +442,7 @@ impl Calculator for EmtCalculator {
         }
 
         // Pass 5: forces (and the virial) from dE/dr of each pair.
-        let want_stress = request.stress && volume.is_some();
+        let want_stress = request.stress && volume > 0.0;
         let virial =
             if want_stress { self.forces::<true>(&mut out.forces) } else { self.forces::<false>(&mut out.forces) };
 
@@ -448,10 +451,7 @@ impl Calculator for EmtCalculator {
             *e -= self.params[k].e0;
         }
         out.energy = out.energies.iter().sum();
-        out.stress = match volume {
-            Some(v) if want_stress => virial.map(|x| x / v),
-            _ => [0.0; 6],
-        };
+        out.stress = if want_stress { virial.map(|x| x / volume) } else { [0.0; 6] };
         out.computed = Properties { energy: true, forces: true, stress: want_stress, energies: true };
         check_finite("EMT", out)
     }

@@ -1,5 +1,5 @@
-//! autopara calculators: neighbour lists, Lennard-Jones, Morse, EMT and
-//! external-command calculators (registered by name with serde specs), and the
+//! autopara calculators: Lennard-Jones, Morse, EMT and external-command
+//! calculators (registered by name with serde specs), and the
 //! `calculate` op (single points, wfl's `generic.calculate`).
 //!
 //! Calculators are chosen by a JSON/TOML spec tagged with `"type"`:
@@ -17,7 +17,6 @@ pub mod emt;
 pub mod external;
 pub mod lennard_jones;
 pub mod morse;
-pub mod neighbours;
 mod pair;
 mod simd;
 
@@ -28,16 +27,16 @@ pub use lennard_jones::LennardJones;
 pub use morse::Morse;
 
 use autopara_core::{CalcError, CalcResults};
-use neighbours::NeighbourError;
+use autopara_geometry::neighbours::NeighbourError;
 
-impl From<NeighbourError> for CalcError {
-    fn from(e: NeighbourError) -> CalcError {
-        match e {
-            NeighbourError::InvalidCutoff { cutoff } => {
-                invalid("cutoff", format!("must be positive and finite, got {cutoff}"))
-            }
-            other => CalcError::Other(format!("neighbour list: {other}")),
+/// A neighbour-list error as a calculator error: a bad cutoff is the spec's
+/// `cutoff` field, anything else is the configuration's.
+pub(crate) fn neighbour_error(e: NeighbourError) -> CalcError {
+    match e {
+        NeighbourError::InvalidCutoff { cutoff } => {
+            invalid("cutoff", format!("must be positive and finite, got {cutoff}"))
         }
+        other => CalcError::Other(format!("neighbour list: {other}")),
     }
 }
 

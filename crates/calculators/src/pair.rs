@@ -3,9 +3,11 @@
 //! each pair energy to each atom) and stress (`Σ f_ij ⊗ r_ij / V`, Voigt order
 //! xx yy zz yz xz xy).
 
-use crate::check_finite;
-use crate::neighbours::{ListKind, VerletList, cell_volume, pair_vector};
+use crate::{check_finite, neighbour_error};
 use autopara_core::{Atoms, CalcError, CalcResults, Calculator, Properties};
+use autopara_geometry::cell;
+use autopara_geometry::neighbours::{ListKind, VerletList, pair_vector};
+use autopara_geometry::vec3::norm2;
 
 /// Verlet skin as a fraction of the cutoff (0.25 σ for LJ at 2.5 σ).
 const SKIN_FRACTION: f64 = 0.1;
@@ -33,7 +35,8 @@ pub(crate) struct PairCalculator<P> {
 impl<P: PairPotential> PairCalculator<P> {
     /// A calculator named `name` (ASE's class name) with pairs within `cutoff`.
     pub(crate) fn new(name: &'static str, potential: P, cutoff: f64) -> Result<PairCalculator<P>, CalcError> {
-        let list = VerletList::new(cutoff, SKIN_FRACTION * cutoff, ListKind::Half)?
+        let list = VerletList::new(cutoff, SKIN_FRACTION * cutoff, ListKind::Half)
+            .map_err(neighbour_error)?
             .with_outer_margin(MARGIN_FRACTION * cutoff);
         Ok(PairCalculator { name, potential, list })
     }
@@ -45,11 +48,11 @@ impl<P: PairPotential> Calculator for PairCalculator<P> {
     }
 
     fn calculate(&mut self, atoms: &Atoms, request: Properties, out: &mut CalcResults) -> Result<(), CalcError> {
-        self.list.update(&atoms.positions, &atoms.cell, atoms.pbc)?;
+        self.list.update(&atoms.positions, &atoms.cell, atoms.pbc).map_err(neighbour_error)?;
         let n = atoms.len();
-        // Like ASE: no stress without a cell that has a volume.
-        let volume = cell_volume(&atoms.cell);
-        let want_stress = request.stress && volume.is_some();
+        // Like ASE: no stress without a cell that has a volume (zero when it has none).
+        let volume = cell::volume(&atoms.cell);
+        let want_stress = request.stress && volume > 0.0;
         let want_energies = request.energies;
         out.forces.clear();
         out.forces.resize(n, [0.0; 3]);
@@ -65,10 +68,7 @@ impl<P: PairPotential> Calculator for PairCalculator<P> {
         };
         let (energy, virial) = sums?;
         out.energy = energy;
-        out.stress = match volume {
-            Some(v) if want_stress => virial.map(|x| x / v),
-            _ => [0.0; 6],
-        };
+        out.stress = if want_stress { virial.map(|x| x / volume) } else { [0.0; 6] };
         out.computed = Properties { energy: true, forces: true, stress: want_stress, energies: want_energies };
         check_finite(self.name, out)
     }
@@ -98,7 +98,7 @@ impl<P: PairPotential> PairCalculator<P> {
             let mut ei = 0.0;
             for (j, s) in self.list.centre(i) {
                 let d = pair_vector(pi, &positions[j], s);
-                let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                let r2 = norm2(d);
                 overlap |= r2 == 0.0;
                 let (u, g) = self.potential.eval(r2);
                 let inside = inside_mask(r2 < cut2);

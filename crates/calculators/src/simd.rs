@@ -6,6 +6,8 @@
 //! an add on its own, so all variants give bit-identical results: a
 //! trajectory does not depend on the machine it ran on.
 
+use autopara_geometry::float::ROUNDER;
+
 /// A loop to compile once per vector unit: implement [`Kernel::run`] with
 /// `#[inline(always)]` so that each variant of [`run`] gets its own copy.
 pub(crate) trait Kernel {
@@ -90,9 +92,6 @@ mod x86 {
 const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
 /// `ln 2 − LN2_HI`.
 const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
-/// 1.5 · 2^52: adding it rounds a double of magnitude below 2^51 to an
-/// integer, which then sits in the low bits of the sum's mantissa.
-pub(crate) const ROUNDER: f64 = 6_755_399_441_055_744.0;
 
 /// `e^x` without branches or library calls, so that loops over it vectorise:
 /// for −708 ≤ x ≤ 709 it agrees with glibc's `exp` (itself within an ulp of

@@ -237,11 +237,11 @@ impl Atoms {
         self.numbers.is_empty()
     }
 
-    /// Cell volume |a · (b × c)| in Å³ (zero without a cell).
+    /// Cell volume |a · (b × c)| in Å³, zero when the cell has none (no
+    /// cell, or zero, parallel or coplanar vectors): [`autopara_geometry::cell::volume`],
+    /// the test the calculators use for stress.
     pub fn volume(&self) -> f64 {
-        let [a, b, c] = self.cell;
-        let bxc = [b[1] * c[2] - b[2] * c[1], b[2] * c[0] - b[0] * c[2], b[0] * c[1] - b[1] * c[0]];
-        (a[0] * bxc[0] + a[1] * bxc[1] + a[2] * bxc[2]).abs()
+        autopara_geometry::cell::volume(&self.cell)
     }
 
     /// True when any direction is periodic.
@@ -293,5 +293,34 @@ impl Atoms {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Atoms::volume` is the geometry crate's volume: positive exactly when
+    /// the cell has a volume by the test the calculators use for stress, so
+    /// minim's cell filter, md's pressure and the calculators decide alike
+    /// (a cell coplanar to 1e-13 used to have a volume here and none there).
+    #[test]
+    fn volume_agrees_with_the_calculators_test_on_degenerate_cells() {
+        let cells = [
+            [[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]],
+            [[0.0; 3]; 3],
+            [[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 0.0]],
+            [[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [1.0, 1.0, 3e-13]],
+            [[3.0, 0.0, 0.0], [6.0, 1e-12, 0.0], [0.0, 0.0, 3.0]],
+            [[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [1.0, 1.0, 3e-8]],
+        ];
+        for cell in cells {
+            let atoms = Atoms { cell, ..Atoms::new(vec![29], vec![[0.0; 3]]) };
+            let has = autopara_geometry::cell::has_volume(&cell);
+            assert_eq!(atoms.volume() > 0.0, has, "{cell:?}");
+            assert_eq!(atoms.volume(), if has { autopara_geometry::cell::determinant(&cell).abs() } else { 0.0 });
+        }
+        let flat = Atoms { cell: cells[3], ..Atoms::default() };
+        assert_eq!(flat.volume(), 0.0);
     }
 }

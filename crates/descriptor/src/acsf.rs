@@ -21,6 +21,7 @@ use crate::error::DescriptorError;
 use crate::neighbours::Neighbours;
 use crate::spec::{Descriptor, DescriptorInfo, DescriptorSpec, Species, index_atoms, parse_spec, require_positive};
 use autopara_core::Atoms;
+use autopara_geometry::vec3::{norm2, sub};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
@@ -200,8 +201,7 @@ impl Acsf {
                         continue;
                     }
                     let tb = species[env.neighbours[b]];
-                    let d = [va[0] - vb[0], va[1] - vb[1], va[2] - vb[2]];
-                    let r_ab2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                    let r_ab2 = norm2(sub(va, vb));
                     let r_ab = r_ab2.sqrt();
                     let (ra2, rb2) = (ra * ra, rb * rb);
                     // Clamped so rounding can never push (1 ± cos θ) below zero.

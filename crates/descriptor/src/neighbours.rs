@@ -1,4 +1,4 @@
-//! Atomic environments for descriptors, from the calculators' linked-cell
+//! Atomic environments for descriptors, from the geometry crate's linked-cell
 //! neighbour list (explicit periodic images, any triclinic cell).
 //!
 //! dscribe replicates the cell `ceil(cutoff / layer height)` times in each
@@ -9,8 +9,8 @@
 //! directions.
 
 use crate::error::DescriptorError;
-use autopara_calculators::neighbours::{ListKind, NeighbourError, NeighbourList};
 use autopara_core::Atoms;
+use autopara_geometry::neighbours::{ListKind, NeighbourError, NeighbourList};
 use std::cell::RefCell;
 
 /// Every atom's neighbours within a cutoff (the atom itself at zero shift excluded).

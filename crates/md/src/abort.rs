@@ -5,7 +5,7 @@
 use crate::args::AbortCheck;
 use crate::dynamics::State;
 use crate::error::MdError;
-use autopara_calculators::neighbours::{ListKind, NeighbourList};
+use autopara_geometry::neighbours::{ListKind, NeighbourList};
 
 /// An abort check with its history.
 pub struct AbortState {

@@ -8,6 +8,7 @@
 use autopara_core::calculator::{CalcError, CalcResults, Calculator, Properties};
 use autopara_core::units::KB;
 use autopara_core::{Atoms, rng::ItemRng};
+use autopara_geometry::vec3::norm2;
 use rand_distr::{Distribution, StandardNormal};
 
 /// Why a step did not complete.
@@ -57,8 +58,7 @@ impl State {
 
     /// Kinetic energy Σ p²/2m (eV).
     pub fn kinetic_energy(&self) -> f64 {
-        self.momenta.iter().zip(&self.masses).map(|(p, m)| (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]) / m).sum::<f64>()
-            * 0.5
+        self.momenta.iter().zip(&self.masses).map(|(&p, m)| norm2(p) / m).sum::<f64>() * 0.5
     }
 
     /// Instantaneous temperature 2 E_kin / (3 N k_B), as ASE's `get_temperature`.

@@ -9,12 +9,12 @@ use crate::args::{Integrator, MdArgs};
 use crate::dynamics::{LangevinCoefficients, Propagator, State, StepError};
 use crate::error::MdError;
 use crate::stages::{Stage, frame_count, stages};
-use autopara_calculators::neighbours::cell_volume;
 use autopara_core::calculator::{Calculator, Properties};
 use autopara_core::results::store_results;
 use autopara_core::rng::ItemRng;
 use autopara_core::units::{FS, GPA};
 use autopara_core::{Atoms, Column, Value};
+use autopara_geometry::cell;
 
 /// Info key with the stage's thermostat target (K).
 pub const KEY_TEMPERATURE: &str = "MD_temperature_K";
@@ -33,8 +33,8 @@ pub fn trajectory(
 ) -> Result<Vec<Atoms>, MdError> {
     let mut state = initial_state(atoms)?;
     let dt = args.dt * FS;
-    // The calculators' own test for a cell with a volume (they give stress only then).
-    let has_cell = cell_volume(&state.atoms.cell).is_some();
+    // The one test for a cell with a volume (the calculators give stress only then).
+    let has_cell = cell::has_volume(&state.atoms.cell);
 
     let mut npt = None;
     if let Some(p) = &args.pressure {

@@ -2,6 +2,7 @@
 //! (physics against ASE lives in `tests/`).
 
 use crate::{MD_INFO, Md, MdError};
+use autopara_calculators as _; // links the calculators' registrations
 use autopara_core::units::KB;
 use autopara_core::{Atoms, Column, ItemResult, Operation, Value, WorkerContext};
 use autopara_testkit::fixtures::items;

@@ -4,6 +4,7 @@
 //! and hold their target temperature, the barostat must scale the cell
 //! isotropically towards the target pressure, and NVE must conserve energy.
 
+use autopara_calculators as _; // links the calculators' registrations
 use autopara_core::units::KB;
 use autopara_core::{Atoms, Column, Operation, WorkerContext};
 use autopara_md::Md;

@@ -2,6 +2,7 @@
 //! workers and chunk size, and a blown-up trajectory recorded as that item's
 //! failure while the others finish.
 
+use autopara_calculators as _; // links the calculators' registrations
 use autopara_core::{Atoms, AutoparaInfo, Column, ConfigSet, OutputSpec, Value, build_op, runner};
 use autopara_md as _; // links the op's registration
 use autopara_testkit::fixtures::memory_outputs;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// ```
 /// use autopara_minim::MinimArgs;
+/// # use autopara_calculators as _; // links the calculators' registrations
 /// let args: MinimArgs = serde_json::from_value(serde_json::json!({
 ///     "calculator": {"type": "emt"}, "fmax": 0.01, "pressure": 0.5,
 ///     "optimizer": "FIRE"

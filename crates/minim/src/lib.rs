@@ -15,6 +15,7 @@
 //!   results under `last_op__optimize_`.
 //!
 //! ```
+//! # use autopara_calculators as _; // links the calculators' registrations
 //! let op = autopara_core::build_op("minim", serde_json::json!({
 //!     "calculator": {"type": "emt"}, "fmax": 0.01, "pressure": 0.0
 //! })).unwrap();

@@ -13,7 +13,8 @@
 use crate::error::MinimError;
 use crate::linalg::long_sum;
 use crate::system::System;
-use autopara_calculators::neighbours::{ListKind, NeighbourList};
+use autopara_geometry::neighbours::{ListKind, NeighbourList};
+use autopara_geometry::vec3::norm;
 use nalgebra::{Cholesky, DMatrix, Dyn};
 
 /// Largest atom count solved with a dense Cholesky factor.
@@ -367,7 +368,7 @@ fn conjugate_gradients(p: &Sparse, rhs: &mut DMatrix<f64>, d: usize) -> Result<(
 /// twice the longest cell vector; without a cell the bounding box bounds it here.
 fn nearest_neighbour_distance(atoms: &autopara_core::Atoms) -> Result<f64, MinimError> {
     let n = atoms.len();
-    let longest_cell = atoms.cell.iter().map(|v| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt()).fold(0.0, f64::max);
+    let longest_cell = atoms.cell.iter().map(|&v| norm(v)).fold(0.0, f64::max);
     let limit = if longest_cell > 0.0 {
         2.0 * longest_cell
     } else {
@@ -378,7 +379,7 @@ fn nearest_neighbour_distance(atoms: &autopara_core::Atoms) -> Result<f64, Minim
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p[d]), hi.max(p[d])));
             (hi - lo).max(0.0)
         };
-        2.0 * (span(0).powi(2) + span(1).powi(2) + span(2).powi(2)).sqrt()
+        2.0 * norm([span(0), span(1), span(2)])
     };
     let phi = (1.0 + 5f64.sqrt()) / 2.0;
     let mut r_cut = 1.0;

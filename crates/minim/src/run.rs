@@ -57,6 +57,7 @@ pub struct Minimization {
 /// ```
 /// use autopara_core::{Atoms, CalcError, CalcResults, Calculator, Properties};
 /// use autopara_minim::{MinimArgs, Status, minimize};
+/// # use autopara_calculators as _; // links the calculators' registrations
 ///
 /// /// A spring between two atoms, rest length 1 Å.
 /// struct Spring;

@@ -4,8 +4,8 @@
 //! cell's fractional basis).
 
 use crate::linalg::{inverse, mat, matrix_to_voigt, rows, vec_mat, voigt_to_matrix};
-use autopara_calculators::neighbours::{ListKind, NeighbourList};
 use autopara_core::Atoms;
+use autopara_geometry::neighbours::{ListKind, NeighbourList};
 use moyo::MoyoDataset;
 use moyo::base::{Cell, Lattice};
 use nalgebra::{Matrix3, Vector3};

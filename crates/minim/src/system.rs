@@ -13,6 +13,7 @@ use crate::linalg::{expm, expm_frechet_adjoint, inverse, logm, mat, matrix_to_vo
 use crate::symmetry::Symmetry;
 use autopara_core::atoms::ArrayData;
 use autopara_core::{Atoms, CalcResults, Calculator, Properties};
+use autopara_geometry::vec3::norm;
 use nalgebra::Matrix3;
 
 /// The extxyz column ASE writes for `FixAtoms` (width 1) and `FixCartesian` (width 3).
@@ -392,7 +393,7 @@ impl<'c> System<'c> {
 
     /// ASE's `Optimizable.gradient_norm`: the largest norm of a row of 3.
     pub(crate) fn max_row_norm(v: &[f64]) -> f64 {
-        v.chunks_exact(3).map(|g| (g[0] * g[0] + g[1] * g[1] + g[2] * g[2]).sqrt()).fold(0.0, f64::max)
+        v.as_chunks::<3>().0.iter().map(|&g| norm(g)).fold(0.0, f64::max)
     }
 
     /// The gradient of the objective at `x` for a fresh filter whose reference

@@ -6,6 +6,7 @@
 
 mod common;
 
+use autopara_calculators as _; // links the calculators' registrations
 use autopara_core::units::GPA;
 use autopara_core::{ArrayData, Atoms, Column};
 use autopara_minim::{MinimArgs, Minimization};

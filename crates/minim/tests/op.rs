@@ -3,6 +3,7 @@
 
 mod common;
 
+use autopara_calculators as _; // links the calculators' registrations
 use autopara_core::rng::item_rng;
 use autopara_core::units::GPA;
 use autopara_core::wfl_args::Pressure;

@@ -2,6 +2,8 @@
 #![allow(dead_code)] // each test binary uses a subset
 
 use autopara_core::Atoms;
+use autopara_geometry::cell::cartesian;
+use autopara_geometry::vec3::norm;
 use serde_json::{Value as Json, json};
 use std::path::PathBuf;
 
@@ -23,15 +25,6 @@ impl Rng {
     pub fn sym(&mut self, a: f64) -> f64 {
         a * (2.0 * self.uniform() - 1.0)
     }
-}
-
-/// Cartesian position of fractional coordinates in `cell`.
-pub fn cartesian(cell: &[[f64; 3]; 3], f: [f64; 3]) -> [f64; 3] {
-    let mut r = [0.0; 3];
-    for (k, rk) in r.iter_mut().enumerate() {
-        *rk = f[0] * cell[0][k] + f[1] * cell[1][k] + f[2] * cell[2][k];
-    }
-    r
 }
 
 /// An fcc `n × n × n` supercell of the conventional cell (4 n³ atoms), every
@@ -63,12 +56,11 @@ pub fn random_cell(elements: &[u8], cell: [[f64; 3]; 3], n_atoms: usize, min_dis
                 let x = f[k] - g[k];
                 x - x.round()
             });
-            let r = cartesian(&cell, d);
-            (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt() >= min_dist
+            norm(cartesian(d, &cell)) >= min_dist
         });
         if ok {
             fracs.push(f);
-            positions.push(cartesian(&cell, f));
+            positions.push(cartesian(f, &cell));
             numbers.push(elements[(rng.uniform() * elements.len() as f64) as usize % elements.len()]);
         }
     }

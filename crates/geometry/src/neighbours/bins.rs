@@ -1,0 +1,266 @@
+//! Linked cells: atoms sorted into bins of a (possibly skewed) grid, and the
+//! candidates of one centre from the bins around it.
+
+use super::list::{keep, order_key};
+use super::{ListKind, MARGIN, NeighbourError};
+use crate::cell::{determinant, fractional, inverse, shift_vector, wrap};
+use crate::vec3::{cross, norm, norm2, unit};
+
+/// Linked cells: atoms sorted into bins of a (possibly skewed) grid.
+///
+/// The grid axes are the periodic lattice vectors, completed by unit vectors
+/// normal to them for open directions (where the cell may be zero). Along
+/// periodic axes the grid spans the cell and wraps; along open axes it spans
+/// the atoms' extent. Bins are about half the search radius wide, and a pair
+/// within the radius lies at most `reach` bins apart along each axis
+/// (`reach` > 1 bin of the cell when the radius exceeds the cell: several images).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Bins {
+    pub(super) count: [usize; 3],
+    pub(super) reach: [i64; 3],
+    pub(super) periodic: [bool; 3],
+    /// Each atom's bin coordinates.
+    atom_bin: Vec<[usize; 3]>,
+    /// Lattice vectors subtracted to bring each atom into the cell (periodic axes).
+    pub(super) wraps: Vec<[i32; 3]>,
+    /// Each atom's position with those lattice vectors subtracted.
+    pub(super) wrapped: Vec<[f64; 3]>,
+    /// Fractional coordinates of `wrapped` along the grid axes (in [0, 1) along periodic ones).
+    pub(super) frac: Vec<[f64; 3]>,
+    /// How far apart, in fractional units along each axis, two atoms within the radius can be.
+    pub(super) extent: [f64; 3],
+    /// `wrapped` in bin order (aligned with `atoms`), for cache-friendly scans.
+    sorted: Vec<[f64; 3]>,
+    /// Per axis, for `t = bin + offset + reach`: the wrapped bin and image shift.
+    images: [Vec<Option<(usize, i32)>>; 3],
+    /// Atoms sorted by bin; bin b holds `atoms[start[b]..start[b + 1]]`.
+    start: Vec<usize>,
+    atoms: Vec<usize>,
+}
+
+impl Bins {
+    /// Sorts `positions` into bins for pairs within `radius` (Å); `cell` has
+    /// the rows of open directions zeroed.
+    pub(super) fn assign(
+        &mut self,
+        positions: &[[f64; 3]],
+        cell: &[[f64; 3]; 3],
+        pbc: [bool; 3],
+        radius: f64,
+    ) -> Result<(), NeighbourError> {
+        let n = positions.len();
+        if let Some(atom) = positions.iter().position(|p| !p.iter().all(|x| x.is_finite())) {
+            return Err(NeighbourError::NonFinitePosition { atom, position: positions[atom] });
+        }
+        let basis = grid_basis(cell, pbc)?;
+        let inv = inverse(&basis).ok_or_else(|| NeighbourError::DegenerateCell {
+            pbc,
+            reason: "the lattice vectors are linearly dependent".into(),
+        })?;
+        // Fractional coordinate along axis k is p · inv[.][k]; a pair within
+        // `radius` differs by at most radius·|inv[.][k]| along it.
+        let extent: [f64; 3] = std::array::from_fn(|k| radius * norm([inv[0][k], inv[1][k], inv[2][k]]));
+
+        let mut lo = [0.0f64; 3];
+        let mut span = [1.0f64; 3];
+        for k in 0..3 {
+            if !pbc[k] {
+                let (mn, mx) = positions
+                    .iter()
+                    .map(|p| fractional(p, &inv)[k])
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+                (lo[k], span[k]) = if n == 0 { (0.0, 0.0) } else { (mn, mx - mn) };
+            }
+        }
+        // Bins about half the radius wide, at most a few per atom.
+        let mut count: [usize; 3] = std::array::from_fn(|k| bins_along(span[k], extent[k] / 2.0));
+        let cap = 4 * n.max(1);
+        while count.iter().product::<usize>() > cap {
+            let k = (0..3).max_by_key(|&k| count[k]).unwrap_or(0);
+            count[k] = count[k].div_ceil(2);
+        }
+        let width: [f64; 3] = std::array::from_fn(|k| span[k] / count[k] as f64);
+        self.reach = std::array::from_fn(|k| {
+            if width[k] > 0.0 {
+                // Bounded: extent/width is at most a few thousand unless the
+                // cutoff is absurd, and then the pair limit stops the build.
+                (extent[k] / width[k] * (1.0 + MARGIN)).ceil().min(1e6) as i64
+            } else {
+                0
+            }
+        });
+        self.count = count;
+        self.periodic = pbc;
+        self.tabulate_images();
+
+        self.extent = extent;
+        self.atom_bin.clear();
+        self.wraps.clear();
+        self.wrapped.clear();
+        self.frac.clear();
+        for p in positions {
+            let f = fractional(p, &inv);
+            let mut b = [0usize; 3];
+            let mut w = [0i32; 3];
+            let mut fw = [0.0; 3];
+            for k in 0..3 {
+                let x = if pbc[k] {
+                    (fw[k], w[k]) = wrap(f[k]);
+                    fw[k]
+                } else {
+                    fw[k] = f[k];
+                    f[k] - lo[k]
+                };
+                let idx = if width[k] > 0.0 { (x / width[k]).floor() } else { 0.0 };
+                // Rounding can put an atom at exactly 1.0 (or a hair below 0): clamp to the edge bin.
+                b[k] = idx.clamp(0.0, (count[k] - 1) as f64) as usize;
+            }
+            self.atom_bin.push(b);
+            self.wraps.push(w);
+            self.frac.push(fw);
+            let wv = shift_vector(w, cell);
+            self.wrapped.push([p[0] - wv[0], p[1] - wv[1], p[2] - wv[2]]);
+        }
+        // Counting sort by bin, stable so atoms stay in index order within a bin.
+        let total: usize = count.iter().product();
+        self.start.clear();
+        self.start.resize(total + 1, 0);
+        for b in &self.atom_bin {
+            self.start[(b[0] * count[1] + b[1]) * count[2] + b[2] + 1] += 1;
+        }
+        for k in 0..total {
+            self.start[k + 1] += self.start[k];
+        }
+        self.atoms.clear();
+        self.atoms.resize(n, 0);
+        let mut fill = self.start.clone();
+        for (a, b) in self.atom_bin.iter().enumerate() {
+            let flat = (b[0] * count[1] + b[1]) * count[2] + b[2];
+            self.atoms[fill[flat]] = a;
+            fill[flat] += 1;
+        }
+        self.sorted.clear();
+        self.sorted.extend(self.atoms.iter().map(|&a| self.wrapped[a]));
+        Ok(())
+    }
+
+    /// Appends to `out` the candidates `(order key, j, shift)` of centre `i`
+    /// within `sqrt(search2)` of its wrapped position, from the bins within
+    /// `reach` of its own (one image vector per visited bin), unsorted;
+    /// returns how many distances were evaluated. `cell` has the rows of open
+    /// directions zeroed.
+    pub(super) fn cell_candidates(
+        &self,
+        cell: &[[f64; 3]; 3],
+        kind: ListKind,
+        i: usize,
+        search2: f64,
+        out: &mut Vec<(u64, usize, [i32; 3])>,
+    ) -> u64 {
+        let [_, nby, nbz] = self.count;
+        let [rx, ry, rz] = self.reach;
+        let half = kind == ListKind::Half;
+        let bi = self.atom_bin[i];
+        let ki = self.wraps[i];
+        let wi = self.wrapped[i];
+        let mut examined = 0;
+        for ox in -rx..=rx {
+            let Some((wx, sx)) = self.neighbour_bin(0, bi[0], ox) else { continue };
+            for oy in -ry..=ry {
+                let Some((wy, sy)) = self.neighbour_bin(1, bi[1], oy) else { continue };
+                for oz in -rz..=rz {
+                    let Some((wz, sz)) = self.neighbour_bin(2, bi[2], oz) else { continue };
+                    let b = (wx * nby + wy) * nbz + wz;
+                    let image = shift_vector([sx, sy, sz], cell);
+                    let base = [image[0] - wi[0], image[1] - wi[1], image[2] - wi[2]];
+                    let (lo, hi) = (self.start[b], self.start[b + 1]);
+                    examined += (hi - lo) as u64;
+                    for (&j, q) in self.atoms[lo..hi].iter().zip(&self.sorted[lo..hi]) {
+                        let d = [q[0] + base[0], q[1] + base[1], q[2] + base[2]];
+                        // One rarely-taken branch: the index test alone mispredicts half the time.
+                        let near = norm2(d) < search2;
+                        if near & (!half | (j >= i)) {
+                            let kj = self.wraps[j];
+                            let s = [sx - kj[0] + ki[0], sy - kj[1] + ki[1], sz - kj[2] + ki[2]];
+                            if keep(kind, i, j, s) {
+                                out.push((order_key(j, s), j, s));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        examined
+    }
+
+    /// The bin `offset` away from bin `b` along `axis`, and the lattice shift
+    /// of that image; `None` past the edge of an open axis.
+    #[inline]
+    fn neighbour_bin(&self, axis: usize, b: usize, offset: i64) -> Option<(usize, i32)> {
+        // `images[axis]` is indexed by b + offset + reach, always in range.
+        let t = b as i64 + offset + self.reach[axis];
+        self.images[axis].get(usize::try_from(t).ok()?).copied().flatten()
+    }
+
+    /// Tabulates [`Bins::neighbour_bin`] (integer division is slow in the inner loop).
+    fn tabulate_images(&mut self) {
+        for axis in 0..3 {
+            let (nb, r) = (self.count[axis] as i64, self.reach[axis]);
+            self.images[axis].clear();
+            self.images[axis].extend((-r..nb + r).map(|t| {
+                if self.periodic[axis] {
+                    Some((t.rem_euclid(nb) as usize, t.div_euclid(nb) as i32))
+                } else if (0..nb).contains(&t) {
+                    Some((t as usize, 0))
+                } else {
+                    None
+                }
+            }));
+        }
+    }
+}
+
+/// Number of bins of at least `width` across `span` (at least 1).
+fn bins_along(span: f64, width: f64) -> usize {
+    if width > 0.0 && span > 0.0 { ((span / width).floor() as usize).clamp(1, 1 << 20) } else { 1 }
+}
+
+/// Grid axes: periodic lattice vectors, plus unit vectors normal to them for
+/// open directions.
+pub(super) fn grid_basis(cell: &[[f64; 3]; 3], pbc: [bool; 3]) -> Result<[[f64; 3]; 3], NeighbourError> {
+    let degenerate = |reason: &str| NeighbourError::DegenerateCell { pbc, reason: reason.into() };
+    let periodic: Vec<usize> = (0..3).filter(|&k| pbc[k]).collect();
+    let open: Vec<usize> = (0..3).filter(|&k| !pbc[k]).collect();
+    for &k in &periodic {
+        if norm(cell[k]) == 0.0 || !cell[k].iter().all(|x| x.is_finite()) {
+            return Err(degenerate(&format!("lattice vector {k} is zero or not finite")));
+        }
+    }
+    let mut basis = *cell;
+    match periodic.as_slice() {
+        [] => basis = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        &[k] => {
+            let a = unit(cell[k]);
+            // Any vector not parallel to a, made orthogonal to it.
+            let trial = if a[0].abs() < 0.9 { [1.0, 0.0, 0.0] } else { [0.0, 1.0, 0.0] };
+            let u = unit(cross(a, trial));
+            let v = cross(a, u);
+            basis[open[0]] = u;
+            basis[open[1]] = v;
+        }
+        &[k1, k2] => {
+            let c = cross(cell[k1], cell[k2]);
+            if norm(c) <= 1e-12 * norm(cell[k1]) * norm(cell[k2]) {
+                return Err(degenerate("the periodic lattice vectors are parallel"));
+            }
+            basis[open[0]] = unit(c);
+        }
+        _ => {
+            let vol = determinant(cell).abs();
+            if vol <= 1e-12 * norm(cell[0]) * norm(cell[1]) * norm(cell[2]) {
+                return Err(degenerate("the lattice vectors are coplanar"));
+            }
+        }
+    }
+    Ok(basis)
+}

@@ -1,0 +1,243 @@
+//! The neighbour lists against brute force over every image, and the Verlet
+//! list against fresh lists.
+
+use super::bins::grid_basis;
+use super::list::{Search, keep};
+use super::*;
+use crate::cell::{inverse, shift_vector};
+use crate::vec3::norm;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+
+type PairSet = BTreeMap<(usize, usize, [i32; 3]), f64>;
+
+/// All images within range, by brute force.
+fn brute(positions: &[[f64; 3]], cell: &[[f64; 3]; 3], pbc: [bool; 3], cutoff: f64, kind: ListKind) -> PairSet {
+    let inv = inverse(&grid_basis(cell, pbc).unwrap()).unwrap();
+    let m: [i32; 3] = std::array::from_fn(|k| {
+        if pbc[k] {
+            // Positions may lie outside the cell by up to a few cells.
+            let e = cutoff * (inv[0][k].powi(2) + inv[1][k].powi(2) + inv[2][k].powi(2)).sqrt();
+            e.ceil() as i32 + 4
+        } else {
+            0
+        }
+    });
+    let mut out = PairSet::new();
+    for i in 0..positions.len() {
+        for j in 0..positions.len() {
+            for a in -m[0]..=m[0] {
+                for b in -m[1]..=m[1] {
+                    for c in -m[2]..=m[2] {
+                        let s = [a, b, c];
+                        if !keep(kind, i, j, s) {
+                            continue;
+                        }
+                        let d = pair_vector(&positions[i], &positions[j], &shift_vector(s, cell));
+                        let r = norm(d);
+                        if r < cutoff {
+                            out.insert((i, j, s), r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn listed(nl: &NeighbourList) -> PairSet {
+    let mut out = PairSet::new();
+    for p in 0..nl.len() {
+        let key = (nl.i()[p], nl.j()[p], nl.shifts()[p]);
+        assert!(out.insert(key, nl.distances()[p]).is_none(), "duplicate pair {key:?}");
+    }
+    out
+}
+
+fn random_cell(rng: &mut StdRng, scale: f64) -> [[f64; 3]; 3] {
+    // A skewed cell: diagonal plus off-diagonal tilts up to half a vector.
+    let mut c = [[0.0; 3]; 3];
+    for (k, row) in c.iter_mut().enumerate() {
+        for (l, x) in row.iter_mut().enumerate() {
+            *x = if k == l { scale * rng.random_range(0.6..1.4) } else { scale * rng.random_range(-0.5..0.5) };
+        }
+    }
+    c
+}
+
+fn random_positions(rng: &mut StdRng, n: usize, cell: &[[f64; 3]; 3], spread: f64) -> Vec<[f64; 3]> {
+    (0..n)
+        .map(|_| {
+            let f: [f64; 3] = std::array::from_fn(|_| rng.random_range(-spread..1.0 + spread));
+            std::array::from_fn(|x| f[0] * cell[0][x] + f[1] * cell[1][x] + f[2] * cell[2][x])
+        })
+        .collect()
+}
+
+fn check(positions: &[[f64; 3]], cell: &[[f64; 3]; 3], pbc: [bool; 3], cutoff: f64) {
+    let searches = [None, Some(Search::Cells), Some(Search::Pairs)];
+    for (kind, search) in [ListKind::Full, ListKind::Half].into_iter().flat_map(|k| searches.map(|s| (k, s))) {
+        let mut nl = NeighbourList::new(cutoff, kind).unwrap();
+        nl.search = search;
+        nl.build(positions, cell, pbc).unwrap();
+        let got = listed(&nl);
+        let want = brute(positions, cell, pbc, cutoff, kind);
+        assert_eq!(got.len(), want.len(), "pbc {pbc:?} cutoff {cutoff} kind {kind:?} search {search:?}");
+        for (k, r) in &want {
+            let g = got.get(k).unwrap_or_else(|| panic!("missing pair {k:?}"));
+            assert!((g - r).abs() < 1e-12);
+        }
+        // Vectors are r_j + S·cell − r_i, and ranges match centres.
+        for i in 0..positions.len() {
+            for p in nl.range(i) {
+                assert_eq!(nl.i()[p], i);
+                let d = nl.vectors()[p];
+                assert!((norm(d) - nl.distances()[p]).abs() < 1e-12);
+            }
+        }
+    }
+}
+
+#[test]
+fn random_triclinic_cells_match_brute_force() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for trial in 0..30 {
+        let cell = random_cell(&mut rng, 4.0);
+        let n = rng.random_range(1..30);
+        let pos = random_positions(&mut rng, n, &cell, 0.3);
+        // From a fraction of the cell to several cells.
+        let cutoff = [0.7, 1.5, 2.9, 4.5, 9.0][trial % 5];
+        let pbc = [[true; 3], [true, true, false], [false, true, false], [false; 3], [true, false, true]][trial % 5];
+        check(&pos, &cell, pbc, cutoff);
+    }
+}
+
+#[test]
+fn cutoff_larger_than_cell_sees_self_images() {
+    // One atom in a 1 Å cubic cell, cutoff 2.5: all lattice points within 2.5.
+    let cell = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+    let mut nl = NeighbourList::new(2.5, ListKind::Full).unwrap();
+    nl.build(&[[0.3, 0.2, 0.1]], &cell, [true; 3]).unwrap();
+    let expected = (-3i32..=3)
+        .flat_map(|a| (-3i32..=3).flat_map(move |b| (-3i32..=3).map(move |c| a * a + b * b + c * c)))
+        .filter(|&r2| r2 > 0 && (r2 as f64) < 6.25)
+        .count();
+    assert_eq!(nl.len(), expected);
+    check(&[[0.3, 0.2, 0.1]], &cell, [true; 3], 2.5);
+}
+
+#[test]
+fn no_cell_and_open_directions_with_zero_vectors() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let pos: Vec<[f64; 3]> = (0..60).map(|_| std::array::from_fn(|_| rng.random_range(-5.0..5.0))).collect();
+    check(&pos, &[[0.0; 3]; 3], [false; 3], 2.0);
+    // A slab: periodic in x, y, zero c vector.
+    let cell = [[4.0, 0.0, 0.0], [1.0, 3.5, 0.0], [0.0, 0.0, 0.0]];
+    check(&pos, &cell, [true, true, false], 3.0);
+    // A wire along a skewed vector.
+    let cell = [[2.0, 1.0, 0.5], [0.0; 3], [0.0; 3]];
+    check(&pos, &cell, [true, false, false], 3.0);
+}
+
+#[test]
+fn large_random_system_matches_brute_force() {
+    // Enough atoms that the grid has many bins along each axis.
+    let mut rng = StdRng::seed_from_u64(11);
+    let cell = random_cell(&mut rng, 12.0);
+    let pos = random_positions(&mut rng, 300, &cell, 0.0);
+    check(&pos, &cell, [true; 3], 3.0);
+}
+
+#[test]
+fn build_work_is_linear_in_atom_count() {
+    // Same density, 8x the atoms: about 8x the distance evaluations (not 64x).
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut work = Vec::new();
+    for scale in [10.0, 20.0] {
+        let cell = [[scale, 0.0, 0.0], [0.0, scale, 0.0], [0.0, 0.0, scale]];
+        let n = (scale * scale * scale * 0.08) as usize;
+        let pos = random_positions(&mut rng, n, &cell, 0.0);
+        let mut nl = NeighbourList::new(3.0, ListKind::Full).unwrap();
+        nl.search = Some(Search::Cells);
+        nl.build(&pos, &cell, [true; 3]).unwrap();
+        work.push(nl.candidates_examined() as f64);
+    }
+    let ratio = work[1] / work[0];
+    assert!(ratio > 6.0 && ratio < 11.0, "work ratio {ratio}");
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    assert!(matches!(NeighbourList::new(0.0, ListKind::Full), Err(NeighbourError::InvalidCutoff { .. })));
+    assert!(matches!(NeighbourList::new(-1.0, ListKind::Full), Err(NeighbourError::InvalidCutoff { .. })));
+    assert!(matches!(NeighbourList::new(f64::NAN, ListKind::Half), Err(NeighbourError::InvalidCutoff { .. })));
+    let mut nl = NeighbourList::new(2.0, ListKind::Full).unwrap();
+    let flat = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]];
+    assert!(matches!(nl.build(&[[0.0; 3]], &flat, [true; 3]), Err(NeighbourError::DegenerateCell { .. })));
+    assert!(matches!(nl.build(&[[0.0; 3]], &[[0.0; 3]; 3], [true; 3]), Err(NeighbourError::DegenerateCell { .. })));
+    let cell = [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]];
+    assert!(matches!(
+        nl.build(&[[0.0, f64::NAN, 0.0]], &cell, [true; 3]),
+        Err(NeighbourError::NonFinitePosition { atom: 0, .. })
+    ));
+    let mut huge = NeighbourList::new(1e4, ListKind::Full).unwrap();
+    assert!(matches!(huge.build(&[[0.0; 3]], &cell, [true; 3]), Err(NeighbourError::TooManyPairs { .. })));
+    assert!(huge.is_empty());
+}
+
+#[test]
+fn verlet_list_equals_fresh_lists_along_a_random_walk() {
+    for margin in [0.0, 1.0] {
+        verlet_walk(margin);
+    }
+}
+
+fn verlet_walk(margin: f64) {
+    let mut rng = StdRng::seed_from_u64(5);
+    let cell = random_cell(&mut rng, 5.0);
+    let mut pos = random_positions(&mut rng, 40, &cell, 0.0);
+    let cutoff = 3.2; // above half the cell width: explicit images needed
+    let mut vl = VerletList::new(cutoff, 0.6, ListKind::Half).unwrap().with_outer_margin(margin);
+    let mut fresh = NeighbourList::new(cutoff, ListKind::Half).unwrap();
+    for _step in 0..60 {
+        for p in pos.iter_mut() {
+            for x in p.iter_mut() {
+                *x += rng.random_range(-0.05..0.05);
+            }
+        }
+        vl.update(&pos, &cell, [true; 3]).unwrap();
+        fresh.build(&pos, &cell, [true; 3]).unwrap();
+        let mut got = Vec::new();
+        vl.for_each_pair(&pos, |i, j, d, r2| got.push((i, j, d, r2)));
+        assert_eq!(got.len(), fresh.len());
+        for (p, &(i, j, d, r2)) in got.iter().enumerate() {
+            assert_eq!((i, j), (fresh.i()[p], fresh.j()[p]));
+            // Same arithmetic: bit-identical vectors.
+            assert_eq!(d, fresh.vectors()[p]);
+            assert_eq!(r2.sqrt(), fresh.distances()[p]);
+        }
+    }
+    assert!(vl.builds() > 1 && vl.builds() < 60, "builds: {}", vl.builds());
+    // The outer level saves builds: refreshes replace some of them.
+    assert_eq!(vl.refreshes() > 0, margin > 0.0, "refreshes: {}", vl.refreshes());
+    // Unrelated configurations (no skin then) and back to small moves.
+    for step in 0..10 {
+        if step < 5 {
+            pos = random_positions(&mut rng, 40, &cell, 0.0);
+        } else {
+            pos[step][0] += 0.01;
+        }
+        vl.update(&pos, &cell, [true; 3]).unwrap();
+        fresh.build(&pos, &cell, [true; 3]).unwrap();
+        let mut got = Vec::new();
+        vl.for_each_pair(&pos, |i, j, d, _| got.push((i, j, d)));
+        let want: Vec<_> = (0..fresh.len()).map(|p| (fresh.i()[p], fresh.j()[p], fresh.vectors()[p])).collect();
+        assert_eq!(got, want);
+    }
+    // A changed cell forces a rebuild.
+    let mut cell2 = cell;
+    cell2[0][0] += 0.01;
+    assert!(vl.update(&pos, &cell2, [true; 3]).unwrap());
+}

@@ -1,0 +1,280 @@
+//! [`VerletList`]: a neighbour list with a skin (and optionally an outer
+//! level), kept between calls and rebuilt only when atoms moved far enough.
+
+use super::list::NeighbourList;
+use super::{ListKind, MAX_PAIRS, NeighbourError, pair_vector};
+use crate::cell::{periodic_rows, shift_vector};
+use crate::vec3::norm2;
+/// A [`NeighbourList`] with a skin, kept between calls: rebuilt only when the
+/// two largest displacements since the last build sum to more than the skin
+/// (so some pair may have closed in by that much), or the cell,
+/// periodicity or number of atoms changed. Pairs are filtered to the cutoff
+/// at every use, in the list's canonical order, so results are exactly those
+/// of a fresh list for any skin.
+///
+/// The skin pays when consecutive calls see nearby positions (md,
+/// minimization, where it saves the second build of every configuration);
+/// for unrelated configurations it only adds pairs, a few tens of per cent.
+///
+/// With an outer margin ([`VerletList::with_outer_margin`]) the list is two
+/// levels: an outer list to `cutoff + skin + margin`, built rarely, from
+/// which the list proper is refreshed by filtering (a distance per outer
+/// pair, far cheaper than a build) while the two largest displacements since
+/// the outer build sum to less than the margin. In a liquid the atoms diffuse: the outer
+/// list lasts many times longer than the skin does. The margin is left out
+/// after a large move (an unrelated configuration), where it would only add
+/// pairs, and taken again at the next build.
+///
+/// ```
+/// use autopara_geometry::neighbours::{ListKind, VerletList};
+/// let cell = [[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]];
+/// let mut vl = VerletList::new(2.0, 0.5, ListKind::Half).unwrap();
+/// let mut pos = vec![[0.0; 3], [1.5, 0.0, 0.0]];
+/// assert!(vl.update(&pos, &cell, [true; 3]).unwrap()); // first build
+/// pos[1][0] += 0.1;
+/// assert!(!vl.update(&pos, &cell, [true; 3]).unwrap()); // moved 0.1 Å: pairs closed in by less than the skin
+/// let mut n = 0;
+/// vl.for_each_pair(&pos, |_i, _j, _d, r2| { assert!(r2 < 4.0); n += 1 });
+/// assert_eq!(n, 2); // the neighbour at 1.6 Å and its image at 1.4 Å
+/// ```
+#[derive(Debug, Clone)]
+pub struct VerletList {
+    cutoff: f64,
+    /// The skin used when positions change a little between calls.
+    skin: f64,
+    /// The outer list's reach beyond `cutoff + skin` (0: one level).
+    margin: f64,
+    /// The skin and margin of the current lists (no margin after a large move).
+    active: (f64, f64),
+    outer: NeighbourList,
+    /// Each outer pair as (neighbour, index into `shift_table`).
+    outer_pairs: Vec<(u32, u32)>,
+    /// The distinct Cartesian shifts of the outer pairs, for the cell of the last build.
+    shift_table: Vec<[f64; 3]>,
+    /// Positions at the outer build.
+    outer_reference: Vec<[f64; 3]>,
+    /// The list proper: outer pairs within `cutoff + skin` at `reference`,
+    /// centre `i`'s at `first[i]..first[i + 1]`, as (neighbour, shift index).
+    first: Vec<usize>,
+    pairs: Vec<(u32, u32)>,
+    /// Positions at the last refresh.
+    reference: Vec<[f64; 3]>,
+    cell: [[f64; 3]; 3],
+    pbc: [bool; 3],
+    built: bool,
+    builds: u64,
+    refreshes: u64,
+}
+
+impl VerletList {
+    /// A list for pairs within `cutoff`, stored to `cutoff + skin` (Å).
+    pub fn new(cutoff: f64, skin: f64, kind: ListKind) -> Result<VerletList, NeighbourError> {
+        if !(cutoff.is_finite() && cutoff > 0.0) {
+            return Err(NeighbourError::InvalidCutoff { cutoff });
+        }
+        let skin = if skin.is_finite() && skin > 0.0 { skin } else { 0.0 };
+        let mut outer = NeighbourList::new(cutoff + skin, kind)?;
+        outer.pairs.geometry = false;
+        Ok(VerletList {
+            cutoff,
+            skin,
+            margin: 0.0,
+            active: (skin, 0.0),
+            outer,
+            outer_pairs: Vec::new(),
+            shift_table: Vec::new(),
+            outer_reference: Vec::new(),
+            first: vec![0],
+            pairs: Vec::new(),
+            reference: Vec::new(),
+            cell: [[0.0; 3]; 3],
+            pbc: [false; 3],
+            built: false,
+            builds: 0,
+            refreshes: 0,
+        })
+    }
+
+    /// The same list with an outer level reaching `margin` (Å) beyond
+    /// `cutoff + skin` (non-positive or non-finite: one level).
+    pub fn with_outer_margin(mut self, margin: f64) -> VerletList {
+        self.margin = if margin.is_finite() && margin > 0.0 { margin } else { 0.0 };
+        self.active = (self.skin, self.margin);
+        self.built = false;
+        self
+    }
+
+    /// The cutoff (Å).
+    pub fn cutoff(&self) -> f64 {
+        self.cutoff
+    }
+
+    /// Number of builds so far (for tests and diagnostics).
+    pub fn builds(&self) -> u64 {
+        self.builds
+    }
+
+    /// Number of times the list was refreshed from the outer list without a build.
+    pub fn refreshes(&self) -> u64 {
+        self.refreshes
+    }
+
+    /// Brings the list up to date for these positions; returns whether it changed.
+    pub fn update(
+        &mut self,
+        positions: &[[f64; 3]],
+        cell: &[[f64; 3]; 3],
+        pbc: [bool; 3],
+    ) -> Result<bool, NeighbourError> {
+        let same_frame = self.built && positions.len() == self.reference.len() && pbc == self.pbc && *cell == self.cell;
+        let (skin, margin) = self.active;
+        // A pair's separation changes by at most the sum of its two atoms'
+        // displacements, so by at most the two largest: the list stays valid
+        // while they sum to less than the skin (the outer list, the margin).
+        // Limits slightly under, so rounding never lets a pair slip past.
+        let under = |x: f64| x * (1.0 - 1e-6);
+        if same_frame && two_largest_displacements(positions, &self.reference).1 <= under(skin) {
+            return Ok(false);
+        }
+        let (largest, two) = if same_frame {
+            two_largest_displacements(positions, &self.outer_reference)
+        } else {
+            (f64::INFINITY, f64::INFINITY)
+        };
+        if same_frame && two <= under(margin) {
+            self.refresh(positions);
+            self.refreshes += 1;
+            return Ok(true);
+        }
+        let small_move = !self.built || largest <= self.skin + self.margin;
+        self.active = (self.skin, if small_move { self.margin } else { 0.0 });
+        self.built = false;
+        self.outer.cutoff = self.cutoff + self.active.0 + self.active.1;
+        if u32::try_from(positions.len()).is_err() {
+            return Err(NeighbourError::TooManyPairs { cutoff: self.outer.cutoff, limit: MAX_PAIRS });
+        }
+        self.outer.build(positions, cell, pbc)?;
+        self.index_shifts(cell, pbc);
+        self.outer_reference.clear();
+        self.outer_reference.extend_from_slice(positions);
+        self.cell = *cell;
+        self.pbc = pbc;
+        self.refresh(positions);
+        self.built = true;
+        self.builds += 1;
+        Ok(true)
+    }
+
+    /// Numbers the distinct shifts of the outer pairs (a few dozen at most,
+    /// unless the cutoff spans many cells) and stores each pair as
+    /// (neighbour, shift number): the refreshes and the pair loops then move
+    /// 8 bytes a pair instead of 32.
+    fn index_shifts(&mut self, cell: &[[f64; 3]; 3], pbc: [bool; 3]) {
+        let rows = periodic_rows(cell, pbc);
+        let shifts = self.outer.shifts();
+        // A dense grid over the shifts' bounding box numbers them in one pass.
+        let (mut lo, mut hi) = ([0i32; 3], [0i32; 3]);
+        for s in shifts {
+            for k in 0..3 {
+                lo[k] = lo[k].min(s[k]);
+                hi[k] = hi[k].max(s[k]);
+            }
+        }
+        let span: [usize; 3] = std::array::from_fn(|k| (hi[k] - lo[k]) as usize + 1);
+        let cell_of = |s: &[i32; 3]| {
+            ((s[0] - lo[0]) as usize * span[1] + (s[1] - lo[1]) as usize) * span[2] + (s[2] - lo[2]) as usize
+        };
+        // The box spans the images within the cutoff along each axis: a few
+        // cells unless the cutoff is many cell widths (then the pair limit
+        // stopped the build before).
+        let mut number = vec![u32::MAX; span[0] * span[1] * span[2]];
+        self.shift_table.clear();
+        self.outer_pairs.clear();
+        for (&j, s) in self.outer.j().iter().zip(shifts) {
+            let slot = &mut number[cell_of(s)];
+            if *slot == u32::MAX {
+                *slot = self.shift_table.len() as u32;
+                self.shift_table.push(shift_vector(*s, &rows));
+            }
+            // j fits: checked before the build.
+            self.outer_pairs.push((j as u32, *slot));
+        }
+    }
+
+    /// The list proper from the outer list: its pairs within `cutoff + skin`
+    /// at `positions` (all of them without a margin), kept in order without
+    /// a branch on each (written, then counted or not).
+    fn refresh(&mut self, positions: &[[f64; 3]]) {
+        let reach2 = (self.cutoff + self.active.0).powi(2);
+        self.pairs.resize(self.outer_pairs.len(), (0, 0));
+        self.first.clear();
+        self.first.push(0);
+        let mut k = 0;
+        for (i, pi) in positions.iter().enumerate() {
+            for &(j, s) in &self.outer_pairs[self.outer.range(i)] {
+                let d = pair_vector(pi, &positions[j as usize], &self.shift_table[s as usize]);
+                self.pairs[k] = (j, s);
+                k += usize::from(norm2(d) < reach2);
+            }
+            self.first.push(k);
+        }
+        self.pairs.truncate(k);
+        self.reference.clear();
+        self.reference.extend_from_slice(positions);
+    }
+
+    /// Calls `f(i, j, r_ij, r²)` for every stored pair within the cutoff at
+    /// `positions` (which must be those of the last [`VerletList::update`];
+    /// otherwise nothing is called), in canonical order.
+    #[inline]
+    pub fn for_each_pair(&self, positions: &[[f64; 3]], mut f: impl FnMut(usize, usize, [f64; 3], f64)) {
+        let cut2 = self.cutoff * self.cutoff;
+        if positions.len() != self.reference.len() {
+            return;
+        }
+        for (i, pi) in positions.iter().enumerate() {
+            for (j, s) in self.centre(i) {
+                let d = pair_vector(pi, &positions[j], s);
+                let r2 = norm2(d);
+                if r2 < cut2 {
+                    f(i, j, d, r2);
+                }
+            }
+        }
+    }
+
+    /// How many pairs are stored (within `cutoff + skin` at the last refresh):
+    /// a bound on the pairs [`VerletList::for_each_pair`] visits.
+    pub fn stored_pairs(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// The stored pairs of centre `i`, within `cutoff + skin` when the list
+    /// was refreshed: each neighbour's index and Cartesian shift vector, so
+    /// that `r_ij = (r_j − r_i) + shift` (evaluated in that order, as
+    /// [`VerletList::for_each_pair`] does). For kernels that loop themselves
+    /// and filter to [`VerletList::cutoff`] (for instance without branches).
+    /// Empty when `i` is out of range.
+    #[inline]
+    pub fn centre(&self, i: usize) -> impl Iterator<Item = (usize, &[f64; 3])> + '_ {
+        let pairs = match (self.first.get(i), self.first.get(i + 1)) {
+            (Some(&a), Some(&b)) => &self.pairs[a..b],
+            _ => &[],
+        };
+        // Shift numbers index the table by construction.
+        pairs.iter().map(|&(j, s)| (j as usize, &self.shift_table[s as usize]))
+    }
+}
+
+/// The largest displacement between two sets of positions, and the sum of
+/// the two largest (infinite for NaN).
+fn two_largest_displacements(positions: &[[f64; 3]], reference: &[[f64; 3]]) -> (f64, f64) {
+    // Squared, sorted: first >= second.
+    let (first, second) = positions.iter().zip(reference).fold((0.0f64, 0.0f64), |(a, b), (p, q)| {
+        let d = [p[0] - q[0], p[1] - q[1], p[2] - q[2]];
+        let r2 = norm2(d);
+        let r2 = if r2.is_nan() { f64::INFINITY } else { r2 };
+        if r2 > a { (r2, a) } else { (a, b.max(r2)) }
+    });
+    (first.sqrt(), first.sqrt() + second.sqrt())
+}
