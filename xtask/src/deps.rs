@@ -3,7 +3,8 @@
 //! - a git-ignored `.venv` with pinned references: ase==3.28.0, numpy<2,
 //!   dscribe==2.1.2, extxyz (the libAtoms C parser) and wfl==0.3.5 (with its
 //!   spglib: tests compare with wfl's `create_input`, optimize and spglib's
-//!   symmetry; wfl is also the benchmarks' peer);
+//!   symmetry; wfl is also the benchmarks' peer), and what the Python
+//!   package's build and tests need: maturin, pytest and cloudpickle;
 //! - Debian's OpenMPI and libclang (the MPI backend), `slurm-wlm` and `munge`
 //!   (the Slurm backend's tests start a private single-node cluster);
 //! - with `--peers`, Debian's `lammps` for the benchmarks.
@@ -13,8 +14,17 @@
 use crate::util::{root, run as run_cmd};
 use std::process::Command;
 
-/// Pinned reference packages.
-const REFERENCES: &[&str] = &["ase==3.28.0", "numpy<2", "dscribe==2.1.2", "extxyz==0.4.6", "wfl==0.3.5"];
+/// Pinned reference packages, and the Python package's build and test tools.
+const REFERENCES: &[&str] = &[
+    "ase==3.28.0",
+    "numpy<2",
+    "dscribe==2.1.2",
+    "extxyz==0.4.6",
+    "wfl==0.3.5",
+    "maturin==1.16.0",
+    "pytest==9.2.0",
+    "cloudpickle==3.1.3",
+];
 /// Debian packages the test suites need.
 const APT_TEST: &[&str] = &["libopenmpi-dev", "openmpi-bin", "libclang-dev", "slurm-wlm", "munge"];
 /// Debian packages for benchmark peers.

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask <command>
   deps [--peers]        install the reference environment (idempotent)
-  test                  deps + fmt + clippy + all tests (references required)
+  test                  deps + fmt + clippy + all tests, the Python package's too (references required)
   bench [NAME...]       benchmarks side by side with peers; names: {BENCHES}
   demo                  the demo pipeline (buildcell -> minim -> md -> descriptor) into demo-out/
   run FILE.toml         run a pipeline file with the release binary
@@ -70,6 +70,44 @@ fn test(args: &[String]) -> Result<(), String> {
         &["test", "-p", "autopara", "--test", "default_build"],
         &[("AUTOPARA_REQUIRE_REFERENCES", "1")],
     )?;
+    python_tests(&root)?;
     println!("xtask test: all checks passed");
     Ok(())
+}
+
+/// Builds the Python package (`python/`) into the reference venv and runs its
+/// pytest suite against the `autopara` binary the tests above built. The
+/// extension is built with the dev profile, which reuses the test build's
+/// compiled dependencies (a release build takes minutes; results are the same).
+fn python_tests(root: &std::path::Path) -> Result<(), String> {
+    use std::process::Command;
+    let venv = root.join(".venv/bin");
+    let target = util::target_dir(root);
+    let wheels = target.join("python-wheels");
+    let _ = std::fs::remove_dir_all(&wheels);
+    util::run(
+        Command::new(venv.join("maturin"))
+            .args(["build", "--profile", "dev", "--quiet", "--interpreter"])
+            .arg(venv.join("python"))
+            .arg("--out")
+            .arg(&wheels)
+            .current_dir(root.join("python")),
+    )?;
+    let wheel = std::fs::read_dir(&wheels)
+        .map_err(|e| format!("{}: {e}", wheels.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or_else(|| format!("maturin left no wheel in {}", wheels.display()))?;
+    util::run(
+        Command::new(venv.join("python"))
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--force-reinstall", "--no-deps"])
+            .arg(&wheel),
+    )?;
+    util::run(
+        Command::new(venv.join("python"))
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "python/tests"])
+            .current_dir(root)
+            .env("AUTOPARA_REQUIRE_REFERENCES", "1")
+            .env("AUTOPARA_CLI", target.join("debug/autopara")),
+    )
 }
