@@ -81,28 +81,9 @@ fn test(args: &[String]) -> Result<(), String> {
 /// compiled dependencies (a release build takes minutes; results are the same).
 fn python_tests(root: &std::path::Path) -> Result<(), String> {
     use std::process::Command;
+    util::install_python_package(root, "dev")?;
     let venv = root.join(".venv/bin");
     let target = util::target_dir(root);
-    let wheels = target.join("python-wheels");
-    let _ = std::fs::remove_dir_all(&wheels);
-    util::run(
-        Command::new(venv.join("maturin"))
-            .args(["build", "--profile", "dev", "--quiet", "--interpreter"])
-            .arg(venv.join("python"))
-            .arg("--out")
-            .arg(&wheels)
-            .current_dir(root.join("python")),
-    )?;
-    let wheel = std::fs::read_dir(&wheels)
-        .map_err(|e| format!("{}: {e}", wheels.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or_else(|| format!("maturin left no wheel in {}", wheels.display()))?;
-    util::run(
-        Command::new(venv.join("python"))
-            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--force-reinstall", "--no-deps"])
-            .arg(&wheel),
-    )?;
     util::run(
         Command::new(venv.join("python"))
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "python/tests"])

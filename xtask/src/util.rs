@@ -165,3 +165,25 @@ pub fn best_of<T>(n: usize, mut f: impl FnMut() -> Result<T, String>) -> Result<
     }
     last.map(|o| (best, o)).ok_or_else(|| "no runs".to_string())
 }
+
+/// Builds the Python package (`python/`, its extension with cargo profile
+/// `profile`) with the venv's maturin and installs the wheel into `.venv`.
+pub fn install_python_package(root: &Path, profile: &str) -> Result<(), String> {
+    let venv = root.join(".venv/bin");
+    let wheels = target_dir(root).join(format!("python-wheels-{profile}"));
+    let _ = std::fs::remove_dir_all(&wheels);
+    run(Command::new(venv.join("maturin"))
+        .args(["build", "--profile", profile, "--quiet", "--interpreter"])
+        .arg(venv.join("python"))
+        .arg("--out")
+        .arg(&wheels)
+        .current_dir(root.join("python")))?;
+    let wheel = std::fs::read_dir(&wheels)
+        .map_err(|e| format!("{}: {e}", wheels.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or_else(|| format!("maturin left no wheel in {}", wheels.display()))?;
+    run(Command::new(venv.join("python"))
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--force-reinstall", "--no-deps"])
+        .arg(&wheel))
+}

@@ -16,6 +16,7 @@ mod io;
 mod md;
 mod minim;
 mod mpi;
+mod python;
 
 const BENCHES: &[Bench] = &[
     ("buildcell", buildcell::run),
@@ -26,6 +27,7 @@ const BENCHES: &[Bench] = &[
     ("md", md::run),
     ("minim", minim::run),
     ("mpi", mpi::run),
+    ("python", python::run),
 ];
 
 /// Benchmark names, for usage text.
