@@ -355,3 +355,72 @@ fn an_empty_input_is_an_error_naming_it_but_an_empty_autopara_output_is_no_items
     assert!(ok && e.contains("0 items"), "{e}");
     assert!(std::fs::read(&out).unwrap().is_empty());
 }
+
+/// The names of the files in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// Runs this binary as `autopara ARGS` (with the test op), failing the test
+/// if it does not finish within a minute; returns success and stderr.
+fn run_child(args: &[&str]) -> (bool, String) {
+    let mut c = child(args).spawn().unwrap();
+    let start = Instant::now();
+    while c.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            c.kill().unwrap();
+            panic!("autopara {args:?} hangs");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    finish(c)
+}
+
+#[test]
+fn paths_that_cannot_be_inputs_or_outputs_are_named_and_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = d.join("in.xyz");
+    write_inputs(&input, 2);
+    let sub = d.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let fifo = d.join("pipe.xyz");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = s(&d.join("out.xyz")).to_string();
+    let sub_slash = format!("{}/", s(&d.join("new")));
+    // (input, output, what the error must say); a reader that opened the
+    // pipe would wait for a writer forever.
+    let cases: [(&str, &str, &[&str]); 5] = [
+        (s(&input), "", &["output path is empty"]),
+        (s(&input), s(&sub), &["sub names a directory", "sub/out.xyz"]),
+        (s(&input), &sub_slash, &["new/ names a directory"]),
+        (s(&sub), &out, &["sub: is a directory", "sub/*.xyz"]),
+        (s(&fifo), &out, &["pipe.xyz: is a named pipe (FIFO)", "save it to a file first"]),
+    ];
+    for (inp, output, says) in cases {
+        for cmd in [["run", "test_slow", "-i", inp, "-o", output].as_slice(), &["convert", inp, "-o", output]] {
+            let (ok, e) = run_child(cmd);
+            assert!(!ok, "{cmd:?} succeeded");
+            for said in says {
+                assert!(e.contains(said), "{cmd:?}: expected '{said}' in: {e}");
+            }
+            assert_eq!(listing(d), ["in.xyz", "pipe.xyz", "sub"], "{cmd:?} left files behind");
+            assert!(listing(&sub).is_empty());
+        }
+    }
+    // A run that fails at its first item leaves no journal or partial file.
+    let bad = d.join("bad.xyz");
+    std::fs::write(&bad, "1\n\nCu 0 x 0\n").unwrap();
+    for cmd in [["run", "test_slow", "-i", s(&bad), "-o", &out].as_slice(), &["convert", s(&bad), "-o", &out]] {
+        let (ok, e) = run_child(cmd);
+        assert!(!ok && e.contains("frame 0, line 3"), "{e}");
+    }
+    let failing =
+        ["run", "test_slow", "-i", s(&input), "-o", &out, "--args", r#"{"fail": [0]}"#, "--skip-failed", "false"];
+    let (ok, e) = run_child(&failing);
+    assert!(!ok && e.contains("item 0"), "{e}");
+    assert_eq!(listing(d), ["bad.xyz", "in.xyz", "pipe.xyz", "sub"]);
+}

@@ -79,8 +79,12 @@ impl ConfigSet {
         let mut files = Vec::new();
         for pat in patterns {
             let pat = pat.as_ref();
+            if pat.is_empty() {
+                return Err(Error::Input("an input path is empty".into()));
+            }
             let literal = PathBuf::from(pat);
-            if literal.is_file() {
+            if literal.exists() {
+                check_input_file(&literal)?;
                 files.push(literal);
                 continue;
             }
@@ -175,10 +179,41 @@ pub struct Items<'a> {
 
 type FileReader = extxyz::Reader<BufReader<File>>;
 
+/// Fails, saying why, when `path` exists but is not a regular file: a
+/// directory, or a named pipe, which cannot be read twice as a run needs
+/// (once for the cache key, once to compute) and would block opening.
+/// A missing file is left to the open that follows.
+pub(crate) fn check_input_file(path: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::metadata(path) else { return Ok(()) };
+    let what = if meta.is_file() {
+        return Ok(());
+    } else if meta.is_dir() {
+        format!("is a directory; give the files in it (for example '{}')", path.join("*.xyz").display())
+    } else if is_fifo(&meta) {
+        "is a named pipe (FIFO); autopara reads its inputs twice (once to key the outputs, once to compute), so \
+         save it to a file first"
+            .to_string()
+    } else {
+        "is not a regular file".to_string()
+    };
+    Err(Error::Input(format!("{}: {what}", path.display())))
+}
+
+#[cfg(unix)]
+fn is_fifo(meta: &std::fs::Metadata) -> bool {
+    std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type())
+}
+
+#[cfg(not(unix))]
+fn is_fifo(_: &std::fs::Metadata) -> bool {
+    false
+}
+
 /// A reader over an input file, or `None` for a complete autopara output
 /// without configurations ([`cache::is_empty_output`]), which contributes no
 /// items; any other empty file is an error when read.
 fn open_input(path: &Path) -> Result<Option<FileReader>> {
+    check_input_file(path)?;
     if cache::is_empty_output(path)? { Ok(None) } else { extxyz::open(path).map(Some) }
 }
 

@@ -121,6 +121,7 @@ impl OutputSpec {
             }
         };
         for out in &outs {
+            check_output_path(out)?;
             if let Some(inp) = inputs.files().iter().find(|i| same_file(i, out)) {
                 return Err(Error::Output(format!("output {} is also an input ({})", out.display(), inp.display())));
             }
@@ -150,6 +151,21 @@ impl OutputSpec {
             None => Ok(()),
         }
     }
+}
+
+/// Fails, saying why, when `out` cannot name an output file: empty, or a directory.
+fn check_output_path(out: &Path) -> Result<()> {
+    if out.as_os_str().is_empty() {
+        return Err(Error::Output("the output path is empty; give a file name (for example -o out.xyz)".into()));
+    }
+    if out.is_dir() || out.file_name().is_none() || out.to_string_lossy().ends_with(std::path::MAIN_SEPARATOR) {
+        return Err(Error::Output(format!(
+            "{} names a directory; give a file name in it (for example {})",
+            out.display(),
+            out.join("out.xyz").display()
+        )));
+    }
+    Ok(())
 }
 
 /// True when `a` and `b` name the same file (by canonical path when both exist).

@@ -288,6 +288,7 @@ impl<'a> PreparedRun<'a> {
         let plan = self.plan()?;
         let from = match &plan {
             Plan::Reuse(records) => {
+                cache::remove_leftovers(paths)?;
                 if settings.progress {
                     eprintln!(
                         "autopara: reusing {} (op {} version {}, same key: arguments, seed and inputs unchanged); \
@@ -316,10 +317,17 @@ impl<'a> PreparedRun<'a> {
             _ => None,
         };
         let route = |loc: &Location| self.outputs.output_index(loc).unwrap_or(usize::MAX);
-        let mut sink = FileSink::start(paths, key, resume, &route, &write_extxyz)?;
         let items = self.inputs.items()?.filter(|it| it.as_ref().map_or(true, |i| i.index >= from));
+        let mut sink = FileSink::start(paths, key, resume, &route, &write_extxyz)?;
         let total = files.digest.items.map(|n| n.saturating_sub(from));
-        let stats = execute(op, items, &mut Tagged { tags: &self.outputs.tags, sink: &mut sink }, settings, total)?;
+        let stats = match execute(op, items, &mut Tagged { tags: &self.outputs.tags, sink: &mut sink }, settings, total)
+        {
+            Ok(stats) => stats,
+            Err(e) => {
+                sink.abandon();
+                return Err(e);
+            }
+        };
         let records = sink.finish(key)?;
         if settings.progress {
             eprintln!("{}", report(op, &stats, paths, &records));
@@ -424,24 +432,35 @@ impl<'a> PreparedRun<'a> {
         for p in paths {
             old_files.push((BufReader::new(File::open(p).map_err(|e| Error::io(p, e))?), 0u64));
         }
+        let items = self
+            .inputs
+            .items()?
+            .filter(|it: &Result<Item>| it.as_ref().map_or(true, |i| offsets.contains_key(&i.index)));
         let mut merge = MergeSink {
             inner: FileSink::start_merge(paths, key, &route, &write_extxyz)?,
             offsets: &offsets,
             placeholders: &placeholders,
             old: old_files,
         };
-        let items = self
-            .inputs
-            .items()?
-            .filter(|it: &Result<Item>| it.as_ref().map_or(true, |i| offsets.contains_key(&i.index)));
         let tagged = &mut Tagged { tags: &self.outputs.tags, sink: &mut merge };
-        let stats = execute(op, items, tagged, settings, Some(failures.len() as u64))?;
+        let stats = execute(op, items, tagged, settings, Some(failures.len() as u64));
         let MergeSink { mut inner, old, .. } = merge;
         // The kept results after the last retried item, and the kept counts.
-        for (i, ((mut reader, pos), record)) in old.into_iter().zip(&old_records).enumerate() {
-            let configs = record.configs - replaced_configs[i];
-            inner.append_kept(i, &mut reader, record.bytes - pos, record.items - record.failed, configs)?;
-        }
+        let kept = stats.and_then(|stats| {
+            for (i, ((mut reader, pos), record)) in old.into_iter().zip(&old_records).enumerate() {
+                let configs = record.configs - replaced_configs[i];
+                inner.append_kept(i, &mut reader, record.bytes - pos, record.items - record.failed, configs)?;
+            }
+            Ok(stats)
+        });
+        let stats = match kept {
+            Ok(stats) => stats,
+            Err(e) => {
+                // A merge is never resumed: its partial files go.
+                inner.abandon();
+                return Err(e);
+            }
+        };
         let records = inner.finish(key)?;
         if settings.progress {
             eprintln!("{}", report(op, &stats, paths, &records));

@@ -402,3 +402,87 @@ fn peak_memory_does_not_grow_with_frame_count() {
     // 100x the frames: keeping even 16 bytes per frame would add 16 MB.
     assert!(kb_big < kb_small + 8 * 1024, "peak grew from {kb_small} kB to {kb_big} kB");
 }
+
+/// The names of the files in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_journal_left_beside_complete_outputs_is_removed_and_never_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.xyz");
+    write_inputs(&input, 6);
+    let reference = dir.path().join("reference.xyz");
+    let a = op(serde_json::json!({"fail": [4]}));
+    runner::run(a.as_ref(), &inputs(&input), &OutputSpec::file(&reference), &info(1, 1)).unwrap();
+    let expected = std::fs::read(&reference).unwrap();
+    // An interrupted run (stopped at item 4), then completed by a resume; its
+    // journal put back, as a kill between the output's final rename and the
+    // journal's removal (or a failed removal) leaves it.
+    let out = dir.path().join("out.xyz");
+    let spec = OutputSpec::file(&out);
+    let strict = AutoparaInfo { skip_failed: Some(false), ..info(1, 1) };
+    assert!(runner::run(a.as_ref(), &inputs(&input), &spec, &strict).is_err());
+    let journal = cache::journal_path(&out);
+    let interrupted = std::fs::read(&journal).unwrap();
+    let s = runner::run(a.as_ref(), &inputs(&input), &spec, &info(1, 1)).unwrap();
+    assert_eq!(s.action, Action::Resumed { from: 4 });
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+    let names = listing(dir.path());
+    std::fs::write(&journal, &interrupted).unwrap();
+    // A rerun reuses the output and removes the stale journal.
+    let s = runner::run(a.as_ref(), &inputs(&input), &spec, &info(1, 1)).unwrap();
+    assert_eq!(s.action, Action::Reused);
+    assert_eq!(listing(dir.path()), names);
+    // --overwrite starts from nothing, whatever the journal says.
+    std::fs::write(&journal, &interrupted).unwrap();
+    let s = runner::run(a.as_ref(), &inputs(&input), &spec.clone().overwrite(true), &info(1, 1)).unwrap();
+    assert_eq!(s.action, Action::Computed);
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+    assert_eq!(listing(dir.path()), names);
+    // So does a rerun after the output was deleted by hand.
+    std::fs::write(&journal, &interrupted).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    let s = runner::run(a.as_ref(), &inputs(&input), &spec, &info(1, 1)).unwrap();
+    assert_eq!(s.action, Action::Computed);
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+    assert_eq!(listing(dir.path()), names);
+}
+
+#[test]
+fn a_run_that_fails_before_any_item_leaves_no_journal_or_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.xyz");
+    write_inputs(&input, 6);
+    let out = dir.path().join("out.xyz");
+    let strict = AutoparaInfo { skip_failed: Some(false), ..info(1, 1) };
+    // The first item fails (skip_failed = false).
+    let e =
+        runner::run(op(serde_json::json!({"fail": [0]})).as_ref(), &inputs(&input), &OutputSpec::file(&out), &strict);
+    assert!(matches!(e, Err(Error::ItemFailed { index: 0, .. })), "{e:?}");
+    assert_eq!(listing(dir.path()), ["in.xyz"]);
+    // The first frame is unreadable.
+    let bad = dir.path().join("bad.xyz");
+    std::fs::write(&bad, "1\n\nCu 0 x 0\n").unwrap();
+    let a = op(serde_json::json!({}));
+    let e = runner::run(a.as_ref(), &inputs(&bad), &OutputSpec::file(&out), &info(2, 1)).unwrap_err();
+    assert!(e.to_string().contains("frame 0, line 3"), "{e}");
+    assert_eq!(listing(dir.path()), ["bad.xyz", "in.xyz"]);
+    // A run that fails later keeps what it wrote, and a rerun resumes it.
+    let e =
+        runner::run(op(serde_json::json!({"fail": [4]})).as_ref(), &inputs(&input), &OutputSpec::file(&out), &strict);
+    assert!(matches!(e, Err(Error::ItemFailed { index: 4, .. })), "{e:?}");
+    assert!(cache::journal_path(&out).exists());
+    let s = runner::run(
+        op(serde_json::json!({"fail": [4]})).as_ref(),
+        &inputs(&input),
+        &OutputSpec::file(&out),
+        &info(1, 1),
+    )
+    .unwrap();
+    assert_eq!(s.action, Action::Resumed { from: 4 });
+}

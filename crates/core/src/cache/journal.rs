@@ -5,8 +5,12 @@
 //!
 //! A line is appended only after the output bytes it describes were written,
 //! so after a crash (SIGKILL, power aside) every complete line describes bytes
-//! that exist; a resume truncates the partial files to the last line's
-//! lengths and continues from its `next` index.
+//! that exist. Each line also records the blake3 digest of those bytes, so a
+//! resume first checks that the partial files still hold them (see
+//! [`super::plan`]), then truncates the partial files to the last line's
+//! lengths and continues from its `next` index. A partial file that is
+//! missing, shorter or different is never extended or trusted: the run
+//! starts again.
 
 use super::key::RunKey;
 use crate::error::{Error, Result};
@@ -16,19 +20,48 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+/// Format version of the journal (its header's `autopara_journal`); a
+/// journal of another format is never resumed.
+pub const JOURNAL_FORMAT: u32 = 2;
+
 /// The state of one output file at a checkpoint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputState {
     /// Bytes of the partial output.
     pub bytes: u64,
+    /// `blake3:<hex>` of those bytes.
+    pub digest: String,
     /// Bytes of the partial failure records.
     pub failure_bytes: u64,
+    /// `blake3:<hex>` of those bytes.
+    pub failure_digest: String,
     /// Items routed to this output (succeeded or failed).
     pub items: u64,
     /// Configurations written.
     pub configs: u64,
     /// Failed items.
     pub failed: u64,
+}
+
+impl Default for OutputState {
+    /// Nothing written yet.
+    fn default() -> OutputState {
+        let empty = digest_string(&blake3::Hasher::new());
+        OutputState {
+            bytes: 0,
+            digest: empty.clone(),
+            failure_bytes: 0,
+            failure_digest: empty,
+            items: 0,
+            configs: 0,
+            failed: 0,
+        }
+    }
+}
+
+/// `blake3:<hex>` of what `hasher` has seen so far.
+pub fn digest_string(hasher: &blake3::Hasher) -> String {
+    format!("blake3:{}", hasher.finalize().to_hex())
 }
 
 /// What kind of run a journal belongs to.
@@ -107,6 +140,12 @@ pub fn read(path: &Path, key: &RunKey, outputs: &[PathBuf]) -> Result<JournalSta
         Ok(h) => h,
         Err(e) => return Ok(JournalState::Other(format!("its journal is unreadable ({e})"))),
     };
+    if header.autopara_journal != JOURNAL_FORMAT {
+        return Ok(JournalState::Other(format!(
+            "its journal has format {}, not {JOURNAL_FORMAT} (written by another autopara version)",
+            header.autopara_journal
+        )));
+    }
     if header.mode != Mode::Run {
         return Ok(JournalState::Other("it was an interrupted --retry-failed merge".into()));
     }
@@ -146,10 +185,14 @@ impl Journal {
     /// Starts a new journal for (`key`, `outputs`) in `mode`, replacing any old one.
     pub fn create(path: &Path, key: &RunKey, outputs: &[PathBuf], mode: Mode) -> Result<Journal> {
         let mut file = File::create(path).map_err(|e| Error::io(path, e))?;
-        let header = Header { autopara_journal: 1, mode, key: key.clone(), outputs: outputs.to_vec() };
+        let header = Header { autopara_journal: JOURNAL_FORMAT, mode, key: key.clone(), outputs: outputs.to_vec() };
         let mut line = serde_json::to_string(&header).map_err(|e| Error::Other(e.to_string()))?;
         line.push('\n');
-        file.write_all(line.as_bytes()).map_err(|e| Error::io(path, e))?;
+        if let Err(e) = file.write_all(line.as_bytes()) {
+            // A journal without its header is no journal.
+            let _ = std::fs::remove_file(path);
+            return Err(Error::io(path, e));
+        }
         Ok(Journal { file, path: path.to_path_buf() })
     }
 

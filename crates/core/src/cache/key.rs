@@ -104,6 +104,7 @@ pub fn input_digest(inputs: &ConfigSet) -> Result<InputDigest> {
         let mut total = Some(0u64);
         let mut buf = vec![0u8; 1 << 20];
         for path in inputs.files() {
+            crate::configset::check_input_file(path)?;
             let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
             let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
             h.update(&len.to_le_bytes());

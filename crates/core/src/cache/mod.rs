@@ -8,6 +8,7 @@
 //! | `NAME.autopara.json` | complete runs | the run record: the [`RunKey`], the output's size and blake3, counts ([`RunRecord`]) |
 //! | `NAME.failures.jsonl` | complete runs with failures | one [`FailureEntry`] per failed item, JSON lines |
 //! | `.NAME.autopara-partial`, `.NAME.autopara-failures-partial` | during a run | the output and failures being written |
+//! | `.NAME.autopara-record` | while a run completes | its record, before it is synced and renamed |
 //! | `.NAME.autopara-journal` (first output only) | during a run | checkpoints for resume ([`journal`]) |
 //! | `.NAME.autopara-lock` | during a run | the writer's lock ([`lock`]) |
 //!
@@ -20,9 +21,18 @@
 //!   3`), when the file was modified, or when it has no record; `overwrite`
 //!   recomputes instead.
 //! - Otherwise the run **resumes** from the journal of an interrupted run
-//!   with the same key, or **computes** from the start.
-//! - On completion the record is written first and the output renamed into
-//!   place last, so a file under its final name is always complete.
+//!   with the same key, when its partial files still hold exactly what the
+//!   journal records (length and blake3 digest of every partial file), or
+//!   **computes** from the start. `overwrite` always computes from the start.
+//!   Resuming never extends a partial file: what is missing is recomputed.
+//! - On completion the partial output is synced, the record is written
+//!   (synced, renamed into place) and the output renamed into place last, so
+//!   a file under its final name is always complete; the journal goes after.
+//!   A journal (or partial file) left beside complete outputs, by a kill
+//!   between the last rename and its removal, is removed when they are
+//!   reused ([`remove_leftovers`]).
+//! - A run that fails before journaling any item leaves no journal or
+//!   partial file behind ([`FileSink::abandon`]).
 
 pub mod journal;
 pub mod key;
@@ -69,6 +79,11 @@ fn partial_path(output: &Path) -> PathBuf {
 
 fn partial_failures_path(output: &Path) -> PathBuf {
     hidden_sibling(output, "autopara-failures-partial")
+}
+
+/// The run record of `output` while it is being written.
+fn record_tmp_path(output: &Path) -> PathBuf {
+    hidden_sibling(output, "autopara-record")
 }
 
 /// The resume journal of a run whose first output is `output`.
@@ -264,22 +279,109 @@ pub fn plan(outputs: &[PathBuf], key: &RunKey, overwrite: bool) -> Result<Plan> 
     }
     let why = missing.unwrap_or_default();
     let Some(first) = outputs.first() else { return Ok(Plan::Compute(why)) };
-    match journal::read(&journal_path(first), key, outputs)? {
-        JournalState::Matches(state) => Ok(Plan::Resume(state)),
+    let journal = journal_path(first);
+    if overwrite {
+        // Overwriting starts from nothing, whatever an interrupted run left.
+        return Ok(Plan::Compute(if journal.exists() {
+            format!("{why}; discarding an interrupted run (overwrite)")
+        } else {
+            why
+        }));
+    }
+    match journal::read(&journal, key, outputs)? {
+        JournalState::Matches(state) => match partials_differ(outputs, &state)? {
+            None => Ok(Plan::Resume(state)),
+            Some(reason) => Ok(Plan::Compute(format!("{why}; discarding an interrupted run: {reason}"))),
+        },
         JournalState::Absent => Ok(Plan::Compute(why)),
         JournalState::Other(reason) => Ok(Plan::Compute(format!("{why}; discarding an interrupted run: {reason}"))),
     }
 }
 
-/// A writer that counts the bytes through it.
+/// The first `len` bytes of `path` hashed, or why they cannot be: the file
+/// is missing or shorter (a missing file holds 0 bytes).
+fn hash_prefix(path: &Path, len: u64) -> Result<std::result::Result<blake3::Hasher, String>> {
+    let mut hasher = blake3::Hasher::new();
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(if len == 0 { Ok(hasher) } else { Err(format!("{} is missing", path.display())) });
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let have = hasher.update_reader(file.take(len)).map_err(io_err(path))?.count();
+    if have < len {
+        return Ok(Err(format!("{} holds {have} bytes, fewer than the {len} its journal records", path.display())));
+    }
+    Ok(Ok(hasher))
+}
+
+/// The hasher of the first `len` bytes of `path` when they have `digest`,
+/// else why not.
+fn verified_prefix(path: &Path, len: u64, digest: &str) -> Result<std::result::Result<blake3::Hasher, String>> {
+    Ok(hash_prefix(path, len)?.and_then(|h| {
+        if journal::digest_string(&h) == digest {
+            Ok(h)
+        } else {
+            Err(format!("{} does not hold what its journal records (its digest differs)", path.display()))
+        }
+    }))
+}
+
+/// Why the partial files of `outputs` do not hold exactly what `state`
+/// journaled (length and digest of the journaled part), or `None` when they do.
+fn partials_differ(outputs: &[PathBuf], state: &Resumable) -> Result<Option<String>> {
+    for (out, s) in outputs.iter().zip(&state.outputs) {
+        let partials =
+            [(partial_path(out), s.bytes, &s.digest), (partial_failures_path(out), s.failure_bytes, &s.failure_digest)];
+        for (path, len, digest) in partials {
+            if let Err(why) = verified_prefix(&path, len, digest)? {
+                return Ok(Some(why));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The files a run writes beside `output` before it completes.
+fn run_files(output: &Path) -> [PathBuf; 3] {
+    [partial_path(output), partial_failures_path(output), record_tmp_path(output)]
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Removes what interrupted runs left beside complete `outputs` (their
+/// journal and partial files): called when the outputs are reused, under
+/// their locks. Such a journal is stale (a kill between the last rename and
+/// the journal's removal leaves one) and is never resumed.
+pub fn remove_leftovers(outputs: &[PathBuf]) -> Result<()> {
+    for out in outputs {
+        for path in run_files(out) {
+            remove_if_present(&path)?;
+        }
+    }
+    match outputs.first() {
+        Some(first) => remove_if_present(&journal_path(first)),
+        None => Ok(()),
+    }
+}
+
+/// A writer that counts and hashes the bytes through it.
 struct Counting<W> {
     inner: W,
     bytes: u64,
+    hash: blake3::Hasher,
 }
 
 impl<W: Write> Write for Counting<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
+        self.hash.update(buf.get(..n).unwrap_or_default());
         self.bytes += n as u64;
         Ok(n)
     }
@@ -298,13 +400,15 @@ struct Open {
 }
 
 /// Writes a run's results into partial files beside its outputs, journaling
-/// each checkpoint; [`FileSink::finish`] turns them into complete outputs.
+/// each checkpoint (with the length and digest of every partial file);
+/// [`FileSink::finish`] turns them into complete outputs.
 pub struct FileSink<'a> {
     outputs: Vec<PathBuf>,
     states: Vec<OutputState>,
     open: Option<Open>,
     dirty: BTreeSet<usize>,
     journal: Journal,
+    mode: journal::Mode,
     route: &'a dyn Fn(&Location) -> usize,
     write_frame: &'a FrameWriter<'a>,
     /// When the journal was last appended to, and the minimum time between lines.
@@ -326,22 +430,59 @@ fn checkpoint_interval() -> Duration {
         .unwrap_or(CHECKPOINT_INTERVAL)
 }
 
-/// Serializes one configuration (with the output's tags) to a partial output.
+/// Serializes one configuration to a partial output.
 pub type FrameWriter<'a> = dyn Fn(&mut dyn Write, &Atoms) -> std::io::Result<()> + 'a;
 
-/// Opens `path` for appending after truncating it to `len` (creating it if needed).
-fn open_at(path: &Path, len: u64) -> Result<Counting<BufWriter<File>>> {
-    let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io_err(path))?;
-    file.set_len(len).map_err(io_err(path))?;
-    drop(file);
+/// Cuts `path` to `len` bytes (creating it when `len` is 0). Never extends
+/// it: a file shorter than `len` is an error, since the bytes it lacks would
+/// read back as zeros.
+fn cut_to(path: &Path, len: u64) -> Result<()> {
+    let file = OpenOptions::new().create(len == 0).truncate(false).write(true).open(path).map_err(io_err(path))?;
+    let have = file.metadata().map_err(io_err(path))?.len();
+    if have < len {
+        return Err(Error::Cache(format!(
+            "{} holds {have} bytes, fewer than the {len} its journal records; rerun to recompute",
+            path.display()
+        )));
+    }
+    file.set_len(len).map_err(io_err(path))
+}
+
+/// Opens `path`, whose first `len` bytes must have `digest`, for appending
+/// after them.
+fn open_at(path: &Path, len: u64, digest: &str) -> Result<Counting<BufWriter<File>>> {
+    cut_to(path, len)?;
+    let hash = verified_prefix(path, len, digest)?.map_err(|why| Error::Cache(format!("{why}; rerun to recompute")))?;
     let file = OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
-    Ok(Counting { inner: BufWriter::with_capacity(1 << 16, file), bytes: len })
+    Ok(Counting { inner: BufWriter::with_capacity(1 << 16, file), bytes: len, hash })
+}
+
+/// Writes `text` to `path` durably: into `tmp`, synced, renamed.
+fn write_durably(path: &Path, tmp: &Path, text: &str) -> Result<()> {
+    let written = File::create(tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+        .map_err(io_err(tmp))
+        .and_then(|()| std::fs::rename(tmp, path).map_err(io_err(path)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    written
+}
+
+/// Makes renames in `dir` durable where the platform allows it (best effort:
+/// a crash can then lose the renames, never a file's content).
+fn sync_dir(path: &Path) {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 impl<'a> FileSink<'a> {
     /// Starts (or, given `resume`, continues) writing `outputs` for `key`.
     /// `route` maps an item's location to its output index, `write_frame`
-    /// serializes one configuration.
+    /// serializes one configuration. `resume` must come from [`plan`], which
+    /// checked that the partial files hold what its journal records.
     pub fn start(
         outputs: &[PathBuf],
         key: &RunKey,
@@ -382,25 +523,51 @@ impl<'a> FileSink<'a> {
             Some(state) => (state.outputs.clone(), Journal::reopen(&jpath, state)?),
             None => (vec![OutputState::default(); outputs.len()], Journal::create(&jpath, key, outputs, mode)?),
         };
-        // Bring every partial file to its journaled length (0 for a fresh run).
-        for (out, s) in outputs.iter().zip(&states) {
-            for (path, len) in [(partial_path(out), s.bytes), (partial_failures_path(out), s.failure_bytes)] {
-                let f =
-                    OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
-                f.set_len(len).map_err(io_err(&path))?;
-            }
-        }
-        Ok(FileSink {
+        let sink = FileSink {
             outputs: outputs.to_vec(),
             states,
             open: None,
             dirty: BTreeSet::new(),
             journal,
+            mode,
             route,
             write_frame,
             last_journal: Instant::now(),
             journal_every: checkpoint_interval(),
-        })
+        };
+        // Bring every partial file to its journaled length (0 for a fresh run).
+        let cut = sink.outputs.iter().zip(&sink.states).try_for_each(|(out, s)| {
+            cut_to(&partial_path(out), s.bytes)?;
+            cut_to(&partial_failures_path(out), s.failure_bytes)
+        });
+        match cut {
+            Ok(()) => Ok(sink),
+            Err(e) => {
+                sink.abandon();
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives up a run that failed: removes its journal and partial files when
+    /// they hold nothing worth resuming (no item journaled or written, or a
+    /// `--retry-failed` merge, which is never resumed); otherwise keeps them
+    /// for a rerun to resume.
+    pub fn abandon(mut self) {
+        let _ = self.flush_open();
+        self.open = None;
+        let nothing = self.states.iter().all(|s| s.items == 0 && s.bytes == 0 && s.failure_bytes == 0);
+        if !nothing && self.mode == journal::Mode::Run {
+            return;
+        }
+        for out in &self.outputs {
+            for path in run_files(out) {
+                let _ = remove_if_present(&path);
+            }
+        }
+        if let Some(first) = self.outputs.first() {
+            let _ = remove_if_present(&journal_path(first));
+        }
     }
 
     /// Copies `len` bytes of kept results from `src` to the end of output
@@ -420,14 +587,16 @@ impl<'a> FileSink<'a> {
         Ok(())
     }
 
-    /// Flushes the open output and records its lengths in `states`.
+    /// Flushes the open output and records its lengths and digests in `states`.
     fn flush_open(&mut self) -> Result<()> {
         if let Some(open) = &mut self.open {
             open.out.flush().map_err(io_err(&open.out_path))?;
             open.failures.flush().map_err(io_err(&open.failures_path))?;
             let s = &mut self.states[open.index];
             s.bytes = open.out.bytes;
+            s.digest = journal::digest_string(&open.out.hash);
             s.failure_bytes = open.failures.bytes;
+            s.failure_digest = journal::digest_string(&open.failures.hash);
         }
         Ok(())
     }
@@ -448,13 +617,14 @@ impl<'a> FileSink<'a> {
     fn select_index(&mut self, index: usize) -> Result<&mut Open> {
         if self.open.as_ref().is_none_or(|o| o.index != index) {
             self.flush_open()?;
+            self.open = None;
             let out = &self.outputs[index];
-            let s = self.states[index];
+            let s = &self.states[index];
             let (out_path, failures_path) = (partial_path(out), partial_failures_path(out));
             self.open = Some(Open {
                 index,
-                out: open_at(&out_path, s.bytes)?,
-                failures: open_at(&failures_path, s.failure_bytes)?,
+                out: open_at(&out_path, s.bytes, &s.digest)?,
+                failures: open_at(&failures_path, s.failure_bytes, &s.failure_digest)?,
                 out_path,
                 failures_path,
             });
@@ -463,9 +633,10 @@ impl<'a> FileSink<'a> {
         self.open.as_mut().ok_or_else(|| Error::Other("output switch failed".into()))
     }
 
-    /// Completes the run: writes records (with `key`), moves failures into
-    /// place, renames every partial output to its final name and removes the
-    /// journal. Returns the records.
+    /// Completes the run: per output, syncs the partial file, moves the
+    /// failure records into place, writes the record (with `key`) and renames
+    /// the partial file to its final name last; then removes the journal.
+    /// Returns the records.
     pub fn finish(mut self, key: &RunKey) -> Result<Vec<RunRecord>> {
         self.flush_open()?;
         self.open = None;
@@ -477,7 +648,7 @@ impl<'a> FileSink<'a> {
                 autopara_record: RECORD_FORMAT,
                 key: key.clone(),
                 bytes: s.bytes,
-                digest: file_digest(&partial)?,
+                digest: s.digest.clone(),
                 items: s.items,
                 configs: s.configs,
                 failed: s.failed,
@@ -485,26 +656,27 @@ impl<'a> FileSink<'a> {
             let pf = partial_failures_path(out);
             let ff = failures_path(out);
             if s.failed > 0 {
+                File::open(&pf).and_then(|f| f.sync_all()).map_err(io_err(&pf))?;
                 std::fs::rename(&pf, &ff).map_err(io_err(&ff))?;
             } else {
-                for p in [&pf, &ff] {
-                    match std::fs::remove_file(p) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(p, e)),
-                        _ => {}
-                    }
-                }
+                remove_if_present(&pf)?;
+                remove_if_present(&ff)?;
             }
-            let rp = record_path(out);
-            let tmp = hidden_sibling(out, "autopara-record");
             let text = serde_json::to_string_pretty(&record).map_err(|e| Error::Other(e.to_string()))?;
-            std::fs::write(&tmp, text + "\n").map_err(io_err(&tmp))?;
-            std::fs::rename(&tmp, &rp).map_err(io_err(&rp))?;
+            write_durably(&record_path(out), &record_tmp_path(out), &(text + "\n"))?;
             std::fs::rename(&partial, out).map_err(io_err(out))?;
+            sync_dir(out);
             records.push(record);
         }
         if let Some(first) = self.outputs.first() {
             let j = journal_path(first);
-            std::fs::remove_file(&j).map_err(io_err(&j))?;
+            std::fs::remove_file(&j).map_err(|e| {
+                Error::Cache(format!(
+                    "the outputs are complete, but their journal {} could not be removed ({e}); the next run \
+                     removes it",
+                    j.display()
+                ))
+            })?;
         }
         Ok(records)
     }
@@ -561,7 +733,7 @@ impl ResultSink for FileSink<'_> {
         self.last_journal = Instant::now();
         self.flush_open()?;
         let changed: BTreeMap<usize, OutputState> =
-            std::mem::take(&mut self.dirty).into_iter().map(|i| (i, self.states[i])).collect();
+            std::mem::take(&mut self.dirty).into_iter().map(|i| (i, self.states[i].clone())).collect();
         self.journal.append(next_index, changed)
     }
 }

@@ -137,3 +137,128 @@ fn empty_runs_leave_a_complete_keyed_output() {
     assert_eq!(records[0].items, 0);
     assert!(matches!(plan(&[out], &key(1), false).unwrap(), Plan::Reuse(_)));
 }
+
+/// Runs what `plan` decides to the end (resume from its state, or compute
+/// from the first item), as the runner does; returns the plan's word.
+fn finish_as_planned(outs: &[PathBuf], k: &RunKey, overwrite: bool, n: u64) -> &'static str {
+    let (word, resume) = match plan(outs, k, overwrite).unwrap() {
+        Plan::Reuse(_) => return "reuse",
+        Plan::Resume(state) => ("resume", Some(state)),
+        Plan::Compute(_) => ("compute", None),
+    };
+    let mut sink = FileSink::start(outs, k, resume.as_ref(), &route, &write_json).unwrap();
+    feed(&mut sink, resume.as_ref().map_or(0, |s| s.next_index), n);
+    sink.checkpoint(n, true).unwrap();
+    sink.finish(k).unwrap();
+    word
+}
+
+/// An interrupted run: items `0..n` written, checkpointed every 3 items.
+fn interrupted_run(out: &Path, k: &RunKey, n: u64) {
+    let mut sink = FileSink::start(&[out.to_path_buf()], k, None, &route, &write_json).unwrap();
+    feed(&mut sink, 0, n);
+}
+
+#[test]
+fn resume_never_fabricates_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("ref.xyz");
+    complete_run(&reference, &key(1), 20);
+    let expected = std::fs::read(&reference).unwrap();
+    let out = dir.path().join("out.xyz");
+    let outs = vec![out.clone()];
+    let check = |case: &str| {
+        let got = std::fs::read(&out).unwrap();
+        assert!(!got.contains(&0), "{case}: NUL bytes in the output");
+        assert_eq!(got, expected, "{case}");
+        assert_eq!(std::fs::read(failures_path(&out)).unwrap(), std::fs::read(failures_path(&reference)).unwrap());
+        assert!(!journal_path(&out).exists() && !partial_path(&out).exists(), "{case}: leftovers");
+        assert!(matches!(plan(&outs, &key(1), false).unwrap(), Plan::Reuse(_)), "{case}: not reusable");
+    };
+    // A complete run whose journal survived (a kill between the last rename
+    // and the journal's removal, or a failed removal).
+    let complete_with_journal = || {
+        let mut sink = FileSink::start(&outs, &key(1), None, &route, &write_json).unwrap();
+        feed(&mut sink, 0, 20);
+        sink.checkpoint(20, true).unwrap();
+        let journal = std::fs::read(journal_path(&out)).unwrap();
+        sink.finish(&key(1)).unwrap();
+        std::fs::write(journal_path(&out), journal).unwrap();
+    };
+
+    // Then --overwrite starts from nothing.
+    complete_with_journal();
+    assert!(matches!(plan(&outs, &key(1), true).unwrap(), Plan::Compute(why) if why.contains("overwrite")));
+    assert_eq!(finish_as_planned(&outs, &key(1), true, 20), "compute");
+    check("overwrite after a surviving journal");
+
+    // Then the output is deleted by hand and the run repeated.
+    complete_with_journal();
+    std::fs::remove_file(&out).unwrap();
+    assert_eq!(finish_as_planned(&outs, &key(1), false, 20), "compute");
+    check("rerun after the output was deleted");
+
+    // An interrupted run whose partial output was deleted, cut, or changed in
+    // place (same length), or whose partial failure records went.
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 4] = [
+        ("partial deleted", |out| std::fs::remove_file(partial_path(out)).unwrap()),
+        ("partial cut short", |out| {
+            let p = partial_path(out);
+            let len = std::fs::metadata(&p).unwrap().len();
+            OpenOptions::new().write(true).open(&p).unwrap().set_len(len / 2).unwrap();
+        }),
+        ("partial changed", |out| {
+            let p = partial_path(out);
+            let mut bytes = std::fs::read(&p).unwrap();
+            bytes[5] ^= 1;
+            std::fs::write(&p, bytes).unwrap();
+        }),
+        ("failure records deleted", |out| std::fs::remove_file(partial_failures_path(out)).unwrap()),
+    ];
+    for (case, damage) in damages {
+        std::fs::remove_file(&out).unwrap();
+        interrupted_run(&out, &key(1), 14);
+        damage(&out);
+        let Plan::Compute(why) = plan(&outs, &key(1), false).unwrap() else { panic!("{case}: resumed") };
+        assert!(why.contains("discarding an interrupted run"), "{case}: {why}");
+        assert_eq!(finish_as_planned(&outs, &key(1), false, 20), "compute");
+        check(case);
+    }
+    // Undamaged, the same interrupted run resumes.
+    std::fs::remove_file(&out).unwrap();
+    interrupted_run(&out, &key(1), 14);
+    assert_eq!(finish_as_planned(&outs, &key(1), false, 20), "resume");
+    check("undamaged");
+}
+
+#[test]
+fn a_sink_never_extends_a_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.xyz");
+    let outs = vec![out.clone()];
+    interrupted_run(&out, &key(1), 14);
+    let Plan::Resume(state) = plan(&outs, &key(1), false).unwrap() else { panic!("expected resume") };
+    // The partial file loses its end after the plan was made.
+    OpenOptions::new().write(true).open(partial_path(&out)).unwrap().set_len(3).unwrap();
+    let e = FileSink::start(&outs, &key(1), Some(&state), &route, &write_json).err().expect("refused");
+    assert!(e.to_string().contains("fewer than the"), "{e}");
+    assert_eq!(std::fs::metadata(partial_path(&out)).unwrap().len(), 3);
+}
+
+#[test]
+fn a_run_that_wrote_nothing_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let outs = vec![dir.path().join("out.xyz")];
+    let out = &outs[0];
+    let sink = FileSink::start(&outs, &key(1), None, &route, &write_json).unwrap();
+    assert!(journal_path(out).exists() && partial_path(out).exists());
+    sink.abandon();
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
+    // With items written, the journal and partial files stay for a resume.
+    let mut sink = FileSink::start(&outs, &key(1), None, &route, &write_json).unwrap();
+    feed(&mut sink, 0, 4);
+    sink.abandon();
+    assert!(matches!(plan(&outs, &key(1), false).unwrap(), Plan::Resume(s) if s.next_index == 3));
+}
