@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import ase.io
@@ -135,28 +134,43 @@ def _cli_binary():
     return cli_path()
 
 
+GIL_SCRIPT = """
+import sys, threading, time
+from pathlib import Path
+from autopara import ConfigSet, OutputSpec, calculate
+flag, script, inputs = map(Path, sys.argv[1:])
+errors = []
+def run():
+    try:
+        calculate(ConfigSet(str(inputs)), OutputSpec(), {"type": "external", "command": str(script)},
+                  autopara_info={"num_python_subprocesses": 1})
+    except Exception as exc:
+        errors.append(exc)
+t = threading.Thread(target=run)
+t.start()
+time.sleep(0.2)
+flag.touch()  # needs the GIL while the op waits for this file
+t.join()
+assert not errors, errors
+"""
+
+
 def test_gil_is_released_while_an_op_runs(tmp_path, cu_file):
-    """The op's external calculator waits for a file that only this
-    interpreter's main thread creates: with the GIL held, it never would."""
+    """The op's external calculator waits for a file that only the calling
+    interpreter's main thread creates: with the GIL held during the op, that
+    interpreter would deadlock (here: time out)."""
     flag = tmp_path / "go"
     script = tmp_path / "calc.sh"
     script.write_text(f"#!/bin/sh\nwhile [ ! -e {flag} ]; do sleep 0.01; done\nexit 1\n")
     script.chmod(0o755)
-    calc = {"type": "external", "command": str(script)}
-    errors = []
-
-    def run():
-        try:
-            calculate(ConfigSet(cu_file), OutputSpec(), calc, autopara_info={"num_python_subprocesses": 1})
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    t = threading.Thread(target=run)
-    t.start()
-    time.sleep(0.2)
-    flag.touch()  # needs the GIL
-    t.join(timeout=120)
-    assert not t.is_alive() and not errors
+    driver = tmp_path / "driver.py"
+    driver.write_text(GIL_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(driver), str(flag), str(script), str(cu_file)])
+    try:
+        assert proc.wait(timeout=120) == 0
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_wfl_environment_variable(tmp_path, cu_file, capfd, monkeypatch):
