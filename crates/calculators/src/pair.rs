@@ -21,11 +21,14 @@ const MARGIN_FRACTION: f64 = 0.6;
 
 /// A pair energy `u(r)` inside its cutoff.
 pub(crate) trait PairPotential: Send + 'static {
-    /// `(u, (du/dr)/r)` at squared distance `r2` (below the cutoff, above zero).
+    /// `(u, (du/dr)/r)` at squared distance `r2` (at most the cutoff, above zero).
     fn eval(&self, r2: f64) -> (f64, f64);
 }
 
-/// A calculator summing a [`PairPotential`] over pairs within `cutoff`.
+/// A calculator summing a [`PairPotential`] over pairs within `cutoff`,
+/// those exactly at it included: ASE's `LennardJones` zeroes only pairs with
+/// `r² > rc²` (a shifted pair at `rc` has no energy but a force), and
+/// `MorsePotential`'s terms vanish at its cutoff either way.
 pub(crate) struct PairCalculator<P> {
     name: &'static str,
     potential: P,
@@ -77,7 +80,7 @@ impl<P: PairPotential> Calculator for PairCalculator<P> {
 impl<P: PairPotential> PairCalculator<P> {
     /// Energy and virial, adding forces (and per-atom energies with `E`) to
     /// `out`: one pass over the stored pairs, centre by centre. Pairs beyond
-    /// the cutoff (in the skin) are evaluated and masked to zero rather than
+    /// the cutoff (in the skin; `r² > rc²`) are evaluated and masked to zero rather than
     /// branched over (a third of them, at random: mispredictions cost more).
     /// Masked terms are signed zeros, so sums equal those over the pairs
     /// within the cutoff except for the sign of an exact zero, which the
@@ -101,7 +104,7 @@ impl<P: PairPotential> PairCalculator<P> {
                 let r2 = norm2(d);
                 overlap |= r2 == 0.0;
                 let (u, g) = self.potential.eval(r2);
-                let inside = inside_mask(r2 < cut2);
+                let inside = inside_mask(r2 <= cut2);
                 let (u, g) = (f64::from_bits(u.to_bits() & inside), f64::from_bits(g.to_bits() & inside));
                 let f = [g * d[0], g * d[1], g * d[2]];
                 energy += u;

@@ -227,3 +227,58 @@ fn emt_matches_ase() {
         &mixed,
     );
 }
+
+/// `atoms` with `cell` and `pbc`.
+fn periodic(mut atoms: Atoms, cell: [[f64; 3]; 3], pbc: [bool; 3]) -> Atoms {
+    atoms.cell = cell;
+    atoms.pbc = pbc;
+    atoms
+}
+
+/// Pairs at exactly the cutoff, at distances every code computes exactly:
+/// ASE's LennardJones counts them (it zeroes only `r² > rc²`: no energy
+/// after the shift, but a force and a quarter of the stress of a simple
+/// cubic crystal at `a = rc`), MorsePotential's terms vanish there, and EMT
+/// leaves out pairs at its list cutoff (`r < rc_list`).
+#[test]
+fn pairs_exactly_at_the_cutoff_count_as_in_ase() {
+    let cubic = |a: f64| [[a, 0.0, 0.0], [0.0, a, 0.0], [0.0, 0.0, a]];
+    let dimer = |z: u8, r: f64| Atoms::new(vec![z, z], vec![[0.0; 3], [r, 0.0, 0.0]]);
+    // Simple cubic at a = rc (6 neighbours at rc), its supercell with one
+    // atom moved off (pairs on both sides of rc), a square sheet and a dimer.
+    let mut moved =
+        Atoms::new(vec![18; 8], (0..8).map(|n| [n & 1, (n >> 1) & 1, n >> 2].map(|k| 2.0 * k as f64)).collect());
+    moved.positions[5][0] += 0.25;
+    let lj = [
+        periodic(Atoms::new(vec![18], vec![[0.5, 0.5, 0.5]]), cubic(2.0), [true; 3]),
+        periodic(moved, cubic(4.0), [true; 3]),
+        periodic(Atoms::new(vec![18], vec![[0.0; 3]]), cubic(2.0), [true, true, false]),
+        dimer(18, 2.0),
+    ];
+    for (name, kw) in [
+        ("lj at rc", json!({"sigma": 1.0, "epsilon": 1.0, "rc": 2.0})),
+        ("lj smooth at rc", json!({"sigma": 1.0, "epsilon": 1.0, "rc": 2.0, "ro": 1.5, "smooth": true})),
+    ] {
+        let mut spec = kw.clone();
+        spec["type"] = json!("lennard_jones");
+        compare(name, spec, "LennardJones", kw, &lj);
+    }
+    // Morse's cutoff is rcut2 · r0 = 2.5 Å.
+    let kw = json!({"epsilon": 0.8, "rho0": 4.0, "r0": 1.0, "rcut1": 1.5, "rcut2": 2.5});
+    let mut spec = kw.clone();
+    spec["type"] = json!("morse");
+    let morse = [periodic(Atoms::new(vec![1], vec![[0.0; 3]]), cubic(2.5), [true; 3]), dimer(1, 2.5)];
+    compare("morse at rcut2", spec, "MorsePotential", kw, &morse);
+    // EMT's list cutoff for Cu alone is rc + 0.5 with rc from the parameters;
+    // a dimer just inside, at and just beyond it (ASE reports rc_list).
+    let Some(py) = autopara_testkit::python_or_skip("emt rc_list") else { return };
+    let rc_list = autopara_testkit::run_python_json(
+        &py,
+        "from ase.calculators.emt import EMT\nfrom ase import Atoms\nc = EMT()\nc.calculate(Atoms('Cu2', positions=[[0, 0, 0], [2.5, 0, 0]]))\nprint(c.rc_list)",
+        "",
+    )
+    .as_f64()
+    .unwrap();
+    let emt: Vec<Atoms> = [rc_list.next_down(), rc_list, rc_list.next_up()].map(|r| dimer(29, r)).into();
+    compare("emt at rc_list", json!({"type": "emt"}), "EMT", json!({}), &emt);
+}

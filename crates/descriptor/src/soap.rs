@@ -333,7 +333,9 @@ impl Descriptor for Soap {
         if centers.is_empty() {
             return Ok(());
         }
-        Neighbours::with(NAME, atoms, self.cutoff, self.periodic, |neighbours| {
+        // Neighbours at exactly the cutoff count, as in dscribe: the list
+        // keeps distances below its cutoff, so give it the next double.
+        Neighbours::with(NAME, atoms, self.cutoff.next_up(), self.periodic, |neighbours| {
             self.compute_with(neighbours, &species, centers, out)
         })
     }

@@ -134,6 +134,18 @@ fn all_cases() -> Vec<Case> {
     add("acsf_all_functions", &tiny, acsf(&["C", "Si"], 4.5, true, false));
     let si = random_cell(&[14], cell, 10, 2.0, 10);
     add("acsf_all_functions", &si, json!({"type": "acsf", "species": ["Si"], "r_cut": 6.0, "periodic": true}));
+    // Neighbours at exactly the cutoff: dscribe counts a SOAP neighbour at
+    // exactly r_cut + its Gaussians' padding; ACSF terms vanish at r_cut.
+    let padded = 3.0 + 0.5 * (-2.0 * 1e-3f64.ln()).sqrt();
+    let dimer = |r: f64| Atoms::new(vec![29, 29], vec![[0.0; 3], [r, 0.0, 0.0]]);
+    for r in [padded.next_down(), padded, padded.next_up()] {
+        add("at_the_cutoff", &dimer(r), soap(&["Cu"], 3.0, 4, 3, 0.5, false, "off"));
+    }
+    let mut lattice = Atoms::new(vec![29], vec![[0.0; 3]]);
+    lattice.cell = [[padded, 0.0, 0.0], [0.0, padded, 0.0], [0.0, 0.0, padded]];
+    lattice.pbc = [true; 3];
+    add("at_the_cutoff", &lattice, soap(&["Cu"], 3.0, 4, 3, 0.5, true, "off"));
+    add("at_the_cutoff", &dimer(4.0), acsf(&["Cu"], 4.0, false, false));
     cases
 }
 
@@ -155,6 +167,11 @@ fn soap_non_periodic_cluster() {
 #[test]
 fn soap_small_cell_and_slab() {
     check("soap_small_cell_and_slab");
+}
+
+#[test]
+fn at_the_cutoff() {
+    check("at_the_cutoff");
 }
 
 #[test]

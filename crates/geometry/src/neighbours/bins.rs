@@ -2,7 +2,7 @@
 //! candidates of one centre from the bins around it.
 
 use super::list::{keep, order_key};
-use super::{ListKind, MARGIN, NeighbourError};
+use super::{ListKind, MARGIN, MAX_CELLS, NeighbourError};
 use crate::cell::{determinant, fractional, inverse, shift_vector, wrap};
 use crate::vec3::{cross, norm, norm2, unit};
 
@@ -84,7 +84,11 @@ impl Bins {
             if width[k] > 0.0 {
                 // Bounded: extent/width is at most a few thousand unless the
                 // cutoff is absurd, and then the pair limit stops the build.
-                (extent[k] / width[k] * (1.0 + MARGIN)).ceil().min(1e6) as i64
+                let reach = (extent[k] / width[k] * (1.0 + MARGIN)).ceil().min(1e6) as i64;
+                // Along an open axis every atom is within the grid: a reach
+                // past its far edge visits nothing (and a near-flat
+                // configuration, a few bins of 1e-7 Å, would reach millions).
+                if pbc[k] { reach } else { reach.min(count[k] as i64 - 1) }
             } else {
                 0
             }
@@ -98,8 +102,11 @@ impl Bins {
         self.wraps.clear();
         self.wrapped.clear();
         self.frac.clear();
-        for p in positions {
+        for (atom, p) in positions.iter().enumerate() {
             let f = fractional(p, &inv);
+            if let Some(k) = (0..3).find(|&k| pbc[k] && f[k].abs() >= MAX_CELLS) {
+                return Err(NeighbourError::FarOutsideCell { atom, cells: f[k] });
+            }
             let mut b = [0usize; 3];
             let mut w = [0i32; 3];
             let mut fw = [0.0; 3];

@@ -75,6 +75,18 @@ pub enum NeighbourError {
         /// Its position.
         position: [f64; 3],
     },
+    /// An atom so many cells outside the cell along a periodic direction
+    /// (2^29 or more) that its position has no significant digits left for
+    /// distances of a few Å.
+    #[error(
+        "atom {atom} lies {cells:e} cell widths outside the cell along a periodic direction; its position is too imprecise for neighbour distances"
+    )]
+    FarOutsideCell {
+        /// The atom's index.
+        atom: usize,
+        /// Its fractional coordinate along that direction.
+        cells: f64,
+    },
     /// The periodic lattice vectors are zero, parallel or coplanar.
     #[error("degenerate cell for periodic directions {pbc:?}: {reason}")]
     DegenerateCell {
@@ -96,6 +108,10 @@ pub enum NeighbourError {
 
 /// Upper limit on stored pairs (about 1.5 GB of list).
 const MAX_PAIRS: usize = 25_000_000;
+
+/// How many cells outside the cell (along a periodic direction) an atom may
+/// lie: lattice shifts then fit `i32` with room for the search's offsets.
+const MAX_CELLS: f64 = (1 << 29) as f64;
 
 /// Relative safety margin on bin reach, against rounding at bin edges.
 const MARGIN: f64 = 1e-9;

@@ -241,3 +241,95 @@ fn verlet_walk(margin: f64) {
     cell2[0][0] += 0.01;
     assert!(vl.update(&pos, &cell2, [true; 3]).unwrap());
 }
+
+/// `n` atoms spread over 8 Å along x and y and `noise` Å along z, the
+/// cell (when periodic in x and y) with a zero third vector.
+fn near_flat(rng: &mut StdRng, n: usize, noise: f64) -> Vec<[f64; 3]> {
+    (0..n)
+        .map(|_| [rng.random_range(0.0..8.0), rng.random_range(0.0..8.0), noise * rng.random_range(-0.5..0.5)])
+        .collect()
+}
+
+#[test]
+fn near_flat_configurations_match_brute_force() {
+    // Extents from 0 to 1e-3 Å along an open direction: one bin along it,
+    // not millions of bins' reach (which used to refuse the build as too
+    // many pairs).
+    let mut rng = StdRng::seed_from_u64(17);
+    let slab = [[8.0, 0.0, 0.0], [1.0, 8.0, 0.0], [0.0; 3]];
+    for noise in [0.0, 1e-12, 1e-9, 1e-7, 1e-5, 1e-3] {
+        let pos = near_flat(&mut rng, 40, noise);
+        check(&pos, &[[0.0; 3]; 3], [false; 3], 3.0);
+        check(&pos, &slab, [true, true, false], 3.0);
+        // The same plane along other open axes.
+        let yz: Vec<[f64; 3]> = pos.iter().map(|p| [p[2], p[0], p[1]]).collect();
+        check(&yz, &[[0.0; 3]; 3], [false; 3], 3.0);
+        let wire = [[0.0; 3], [8.0, 0.0, 0.0], [0.0; 3]];
+        let line: Vec<[f64; 3]> = pos.iter().map(|p| [p[2], p[0], -p[2]]).collect();
+        check(&line, &wire, [false, true, false], 3.0);
+    }
+}
+
+/// The pairs of `nl` as `(i, j, distance)`, the shift left out.
+fn pairs_without_shifts(nl: &NeighbourList) -> Vec<(usize, usize, f64)> {
+    (0..nl.len()).map(|p| (nl.i()[p], nl.j()[p], nl.distances()[p])).collect()
+}
+
+#[test]
+fn atoms_far_outside_the_cell_give_the_pairs_of_the_wrapped_positions() {
+    // A 2-atom cell with the second atom 1e6 Å (and more) away along each
+    // periodic direction, as unwrapped trajectories hold: the pairs of the
+    // wrapped positions, with shifts that carry the difference, and a
+    // Verlet list whose shift table does not grow with the distance.
+    let cell = [[2.5, 0.0, 0.0], [0.4, 2.3, 0.0], [0.2, 0.3, 2.6]];
+    let near = [[0.1, 0.2, 0.3], [1.4, 1.2, 1.5]];
+    for far in [[1e6, 0.0, 0.0], [0.0, -1e6, 0.0], [1e6, 1e6, -1e6], [3e8, -3e8, 3e8]] {
+        for pbc in [[true; 3], [true, false, true]] {
+            let moved = [near[0], [near[1][0] + far[0], near[1][1] + far[1], near[1][2] + far[2]]];
+            // The wrapped equivalent: subtract the whole cells the move added.
+            let inv = inverse(&cell).unwrap();
+            let cells = crate::cell::fractional(&moved[1], &inv).map(f64::floor);
+            let back = crate::cell::cartesian(cells, &cell);
+            let mut wrapped = [moved[0], [moved[1][0] - back[0], moved[1][1] - back[1], moved[1][2] - back[2]]];
+            for (k, c) in cells.iter().enumerate() {
+                // Along open directions the atom stays far away.
+                if !pbc[k] && *c != 0.0 {
+                    wrapped[1] = moved[1];
+                }
+            }
+            for kind in [ListKind::Full, ListKind::Half] {
+                let mut a = NeighbourList::new(4.0, kind).unwrap();
+                let mut b = NeighbourList::new(4.0, kind).unwrap();
+                a.build(&moved, &cell, pbc).unwrap();
+                b.build(&wrapped, &cell, pbc).unwrap();
+                let (pa, pb) = (pairs_without_shifts(&a), pairs_without_shifts(&b));
+                assert_eq!(pa.len(), pb.len(), "far {far:?} pbc {pbc:?}");
+                for (x, y) in pa.iter().zip(&pb) {
+                    assert_eq!((x.0, x.1), (y.0, y.1));
+                    // The far coordinates keep about 1e-16 of their size.
+                    assert!((x.2 - y.2).abs() < 1e-6, "{x:?} {y:?}");
+                }
+            }
+            let mut vl = VerletList::new(4.0, 0.4, ListKind::Half).unwrap().with_outer_margin(2.0);
+            vl.update(&moved, &cell, pbc).unwrap();
+            let mut n = 0;
+            vl.for_each_pair(&moved, |_, _, _, r2| {
+                assert!(r2 < 16.0);
+                n += 1;
+            });
+            let mut fresh = NeighbourList::new(4.0, ListKind::Half).unwrap();
+            fresh.build(&moved, &cell, pbc).unwrap();
+            assert_eq!(n, fresh.len());
+        }
+    }
+}
+
+#[test]
+fn positions_beyond_2_to_the_29_cells_are_an_error() {
+    let cell = [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]];
+    let mut nl = NeighbourList::new(3.0, ListKind::Full).unwrap();
+    let err = nl.build(&[[0.0; 3], [0.0, 2e9, 0.0]], &cell, [true; 3]).unwrap_err();
+    assert!(matches!(err, NeighbourError::FarOutsideCell { atom: 1, .. }), "{err}");
+    // Along an open direction the distance costs nothing.
+    nl.build(&[[0.0; 3], [0.0, 2e9, 0.0]], &cell, [true, false, true]).unwrap();
+}

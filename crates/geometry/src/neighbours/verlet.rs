@@ -5,6 +5,7 @@ use super::list::NeighbourList;
 use super::{ListKind, MAX_PAIRS, NeighbourError, pair_vector};
 use crate::cell::{periodic_rows, shift_vector};
 use crate::vec3::norm2;
+use std::collections::HashMap;
 /// A [`NeighbourList`] with a skin, kept between calls: rebuilt only when the
 /// two largest displacements since the last build sum to more than the skin
 /// (so some pair may have closed in by that much), or the cell,
@@ -149,11 +150,20 @@ impl VerletList {
         let small_move = !self.built || largest <= self.skin + self.margin;
         self.active = (self.skin, if small_move { self.margin } else { 0.0 });
         self.built = false;
-        self.outer.cutoff = self.cutoff + self.active.0 + self.active.1;
         if u32::try_from(positions.len()).is_err() {
-            return Err(NeighbourError::TooManyPairs { cutoff: self.outer.cutoff, limit: MAX_PAIRS });
+            return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
         }
-        self.outer.build(positions, cell, pbc)?;
+        self.outer.cutoff = self.cutoff + self.active.0 + self.active.1;
+        let mut built = self.outer.build(positions, cell, pbc);
+        if matches!(built, Err(NeighbourError::TooManyPairs { .. })) && self.outer.cutoff != self.cutoff {
+            // Whether a configuration has too many pairs must not depend on
+            // the skin or margin (that is, on what the list saw before): try
+            // the cutoff alone, without a skin (the next update rebuilds).
+            self.active = (0.0, 0.0);
+            self.outer.cutoff = self.cutoff;
+            built = self.outer.build(positions, cell, pbc);
+        }
+        built?;
         self.index_shifts(cell, pbc);
         self.outer_reference.clear();
         self.outer_reference.extend_from_slice(positions);
@@ -166,9 +176,9 @@ impl VerletList {
     }
 
     /// Numbers the distinct shifts of the outer pairs (a few dozen at most,
-    /// unless the cutoff spans many cells) and stores each pair as
-    /// (neighbour, shift number): the refreshes and the pair loops then move
-    /// 8 bytes a pair instead of 32.
+    /// unless the cutoff spans many cells) in order of first appearance and
+    /// stores each pair as (neighbour, shift number): the refreshes and the
+    /// pair loops then move 8 bytes a pair instead of 32.
     fn index_shifts(&mut self, cell: &[[f64; 3]; 3], pbc: [bool; 3]) {
         let rows = periodic_rows(cell, pbc);
         let shifts = self.outer.shifts();
@@ -180,18 +190,23 @@ impl VerletList {
                 hi[k] = hi[k].max(s[k]);
             }
         }
-        let span: [usize; 3] = std::array::from_fn(|k| (hi[k] - lo[k]) as usize + 1);
-        let cell_of = |s: &[i32; 3]| {
-            ((s[0] - lo[0]) as usize * span[1] + (s[1] - lo[1]) as usize) * span[2] + (s[2] - lo[2]) as usize
+        // Shifts carry the cells between the atoms' wrapped and given
+        // positions, so the box is large when atoms lie far outside the cell
+        // (unwrapped trajectories): then a map, whose size is the number of
+        // distinct shifts whatever the distances.
+        let span: [u64; 3] = std::array::from_fn(|k| (i64::from(hi[k]) - i64::from(lo[k])) as u64 + 1);
+        let dense =
+            span.iter().try_fold(1u64, |a, &s| a.checked_mul(s)).is_some_and(|v| v <= 4096 + 8 * shifts.len() as u64);
+        let mut numbers = if dense {
+            let span = span.map(|s| s as usize);
+            ShiftNumbers::Grid { lo, span, number: vec![u32::MAX; span[0] * span[1] * span[2]] }
+        } else {
+            ShiftNumbers::Map(HashMap::new())
         };
-        // The box spans the images within the cutoff along each axis: a few
-        // cells unless the cutoff is many cell widths (then the pair limit
-        // stopped the build before).
-        let mut number = vec![u32::MAX; span[0] * span[1] * span[2]];
         self.shift_table.clear();
         self.outer_pairs.clear();
         for (&j, s) in self.outer.j().iter().zip(shifts) {
-            let slot = &mut number[cell_of(s)];
+            let slot = numbers.slot(s);
             if *slot == u32::MAX {
                 *slot = self.shift_table.len() as u32;
                 self.shift_table.push(shift_vector(*s, &rows));
@@ -263,6 +278,27 @@ impl VerletList {
         };
         // Shift numbers index the table by construction.
         pairs.iter().map(|&(j, s)| (j as usize, &self.shift_table[s as usize]))
+    }
+}
+
+/// The number given to each distinct shift (`u32::MAX` until given).
+enum ShiftNumbers {
+    /// A dense grid over the shifts' bounding box, from corner `lo`.
+    Grid { lo: [i32; 3], span: [usize; 3], number: Vec<u32> },
+    /// A map, when that box is far larger than the number of pairs.
+    Map(HashMap<[i32; 3], u32>),
+}
+
+impl ShiftNumbers {
+    /// The number of shift `s` (within the box, for a grid).
+    fn slot(&mut self, s: &[i32; 3]) -> &mut u32 {
+        match self {
+            ShiftNumbers::Grid { lo, span, number } => {
+                let at = |k: usize| (s[k] - lo[k]) as usize;
+                &mut number[(at(0) * span[1] + at(1)) * span[2] + at(2)]
+            }
+            ShiftNumbers::Map(map) => map.entry(*s).or_insert(u32::MAX),
+        }
     }
 }
 
