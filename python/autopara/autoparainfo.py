@@ -29,8 +29,9 @@ class AutoparaInfo:
       stop at the first with ``ItemFailedError``.
     - ``initializer``: ``(func, args)`` or a callable, run once in each worker
       process before its first chunk.
-    - ``remote_info``, ``remote_label``: run native ops' chunks as Slurm jobs
-      (the ``--remote-info`` of ``autopara run``; needs the ``slurm`` build).
+    - ``remote_info``: run a native op's chunks as batch jobs: a dict, or
+      JSON/TOML text or a file, as ``autopara run --remote-info`` takes it
+      (default: ``AUTOPARA_REMOTE_INFO``); see docs/queue.md.
     - ``progress``: progress output on stderr (default: on unless
       ``AUTOPARA_PROGRESS=0``).
 

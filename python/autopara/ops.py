@@ -96,8 +96,8 @@ def run_native(op, args, inputs, outputs, autopara_info=None, rng=None, mode="ru
     returns the outputs' ConfigSet (``None`` when ``outputs`` is ``None``)."""
     info = AutoparaInfo.coerce(autopara_info)
     seed = seed_from(info, rng)
-    if info.remote_info is not None or info.remote_label is not None:
-        raise ArgsError("autopara_info: remote_info: run Slurm jobs with `autopara run --remote-info` (not from Python yet)")
+    if info.remote_label is not None:
+        raise ArgsError("autopara_info: remote_label: entries of remote_info are keyed by op name (md, minim, ...)")
     if info.initializer is not None:
         raise ArgsError("autopara_info: initializer applies to autoparallelize'd Python functions, not native ops")
     if isinstance(inputs, range):
@@ -110,6 +110,9 @@ def run_native(op, args, inputs, outputs, autopara_info=None, rng=None, mode="ru
     if not isinstance(spec, OutputSpec):
         raise ArgsError(f"outputs must be an OutputSpec or None, not {type(outputs).__name__}")
     settings = info._native()
+    if info.remote_info is not None:
+        r = info.remote_info
+        settings["remote_info"] = r if isinstance(r, str) else json.dumps(_jsonable(r, "remote_info"))
     if seed is not None:
         settings["seed"] = seed
     text = json.dumps(_jsonable({k: v for k, v in args.items() if v is not None}, "args"))

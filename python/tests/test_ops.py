@@ -212,3 +212,34 @@ def test_create_input_matches_wfl():
 
     kw = dict(z=[3, 13], vol_per_atom=[5, 10], bond_lengths=[2, 3], composition=[1, 2])
     assert autopara.create_input(**kw) == wfl_create_input(**kw)
+
+
+def test_python_calculators_go_through_the_ase_workers(tmp_path, cu_file):
+    """wfl's (constructor, args, kwargs) tuple and an ASE calculator class become
+    the `ase` calculator spec (persistent ASE workers); without that calculator
+    in the build the call says so before any work."""
+    from ase.calculators.emt import EMT
+
+    from autopara.ops import calculator_spec
+
+    spec = {"type": "ase", "constructor": "ase.calculators.emt:EMT", "args": [], "kwargs": {}}
+    if "ase" not in _native.calculator_names():
+        with pytest.raises(ArgsError, match="needs autopara's 'ase' calculator"):
+            calculate(ConfigSet(cu_file), OutputSpec(), (EMT, [], {}))
+        return
+    assert calculator_spec((EMT, None, None)) == spec == calculator_spec(EMT)
+    got = list(calculate(ConfigSet(cu_file), OutputSpec(), (EMT, [], {}), output_prefix="x_"))
+    for at, ref in zip(got, ase.io.read(cu_file, ":")):
+        ref.calc = EMT()
+        assert abs(at.info["x_energy"] - ref.get_potential_energy()) <= 1e-12 * abs(ref.get_potential_energy())
+
+
+def test_remote_info_is_the_clis(tmp_path, cli, cu_file):
+    """remote_info reaches the same queue backend as `autopara run --remote-info`
+    (here: an entry for another op, refused with the CLI's message)."""
+    remote = {"md": {"sys_name": "local", "job_name": "x"}}
+    with pytest.raises(ArgsError) as e:
+        calculate(ConfigSet(cu_file), OutputSpec(tmp_path / "o.xyz"), EMT, autopara_info={"remote_info": remote})
+    assert "no entry for op label 'calculate'" in str(e.value)
+    assert str(e.value) == cli_error(cli, "run", "calculate", "-i", cu_file, "-o", tmp_path / "o.xyz", "--args",
+                                     json.dumps({"calculator": EMT}), "--remote-info", json.dumps(remote))

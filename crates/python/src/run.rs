@@ -341,7 +341,14 @@ fn run_op<'py>(
             .map_err(|e| crate::error("ArgsError", format!("{op}: arguments are not JSON: {e}")))?;
         let op = (registration.build)(args).map_err(to_py)?;
         let outputs = outputs_from_py(outputs)?;
+        let remote: Option<String> = match info.get_item("remote_info")? {
+            Some(v) if !v.is_none() => Some(v.extract()?),
+            _ => None,
+        };
         let mut info = info_from_py(info)?;
+        // As `autopara run --remote-info`: the given info, else AUTOPARA_REMOTE_INFO's entry for the op.
+        info.backend =
+            autopara::cli::remote::backend(remote.as_deref(), op.info().name, mode == "retry_failed").map_err(to_py)?;
         let cancel = Arc::new(AtomicBool::new(false));
         info.backend = Some(cancellable(&info, op.info(), &cancel).map_err(to_py)?);
         let done = interruptible(py, &cancel, || execute_mode(op.as_ref(), &inputs, &outputs, &info, mode))?;
