@@ -135,12 +135,12 @@ fn remote_info_is_accepted() {
     std::fs::write(
         &pipeline,
         "[[step]]\nname = \"emt\"\nop = \"calculate\"\ninputs = [\"in.xyz\"]\noutput = \"out.xyz\"\n\
-         args = { calculator = { type = \"emt\" } }\nremote_info = { job_name = \"e\", num_cores = 0 }\n",
+         args = { calculator = { type = \"emt\" } }\nremote_info = { job_name = \"e\", resources = { num_cores = 0 } }\n",
     )
     .unwrap();
     let out = Command::new(BIN).args(["pipeline", pipeline.to_str().unwrap(), "-q"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("num_cores"), "{stderr}");
+    assert!(!out.status.success() && stderr.contains("resources.num_cores"), "{stderr}");
     let out = Command::new(BIN).args(["worker", "--help"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

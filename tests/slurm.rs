@@ -1,13 +1,14 @@
 //! `autopara run --remote-info` and pipelines with `remote_info` on a real
 //! single-node Slurm (started by `LocalCluster`; skipped loudly without
-//! Slurm): the output equals a local run with the same seed, a driver killed
-//! mid-run re-attaches to its jobs when rerun, and a failed job's items,
+//! Slurm), on this machine and through a real sshd (`LocalSshd`): the output
+//! equals a local run with the same seed, a driver killed mid-run re-attaches
+//! to its jobs when rerun, and a failed job's items,
 //! written flagged under `ignore_failed_jobs`, count as failed until
 //! `--retry-failed` runs them again. Jobs run this build's `autopara worker`.
 //!
 //! Run with `cargo test -p autopara --test slurm`.
 
-use autopara::queue::testing::LocalCluster;
+use autopara::queue::testing::{LocalCluster, LocalSshd};
 use autopara::{Atoms, extxyz};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,6 +71,21 @@ fn remote_info(jobs_dir: &Path, pre_cmds: &[&str]) -> String {
     .to_string()
 }
 
+/// Starts the driver `c`, kills it (SIGKILL) once it has recorded `n` jobs'
+/// submissions in `jobs`, and returns them.
+fn kill_after_submitting(mut c: Command, jobs: &Path, n: usize) -> BTreeMap<PathBuf, String> {
+    let mut driver = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    while submissions(jobs).len() < n {
+        assert!(start.elapsed() < Duration::from_secs(60), "the driver never submitted its {n} jobs");
+        assert!(driver.try_wait().unwrap().is_none(), "the driver ended before it was killed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    driver.kill().unwrap();
+    driver.wait().unwrap();
+    submissions(jobs)
+}
+
 /// Fails unless the two files hold the same bytes (without printing them).
 fn assert_same_bytes(a: &Path, b: &Path) {
     let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
@@ -84,7 +100,7 @@ fn submissions(jobs_dir: &Path) -> BTreeMap<PathBuf, String> {
                 let dir = e.ok()?.path();
                 let sub: serde_json::Value =
                     serde_json::from_str(&std::fs::read_to_string(dir.join("submission.json")).ok()?).ok()?;
-                Some((dir, sub["slurm_id"].as_str()?.to_string()))
+                Some((dir, sub["id"].as_str()?.to_string()))
             })
             .collect()
         })
@@ -113,28 +129,16 @@ fn slurm_run_equals_local_and_killed_driver_reattaches() {
     // A driver killed (SIGKILL) while its jobs are queued or running...
     let jobs = dir.join("jobs-killed");
     let slow = remote_info(&jobs, &["sleep 3"]);
-    let mut driver = run_md(&cluster, dir, "killed.xyz", &["--remote-info", &slow], &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while submissions(&jobs).len() < 3 {
-        assert!(start.elapsed() < Duration::from_secs(60), "the driver never submitted its 3 jobs");
-        assert!(driver.try_wait().unwrap().is_none(), "the driver ended before it was killed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    driver.kill().unwrap();
-    driver.wait().unwrap();
-    let before = submissions(&jobs);
-    let queued = cluster.slurm().jobs().unwrap().len();
+    let before = kill_after_submitting(run_md(&cluster, dir, "killed.xyz", &["--remote-info", &slow], &[]), &jobs, 3);
+    let queued = cluster.jobs().unwrap().len();
     // ... and rerun (remote info from the environment this time) re-attaches to the same jobs.
     let log = ok(run_md(&cluster, dir, "killed.xyz", &[], &[("AUTOPARA_REMOTE_INFO", &slow)]));
-    assert!(log.contains("3 jobs: 0 submitted, 3 re-attached, 0 finished earlier in"), "{log}");
+    // Followed (or, on a slow machine, already finished): none submitted again.
+    assert!(log.contains("3 jobs: 0 submitted, ") && !log.contains("resubmitted"), "{log}");
     assert_eq!(extxyz::read_file(dir.join("killed.xyz")).unwrap(), local);
     assert_eq!(submissions(&jobs), before, "a job was resubmitted");
     assert!(before.keys().all(|d| d.join("status").exists()), "the rerun did not wait for the jobs");
-    assert_eq!(cluster.slurm().jobs().unwrap().len(), queued, "the rerun submitted jobs");
+    assert_eq!(cluster.jobs().unwrap().len(), queued, "the rerun submitted jobs");
 
     // A pipeline step with a `remote_info` table runs on Slurm too, and so
     // does a step named in the file's top-level `remote_info` (by its op).
@@ -155,7 +159,7 @@ fn slurm_run_equals_local_and_killed_driver_reattaches() {
     );
     std::fs::write(dir.join("pipeline.toml"), pipeline).unwrap();
     let log = ok(autopara(&cluster, &["pipeline", dir.join("pipeline.toml").to_str().unwrap(), "-q"], &[]));
-    assert!(log.contains("traj runs on Slurm") && log.contains("energies runs on Slurm"), "{log}");
+    assert!(log.contains("traj runs on slurm") && log.contains("energies runs on slurm"), "{log}");
     assert_eq!(extxyz::read_file(dir.join("pipe.xyz")).unwrap(), local);
     assert_eq!(submissions(&jobs).len(), 2);
     assert_eq!(submissions(&calc_jobs).len(), 1);
@@ -165,6 +169,44 @@ fn slurm_run_equals_local_and_killed_driver_reattaches() {
     local_calc.current_dir(dir);
     ok(local_calc);
     assert_same_bytes(&dir.join("pipe-calc.xyz"), &dir.join("local-calc.xyz"));
+}
+
+/// `autopara run` on a system reached over ssh (a real sshd on a loopback
+/// port in front of the test's Slurm; the jobs run in a "remote" directory
+/// apart from the driver's): a driver killed (SIGKILL) while its jobs run is
+/// rerun, re-attaches to the same jobs over ssh, and writes the local run's
+/// trajectories, byte for byte.
+#[test]
+fn over_ssh_a_killed_driver_reattaches_and_equals_local() {
+    let Some(cluster) = LocalCluster::start_or_skip("over_ssh_a_killed_driver_reattaches_and_equals_local") else {
+        return;
+    };
+    let Some(sshd) = LocalSshd::start_or_skip("over_ssh", &[("SLURM_CONF", cluster.conf())]) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_inputs(&dir.join("in.xyz"));
+    ok(run_md(&cluster, dir, "local.xyz", &["--workers", "1"], &[]));
+    let systems = dir.join("systems.toml");
+    let remote = dir.join("remote");
+    std::fs::write(&systems, sshd.system_toml("loop", &remote, Path::new(BIN))).unwrap();
+    let jobs = dir.join("jobs-ssh");
+    let info = serde_json::json!({"md": {
+        "system": "loop", "job_name": "md", "num_inputs_per_queued_job": -2, "check_interval": 0.2,
+        "timeout": 120, "pre_cmds": ["sleep 2"], "jobs_dir": jobs,
+    }})
+    .to_string();
+    let env = [("AUTOPARA_SYSTEMS", systems.to_str().unwrap())];
+    let before = kill_after_submitting(run_md(&cluster, dir, "ssh.xyz", &["--remote-info", &info], &env), &jobs, 3);
+    let log = ok(run_md(&cluster, dir, "ssh.xyz", &["--remote-info", &info], &env));
+    assert!(log.contains("md runs on slurm on ") && log.contains("@127.0.0.1"), "{log}");
+    // Followed (or, on a slow machine, already finished): none submitted again.
+    assert!(log.contains("3 jobs: 0 submitted, ") && !log.contains("resubmitted"), "{log}");
+    assert_same_bytes(&dir.join("ssh.xyz"), &dir.join("local.xyz"));
+    assert_eq!(submissions(&jobs), before, "a job was resubmitted");
+    for job in before.keys() {
+        let there = remote.join(job.file_name().unwrap());
+        assert!(there.join("status").exists() && job.join("results.json").exists(), "{}", there.display());
+    }
 }
 
 /// A job that fails under `ignore_failed_jobs`: its inputs are written flagged

@@ -6,8 +6,10 @@
 //!   symmetry; wfl is also the benchmarks' peer), and what the Python
 //!   package's build and tests need: maturin, pytest and cloudpickle;
 //! - Debian's OpenMPI and libclang (the MPI backend), `slurm-wlm` and `munge`
-//!   (the Slurm backend's tests start a private single-node cluster), and
-//!   `strace` (tests/fault_injection.rs injects I/O faults with it);
+//!   (the queue backend's tests start a private single-node cluster, and
+//!   reach it through a private sshd on a loopback port: `openssh-server`,
+//!   `openssh-client`, `rsync`), and `strace` (tests/fault_injection.rs
+//!   injects I/O faults with it);
 //! - with `--peers`, Debian's `lammps` for the benchmarks.
 //!
 //! A stamp file records what was installed, so a second run does nothing.
@@ -27,7 +29,17 @@ const REFERENCES: &[&str] = &[
     "cloudpickle==3.1.3",
 ];
 /// Debian packages the test suites need.
-const APT_TEST: &[&str] = &["libopenmpi-dev", "openmpi-bin", "libclang-dev", "slurm-wlm", "munge", "strace"];
+const APT_TEST: &[&str] = &[
+    "libopenmpi-dev",
+    "openmpi-bin",
+    "libclang-dev",
+    "slurm-wlm",
+    "munge",
+    "openssh-server",
+    "openssh-client",
+    "rsync",
+    "strace",
+];
 /// Debian packages for benchmark peers.
 const APT_PEERS: &[&str] = &["lammps"];
 

@@ -5,7 +5,7 @@
 
 use autopara_core::executor::backend::Backend;
 use autopara_core::{Error, Result};
-use autopara_queue::{REMOTE_INFO_ENV, RemoteInfo, Slurm, SlurmBackend};
+use autopara_queue::{QueueBackend, REMOTE_INFO_ENV, RemoteInfo};
 use std::sync::Arc;
 
 /// The queue backend for `autopara run OP`: from `--remote-info` when given
@@ -20,9 +20,9 @@ pub fn backend(remote_info: Option<&str>, op: &str, retry: bool) -> Result<Optio
                 field: op.into(),
                 message: format!("no entry for op label '{op}' (nor '*')"),
             })?;
-            Some(SlurmBackend::new(&info, Slurm::new())?)
+            Some(QueueBackend::new(&info)?)
         }
-        None => SlurmBackend::from_env(&[op])?,
+        None => QueueBackend::from_env(&[op])?,
     };
     announce(backend.map(|b| if retry { b.for_retry() } else { b }), op)
 }
@@ -59,14 +59,18 @@ pub fn step_info(
 
 /// The queue backend for a pipeline step with remote info `info` (see [`step_info`]).
 pub fn step_backend(info: Option<&RemoteInfo>, step: &str) -> Result<Option<Arc<dyn Backend>>> {
-    announce(info.map(|i| SlurmBackend::new(i, Slurm::new())).transpose()?, step)
+    announce(info.map(QueueBackend::new).transpose()?, step)
 }
 
 /// Says where the call runs and boxes the backend.
-fn announce(backend: Option<SlurmBackend>, label: &str) -> Result<Option<Arc<dyn Backend>>> {
+fn announce(backend: Option<QueueBackend>, label: &str) -> Result<Option<Arc<dyn Backend>>> {
     match backend {
         Some(b) => {
-            eprintln!("autopara: {label} runs on Slurm (jobs in {})", b.info().jobs_dir.display());
+            eprintln!(
+                "autopara: {label} runs on {} (job directories in {})",
+                b.describe(),
+                b.info().jobs_dir.display()
+            );
             Ok(Some(Arc::new(b)))
         }
         None => {

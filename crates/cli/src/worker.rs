@@ -1,4 +1,4 @@
-//! `autopara worker --job-dir DIR`: the job side of the Slurm backend. The
+//! `autopara worker --job-dir DIR`: the job side of the queue backend. The
 //! job script runs it; it reads the job's task and items, runs the op (found
 //! by name in this binary's registry) and writes the results.
 

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-/// Errors from the Slurm backend: configuration, job files, scheduler
-/// commands, and jobs that failed, died or did not finish in time.
+/// Errors from the queue backend: configuration, job files, scheduler
+/// commands, ssh, and jobs that failed, died or did not finish in time.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// An operating-system error on a file or directory.
@@ -33,6 +33,24 @@ pub enum QueueError {
         /// What is wrong.
         message: String,
     },
+    /// A bad systems file (or a system that is not in it).
+    #[error("systems ({origin}): {field}: {message}")]
+    Systems {
+        /// The file and system.
+        origin: String,
+        /// The offending field, or `-` for the whole file.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The ssh connection to a host failed (the driver retries while polling).
+    #[error("ssh to {host} failed: {message}")]
+    Connection {
+        /// The host.
+        host: String,
+        /// ssh's or rsync's exit status and stderr.
+        message: String,
+    },
     /// A scheduler command (`sbatch`, `squeue`, `scancel`) that could not run or failed.
     #[error("`{command}` failed: {message}")]
     Command {
@@ -42,12 +60,12 @@ pub enum QueueError {
         message: String,
     },
     /// A job whose worker exited with a non-zero status.
-    #[error("job {job} (Slurm id {slurm_id}, {dir}) failed with exit code {exit_code}; stderr tail:\n{stderr_tail}")]
+    #[error("job {job} ({scheduler_job}, {dir}) failed with exit code {exit_code}; stderr tail:\n{stderr_tail}")]
     JobFailed {
         /// The job's name (`<job_name>-<hash>`).
         job: String,
-        /// The Slurm job id.
-        slurm_id: String,
+        /// The scheduler and its job id (`slurm job 1234`).
+        scheduler_job: String,
         /// The job directory.
         dir: PathBuf,
         /// The worker's exit code, from the job's status file.
@@ -56,12 +74,12 @@ pub enum QueueError {
         stderr_tail: String,
     },
     /// A job that left the queue without finishing: time limit, cancellation, node failure.
-    #[error("job {job} (Slurm id {slurm_id}, {dir}) died: {state}; stderr tail:\n{stderr_tail}")]
+    #[error("job {job} ({scheduler_job}, {dir}) died: {state}; stderr tail:\n{stderr_tail}")]
     JobDied {
         /// The job's name (`<job_name>-<hash>`).
         job: String,
-        /// The Slurm job id.
-        slurm_id: String,
+        /// The scheduler and its job id (`slurm job 1234`).
+        scheduler_job: String,
         /// The job directory.
         dir: PathBuf,
         /// The scheduler's last word on it (`CANCELLED`, `TIMEOUT`, `gone from the queue`).
@@ -71,7 +89,7 @@ pub enum QueueError {
     },
     /// Jobs still queued or running when the driver's `timeout` ran out.
     #[error(
-        "timed out after {seconds} s waiting for {pending} Slurm job(s) ({jobs}); they keep running, rerun to re-attach"
+        "timed out after {seconds} s waiting for {pending} batch job(s) ({jobs}); they keep running, rerun to re-attach"
     )]
     Timeout {
         /// The timeout in seconds.

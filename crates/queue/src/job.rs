@@ -1,4 +1,4 @@
-//! Job directories: what one Slurm job reads and writes, named by the hash of
+//! Job directories: what one batch job reads and writes, named by the hash of
 //! its content so that a rerun finds the same directory.
 //!
 //! ```text
@@ -7,19 +7,19 @@
 //!                    its global index, location (and counter, for generator ops)
 //!   items.xyz        the job's configurations, extxyz, in item order
 //!   items.json       instead of items.xyz when extxyz cannot carry the items exactly
-//!   job.sh           the batch script (#SBATCH lines, env vars, pre_cmds, worker, status)
-//!   submission.json  Slurm job id and attempt number, written right after `sbatch`
+//!   job.sh           the batch script (header, env vars, commands, worker, status)
+//!   submission.json  the scheduler's job id and attempt number, written right after submitting
 //!   stdout, stderr   the job's output streams
 //!   results.json     the worker's per-item results, in item order
 //!   status           the worker's exit code, written by the script as its last act
 //! ```
 
 use crate::error::{QueueError, Result};
-use crate::remote_info::RemoteInfo;
 use autopara_core::executor::JobSpec;
 use autopara_core::{Atoms, Item, ItemResult, Location, Payload, extxyz};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -93,11 +93,11 @@ impl JobTask {
     }
 }
 
-/// The Slurm submission recorded in a job directory.
+/// The submission recorded in a job directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Submission {
-    /// The Slurm job id (`sbatch --parsable`).
-    pub slurm_id: String,
+    /// The scheduler's job id.
+    pub id: String,
     /// 1 for the first submission, +1 per resubmission.
     pub attempt: u32,
 }
@@ -107,7 +107,7 @@ pub struct Submission {
 pub struct JobDir {
     /// The directory.
     pub dir: PathBuf,
-    /// The Slurm job name: `<job_name>-<first 12 hex digits of the hash>`.
+    /// The job name: `<job_name>-<first 12 hex digits of the hash>`.
     pub name: String,
 }
 
@@ -115,6 +115,11 @@ impl JobDir {
     /// The directory for content `hash` under `jobs_dir` (absolute).
     pub fn new(jobs_dir: &Path, job_name: &str, hash: &str) -> JobDir {
         JobDir { dir: jobs_dir.join(hash), name: format!("{job_name}-{}", &hash[..hash.len().min(12)]) }
+    }
+
+    /// The content hash: the directory's name.
+    pub fn hash(&self) -> &str {
+        self.dir.file_name().and_then(|n| n.to_str()).unwrap_or("")
     }
 
     /// `task.json`.
@@ -256,49 +261,49 @@ impl JobDir {
     }
 }
 
-/// The batch script of a job: `#SBATCH` resources, exported variables,
-/// `pre_cmds`, the worker, and the status file written last.
-pub fn job_script(job: &JobDir, info: &RemoteInfo, threads: usize) -> String {
+/// What a job script is made of.
+#[derive(Debug, Clone)]
+pub struct ScriptParts<'a> {
+    /// Header lines (`#SBATCH ...`, `#$ ...`), filled in.
+    pub header: Vec<String>,
+    /// Variables to export.
+    pub env_vars: &'a BTreeMap<String, String>,
+    /// Worker threads (`AUTOPARA_NUM_WORKERS`).
+    pub threads: usize,
+    /// Shell lines before the worker: the system's commands, then `pre_cmds`.
+    pub commands: Vec<&'a str>,
+    /// Shell lines after the worker.
+    pub post_cmds: &'a [String],
+    /// The `autopara` binary where the job runs.
+    pub autopara_bin: &'a str,
+    /// The job directory where the job runs.
+    pub dir: &'a str,
+}
+
+/// The batch script of a job: header, exported variables, commands, the
+/// worker, post commands, and the status file written last.
+pub fn job_script(parts: &ScriptParts<'_>) -> String {
     let mut s = String::from("#!/bin/bash\n");
-    let mut opt = |o: String| {
-        let _ = writeln!(s, "#SBATCH {o}");
-    };
-    opt(format!("--job-name={}", job.name));
-    opt(format!("--chdir={}", job.dir.display()));
-    opt(format!("--output={}", job.stdout().display()));
-    opt(format!("--error={}", job.stderr().display()));
-    opt("--ntasks=1".into());
-    opt(format!("--cpus-per-task={threads}"));
-    if let Some(n) = info.num_nodes {
-        opt(format!("--nodes={n}"));
-    }
-    if let Some(p) = &info.partition {
-        opt(format!("--partition={p}"));
-    }
-    if let Some(t) = info.slurm_time() {
-        opt(format!("--time={t}"));
-    }
-    if let Some(m) = &info.memory {
-        opt(format!("--mem={m}"));
-    }
-    for a in &info.sbatch_args {
-        opt(a.clone());
+    for line in &parts.header {
+        s.push_str(line);
+        s.push('\n');
     }
     s.push('\n');
-    for (k, v) in &info.env_vars {
+    for (k, v) in parts.env_vars {
         let _ = writeln!(s, "export {k}={}", shell_quote(v));
     }
-    let _ = writeln!(s, "export AUTOPARA_NUM_WORKERS={threads}");
-    for c in &info.pre_cmds {
+    let _ = writeln!(s, "export AUTOPARA_NUM_WORKERS={}", parts.threads);
+    for c in &parts.commands {
         s.push_str(c);
         s.push('\n');
     }
-    let dir = shell_quote(&job.dir.to_string_lossy());
-    let _ = writeln!(
-        s,
-        "{} worker --job-dir {dir}\nrc=$?\necho $rc > {dir}/status.tmp && mv -f {dir}/status.tmp {dir}/status\nexit $rc",
-        shell_quote(&info.autopara_bin.to_string_lossy()),
-    );
+    let dir = shell_quote(parts.dir);
+    let _ = writeln!(s, "{} worker --job-dir {dir}\nrc=$?", shell_quote(parts.autopara_bin));
+    for c in parts.post_cmds {
+        s.push_str(c);
+        s.push('\n');
+    }
+    let _ = writeln!(s, "echo $rc > {dir}/status.tmp && mv -f {dir}/status.tmp {dir}/status\nexit $rc");
     s
 }
 
@@ -344,34 +349,23 @@ mod tests {
     use autopara_core::Value;
 
     #[test]
-    fn script_has_resources_env_pre_cmds_and_status() {
-        let info = RemoteInfo {
-            partition: Some("short".into()),
-            max_time: Some("5m".into()),
-            memory: Some("2G".into()),
-            pre_cmds: vec!["module load x".into()],
-            env_vars: [("OMP_NUM_THREADS".to_string(), "1 2'3".to_string())].into(),
-            sbatch_args: vec!["--account=abc".into()],
-            autopara_bin: "/opt/bin/autopara".into(),
-            ..RemoteInfo::default()
-        };
-        let job = JobDir::new(Path::new("/jobs"), "emt", "0123456789abcdef0123");
-        let s = job_script(&job, &info, 3);
-        for want in [
-            "#SBATCH --job-name=emt-0123456789ab\n",
-            "#SBATCH --partition=short\n",
-            "#SBATCH --time=0:05:00\n",
-            "#SBATCH --mem=2G\n",
-            "#SBATCH --cpus-per-task=3\n",
-            "#SBATCH --account=abc\n",
-            "export OMP_NUM_THREADS='1 2'\\''3'\n",
-            "module load x\n'/opt/bin/autopara' worker --job-dir '/jobs/0123456789abcdef0123'\nrc=$?\n",
-        ] {
-            assert!(s.contains(want), "missing {want:?} in\n{s}");
-        }
-        // Every #SBATCH line precedes the first command, or sbatch ignores it.
-        let last_sbatch = s.rfind("#SBATCH").unwrap();
-        assert!(last_sbatch < s.find("export").unwrap());
+    fn script_has_header_env_commands_worker_and_status() {
+        let env: BTreeMap<String, String> = [("OMP_NUM_THREADS".to_string(), "1 2'3".to_string())].into();
+        let post = vec!["echo done".to_string()];
+        let s = job_script(&ScriptParts {
+            header: vec!["#SBATCH --job-name=emt-0123".into(), "#SBATCH --qos=short".into()],
+            env_vars: &env,
+            threads: 3,
+            commands: vec!["module load x", "source venv"],
+            post_cmds: &post,
+            autopara_bin: "/opt/bin/autopara",
+            dir: "/jobs/0123",
+        });
+        let want = "#!/bin/bash\n#SBATCH --job-name=emt-0123\n#SBATCH --qos=short\n\n\
+                    export OMP_NUM_THREADS='1 2'\\''3'\nexport AUTOPARA_NUM_WORKERS=3\nmodule load x\nsource venv\n\
+                    '/opt/bin/autopara' worker --job-dir '/jobs/0123'\nrc=$?\necho done\n\
+                    echo $rc > '/jobs/0123'/status.tmp && mv -f '/jobs/0123'/status.tmp '/jobs/0123'/status\nexit $rc\n";
+        assert_eq!(s, want);
     }
 
     fn item(index: u64, payload: Payload) -> Item {

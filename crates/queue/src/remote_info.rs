@@ -1,8 +1,10 @@
-//! [`RemoteInfo`]: how an op's chunks are sent to Slurm (resources, job
-//! script contents, polling, failure policy), from the API, a pipeline file or
-//! `AUTOPARA_REMOTE_INFO`.
+//! [`RemoteInfo`]: how an op's chunks are sent to a batch system (which
+//! system, resources, job script contents, polling, failure policy), from the
+//! API, a pipeline file or `AUTOPARA_REMOTE_INFO`. The fields are wfl's
+//! `RemoteInfo` fields, so a `WFL_EXPYRE_INFO` entry translates field for field.
 
 use crate::error::{QueueError, Result};
+use crate::resources::Resources;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,47 +18,86 @@ pub const REMOTE_INFO_ENV: &str = "AUTOPARA_REMOTE_INFO";
 /// existing scripts that filter on it keep working.
 pub const JOB_FAILED_KEY: &str = "EXPYRE_REMOTE_JOB_FAILED";
 
-/// How one op's items are run as Slurm jobs.
+/// Variables exported in a job: a table, or wfl's list of `"NAME=value"` strings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "EnvVarsForm", into = "BTreeMap<String, String>")]
+pub struct EnvVars(pub BTreeMap<String, String>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EnvVarsForm {
+    Table(BTreeMap<String, String>),
+    List(Vec<String>),
+}
+
+impl TryFrom<EnvVarsForm> for EnvVars {
+    type Error = String;
+    fn try_from(form: EnvVarsForm) -> std::result::Result<EnvVars, String> {
+        match form {
+            EnvVarsForm::Table(t) => Ok(EnvVars(t)),
+            EnvVarsForm::List(l) => l
+                .into_iter()
+                .map(|s| match s.split_once('=') {
+                    Some((k, v)) => Ok((k.to_string(), v.to_string())),
+                    None => Err(format!("{s:?} is not NAME=value")),
+                })
+                .collect::<std::result::Result<_, _>>()
+                .map(EnvVars),
+        }
+    }
+}
+
+impl From<EnvVars> for BTreeMap<String, String> {
+    fn from(e: EnvVars) -> BTreeMap<String, String> {
+        e.0
+    }
+}
+
+/// How one op's items are run as batch jobs.
 ///
-/// Every field has a default, so `{}` is valid. Nothing here is part of a
-/// job's content key: changing resources (say a longer `max_time`) and
-/// rerunning re-attaches to, or resubmits, the same jobs.
+/// Every field has a default, so `{}` is valid: one-core jobs on this
+/// machine's Slurm. Nothing here is part of a job's content key: changing
+/// resources (say a longer `max_time`) and rerunning re-attaches to, or
+/// resubmits, the same jobs.
 ///
 /// ```
 /// use autopara_queue::RemoteInfo;
 /// let info = RemoteInfo::from_toml_str(
-///     "job_name = \"emt\"\nnum_cores = 4\nmax_time = \"2h\"\npre_cmds = [\"module load foo\"]",
+///     "job_name = \"emt\"\nresources = { num_cores = 4, max_time = \"2h\" }\npre_cmds = [\"module load foo\"]",
 ///     "example",
 /// )
 /// .unwrap();
-/// assert_eq!(info.num_cores, Some(4));
+/// assert_eq!(info.resources.num_cores, Some(4));
 /// assert_eq!(info.num_inputs_per_queued_job, -100);
 /// assert_eq!(info.items_per_job(10), 1000);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RemoteInfo {
-    /// Prefix of every Slurm job name (`<job_name>-<content hash>`); no whitespace or `/`.
+    /// The system (a `[systems.NAME]` of the systems file) the jobs go to; wfl's
+    /// `sys_name` is accepted. Absent: this machine's Slurm.
+    #[serde(alias = "sys_name")]
+    pub system: Option<String>,
+    /// Prefix of every job name (`<job_name>-<content hash>`); no whitespace, `/` or quotes.
     pub job_name: String,
-    /// Slurm partition (`--partition`); the cluster's default when absent.
-    pub partition: Option<String>,
-    /// Nodes per job (`--nodes`).
-    pub num_nodes: Option<u32>,
-    /// Cores per job (`--cpus-per-task`); the worker runs this many threads.
-    pub num_cores: Option<u32>,
-    /// Wall-time limit (`--time`): a Slurm time (`90`, `1:30:00`, `1-00:00:00`)
-    /// or a number with a unit suffix `s`, `m`, `h`, `d` (`30m`, `2h`).
-    pub max_time: Option<String>,
-    /// Memory per node (`--mem`, e.g. `4G`).
-    pub memory: Option<String>,
+    /// What each job asks for: `max_time`, `num_nodes` or `num_cores`, memory, `partitions`.
+    pub resources: Resources,
     /// Items per job; a negative value `-n` means `n` times the chunk size (as in wfl).
     pub num_inputs_per_queued_job: i64,
-    /// Shell lines run before the worker (module loads, `source venv/bin/activate`).
+    /// Shell lines run before the worker (after the system's `commands`).
     pub pre_cmds: Vec<String>,
-    /// Environment variables exported in the job script.
-    pub env_vars: BTreeMap<String, String>,
-    /// Extra `#SBATCH` options, one per entry (`--account=abc`, `--qos=short`).
-    pub sbatch_args: Vec<String>,
+    /// Shell lines run after the worker (before the status file is written).
+    pub post_cmds: Vec<String>,
+    /// Environment variables exported in the job script: a table, or wfl's
+    /// list of `"NAME=value"` strings.
+    pub env_vars: EnvVars,
+    /// Extra header lines (templates, as the system's `header`), after the
+    /// system's (`"#SBATCH --qos=short"`).
+    pub header_extra: Vec<String>,
+    /// With partitions: `num_cores` must be whole nodes (as in wfl).
+    pub exact_fit: bool,
+    /// With partitions: a job may take part of a node (as in wfl).
+    pub partial_node: bool,
     /// Seconds between scheduler polls.
     pub check_interval: f64,
     /// Seconds the driver waits for all jobs before giving up (the jobs keep running).
@@ -65,48 +106,52 @@ pub struct RemoteInfo {
     pub ignore_failed_jobs: bool,
     /// Jobs that died (time limit, cancelled, node failure) are resubmitted, once per driver run.
     pub resubmit_killed_jobs: bool,
-    /// The `autopara` binary the job script runs as `<autopara_bin> worker --job-dir DIR`.
-    pub autopara_bin: PathBuf,
-    /// Where job directories are created (relative paths are taken from the driver's
-    /// working directory and made absolute before the jobs see them).
+    /// The `autopara` binary the job script runs as `<autopara_bin> worker
+    /// --job-dir DIR` (default: the system's, else `autopara`).
+    pub autopara_bin: Option<String>,
+    /// Where the driver keeps its job directories (relative paths are taken from
+    /// the driver's working directory and made absolute). Jobs run there too,
+    /// unless the system has a `rundir` or a `host`: then they are copied there.
     pub jobs_dir: PathBuf,
 }
 
 impl Default for RemoteInfo {
     fn default() -> RemoteInfo {
         RemoteInfo {
+            system: None,
             job_name: "autopara".into(),
-            partition: None,
-            num_nodes: None,
-            num_cores: None,
-            max_time: None,
-            memory: None,
+            resources: Resources::default(),
             num_inputs_per_queued_job: -100,
             pre_cmds: Vec::new(),
-            env_vars: BTreeMap::new(),
-            sbatch_args: Vec::new(),
+            post_cmds: Vec::new(),
+            env_vars: EnvVars::default(),
+            header_extra: Vec::new(),
+            exact_fit: true,
+            partial_node: false,
             check_interval: 30.0,
             timeout: 3600.0,
             ignore_failed_jobs: false,
             resubmit_killed_jobs: false,
-            autopara_bin: PathBuf::from("autopara"),
+            autopara_bin: None,
             jobs_dir: PathBuf::from("_autopara_jobs"),
         }
     }
 }
 
-/// The field names of [`RemoteInfo`], to tell a bare `RemoteInfo` from a map keyed by op label.
+/// The field names of [`RemoteInfo`] (and wfl's `sys_name`), to tell a bare
+/// `RemoteInfo` from a map keyed by op label.
 const FIELDS: &[&str] = &[
+    "system",
+    "sys_name",
     "job_name",
-    "partition",
-    "num_nodes",
-    "num_cores",
-    "max_time",
-    "memory",
+    "resources",
     "num_inputs_per_queued_job",
     "pre_cmds",
+    "post_cmds",
     "env_vars",
-    "sbatch_args",
+    "header_extra",
+    "exact_fit",
+    "partial_node",
     "check_interval",
     "timeout",
     "ignore_failed_jobs",
@@ -181,13 +226,7 @@ impl RemoteInfo {
         per.max(1)
     }
 
-    /// The `--time` value for Slurm: unit-suffixed values become `H:MM:SS`,
-    /// Slurm's own formats pass through.
-    pub fn slurm_time(&self) -> Option<String> {
-        self.max_time.as_deref().map(slurm_time)
-    }
-
-    /// Checks values that serde cannot: names, counts, intervals.
+    /// Checks values that serde cannot: names, counts, intervals, resources.
     pub fn validate(&self, origin: &str) -> Result<()> {
         if self.job_name.is_empty() || self.job_name.chars().any(|c| c.is_whitespace() || c == '/' || c == '\'') {
             return Err(bad(origin, "job_name", "must be non-empty, without whitespace, '/' or quotes"));
@@ -195,30 +234,25 @@ impl RemoteInfo {
         if self.num_inputs_per_queued_job == 0 {
             return Err(bad(origin, "num_inputs_per_queued_job", "must not be 0"));
         }
-        if self.num_nodes == Some(0) {
-            return Err(bad(origin, "num_nodes", "must be at least 1"));
-        }
-        if self.num_cores == Some(0) {
-            return Err(bad(origin, "num_cores", "must be at least 1"));
-        }
         if !(self.check_interval.is_finite() && self.check_interval > 0.0) {
             return Err(bad(origin, "check_interval", "must be a positive number of seconds"));
         }
         if !(self.timeout.is_finite() && self.timeout >= 0.0) {
             return Err(bad(origin, "timeout", "must be a non-negative number of seconds"));
         }
-        if let Some(bad_name) = self.env_vars.keys().find(|k| !is_shell_name(k)) {
+        if let Some(bad_name) = self.env_vars.0.keys().find(|k| !is_shell_name(k)) {
             return Err(bad(origin, &format!("env_vars.{bad_name}"), "not a valid variable name"));
         }
-        for (field, v) in [("max_time", &self.max_time), ("memory", &self.memory), ("partition", &self.partition)] {
-            if v.as_deref().is_some_and(|s| s.is_empty() || s.chars().any(char::is_whitespace)) {
-                return Err(bad(origin, field, "must be non-empty and without whitespace"));
-            }
+        if self.header_extra.iter().chain(&self.pre_cmds).chain(&self.post_cmds).any(|a| a.contains('\n')) {
+            return Err(bad(origin, "header_extra/pre_cmds/post_cmds", "an entry contains a newline"));
         }
-        if self.sbatch_args.iter().any(|a| a.contains('\n')) {
-            return Err(bad(origin, "sbatch_args", "an entry contains a newline"));
+        if self.system.as_deref().is_some_and(str::is_empty) {
+            return Err(bad(origin, "system", "must not be empty"));
         }
-        Ok(())
+        if self.autopara_bin.as_deref().is_some_and(|b| b.is_empty() || b.contains('\n')) {
+            return Err(bad(origin, "autopara_bin", "must be a path"));
+        }
+        self.resources.validate().map_err(|(field, message)| bad(origin, &field, message))
     }
 }
 
@@ -243,24 +277,6 @@ fn parse_spec(spec: &str, origin: &str) -> Result<(serde_json::Value, String)> {
     match toml::from_str(trimmed) {
         Ok(v) => Ok((v, origin.to_string())),
         Err(e) => Err(bad(origin, "-", format!("not an existing file, nor JSON or TOML text: {e}"))),
-    }
-}
-
-/// `30m` → `0:30:00`; Slurm formats unchanged.
-fn slurm_time(s: &str) -> String {
-    let unit = match s.chars().last() {
-        Some('s') => 1.0,
-        Some('m') => 60.0,
-        Some('h') => 3600.0,
-        Some('d') => 86400.0,
-        _ => return s.to_string(),
-    };
-    match s[..s.len() - 1].parse::<f64>() {
-        Ok(n) if n.is_finite() && n >= 0.0 => {
-            let secs = (n * unit).ceil() as u64;
-            format!("{}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60)
-        }
-        _ => s.to_string(),
     }
 }
 
@@ -291,8 +307,10 @@ mod tests {
     fn unknown_and_bad_fields_are_named() {
         let e = RemoteInfo::from_json_str(r#"{"job_nme": "x"}"#, "t").unwrap_err().to_string();
         assert!(e.contains("job_nme"), "{e}");
-        let e = RemoteInfo::from_json_str(r#"{"num_cores": "four"}"#, "t").unwrap_err().to_string();
-        assert!(e.contains("num_cores"), "{e}");
+        let e = RemoteInfo::from_json_str(r#"{"resources": {"num_cores": "four"}}"#, "t").unwrap_err().to_string();
+        assert!(e.contains("resources.num_cores"), "{e}");
+        let e = RemoteInfo::from_json_str(r#"{"resources": {"num_nodes": 1, "num_cores": 2}}"#, "t").unwrap_err();
+        assert!(e.to_string().contains("resources.num_cores"), "{e}");
         let e = RemoteInfo::from_json_str(r#"{"job_name": "a b"}"#, "t").unwrap_err().to_string();
         assert!(e.contains("job_name"), "{e}");
         let e = RemoteInfo::from_json_str(r#"{"check_interval": 0}"#, "t").unwrap_err().to_string();
@@ -303,7 +321,7 @@ mod tests {
 
     #[test]
     fn select_by_label_wildcard_or_bare() {
-        let keyed = r#"{"md": {"job_name": "m", "num_cores": 2}, "*": {"job_name": "any"}}"#;
+        let keyed = r#"{"md": {"job_name": "m", "resources": {"num_cores": 2}}, "*": {"job_name": "any"}}"#;
         assert_eq!(RemoteInfo::select(keyed, "t", &["md"]).unwrap().unwrap().job_name, "m");
         assert_eq!(RemoteInfo::select(keyed, "t", &["calculate"]).unwrap().unwrap().job_name, "any");
         let only_md = r#"{"md": {"job_name": "m"}}"#;
@@ -321,25 +339,31 @@ mod tests {
     }
 
     #[test]
+    fn a_wfl_expyre_info_entry_reads_field_for_field() {
+        let wfl = r#"{"md": {"sys_name": "cluster", "job_name": "md", "env_vars": ["OMP_NUM_THREADS=1", "A=b=c"],
+            "resources": {"max_time": "4h", "num_nodes": 1, "partitions": ["standard", "highmem"]},
+            "num_inputs_per_queued_job": -10, "pre_cmds": ["source env.sh"], "partial_node": true,
+            "check_interval": 60, "timeout": 7200, "ignore_failed_jobs": true, "resubmit_killed_jobs": true}}"#;
+        let info = RemoteInfo::select(wfl, "t", &["md"]).unwrap().unwrap();
+        assert_eq!(info.system.as_deref(), Some("cluster"));
+        assert_eq!(info.env_vars.0["A"], "b=c");
+        assert_eq!(info.resources.max_time_seconds("t").unwrap(), Some(4 * 3600));
+        assert!(info.partial_node && info.ignore_failed_jobs && info.resubmit_killed_jobs);
+        assert_eq!(info.items_per_job(5), 50);
+        let e = RemoteInfo::from_json_str(r#"{"env_vars": ["NOVALUE"]}"#, "t").unwrap_err().to_string();
+        assert!(e.contains("env_vars") && e.contains("NAME=value"), "{e}");
+    }
+
+    #[test]
     fn select_reads_files() {
         let dir = tempfile::tempdir().unwrap();
         let toml_path = dir.path().join("remote.toml");
         std::fs::write(&toml_path, "[calculate]\njob_name = \"c\"\nenv_vars = { OMP_NUM_THREADS = \"1\" }\n").unwrap();
         let info = RemoteInfo::select(toml_path.to_str().unwrap(), "t", &["calculate"]).unwrap().unwrap();
-        assert_eq!(info.env_vars["OMP_NUM_THREADS"], "1");
+        assert_eq!(info.env_vars.0["OMP_NUM_THREADS"], "1");
         let json_path = dir.path().join("remote.json");
         std::fs::write(&json_path, r#"{"calculate": {"num_inputs_per_queued_job": 3}}"#).unwrap();
         let info = RemoteInfo::select(json_path.to_str().unwrap(), "t", &["calculate"]).unwrap().unwrap();
         assert_eq!(info.items_per_job(10), 3);
-    }
-
-    #[test]
-    fn max_time_units() {
-        assert_eq!(slurm_time("30m"), "0:30:00");
-        assert_eq!(slurm_time("2h"), "2:00:00");
-        assert_eq!(slurm_time("90s"), "0:01:30");
-        assert_eq!(slurm_time("1d"), "24:00:00");
-        assert_eq!(slurm_time("1:00:00"), "1:00:00");
-        assert_eq!(slurm_time("15"), "15");
     }
 }

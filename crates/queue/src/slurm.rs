@@ -1,31 +1,22 @@
-//! The Slurm client commands the driver uses: `sbatch --parsable` to submit,
-//! `squeue -t all` to follow jobs (pending, running, and finished ones for
-//! `MinJobAge` seconds), `scancel`. `sacct` is not needed: a job's outcome is
-//! its status file, so clusters without accounting work too; where it works,
-//! it names the final state of a job that left `squeue` without a status file.
+//! Slurm: `sbatch --parsable` to submit, `squeue -t all` to follow jobs
+//! (pending, running, and finished ones for `MinJobAge` seconds), `scancel`.
+//! `sacct` is not needed: a job's outcome is its status file, so clusters
+//! without accounting work too; where it works, it names the final state of a
+//! job that left `squeue` without a status file.
 
-use crate::error::{QueueError, Result};
+use crate::job::shell_quote;
+use crate::resources::{Allocation, hms};
+use crate::scheduler::{JobState, QueuedJob, Scheduler};
 use std::collections::HashMap;
-use std::ffi::OsString;
-use std::path::Path;
-use std::process::Command;
 
-/// How the scheduler sees a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobState {
-    /// Queued or running (`PENDING`, `RUNNING`, `COMPLETING`, ...).
-    Live(String),
-    /// Ended by the scheduler, not by the job: `CANCELLED`, `TIMEOUT`, `NODE_FAIL`,
-    /// `PREEMPTED`, `BOOT_FAIL`, `DEADLINE`, `OUT_OF_MEMORY`.
-    Killed(String),
-    /// Ended on its own: `COMPLETED` or `FAILED` (the status file says how).
-    Ended(String),
-}
+/// The Slurm scheduler.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Slurm;
 
-impl JobState {
+impl Slurm {
     /// Classifies a Slurm state name (`squeue %T`); unknown names count as live,
     /// so the driver waits rather than resubmitting something that may be running.
-    pub fn from_slurm(state: &str) -> JobState {
+    pub fn state(state: &str) -> JobState {
         let s = state.trim().to_string();
         match s.as_str() {
             "COMPLETED" | "FAILED" => JobState::Ended(s),
@@ -36,122 +27,72 @@ impl JobState {
     }
 }
 
-/// One job as `squeue` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedJob {
-    /// The Slurm job id.
-    pub id: String,
-    /// The job name.
-    pub name: String,
-    /// Its state.
-    pub state: JobState,
-}
-
-/// Runs the Slurm client commands, with extra environment variables (such as
-/// `SLURM_CONF` for a private cluster) and an optional directory holding them.
-#[derive(Debug, Clone, Default)]
-pub struct Slurm {
-    env: Vec<(OsString, OsString)>,
-    bin_dir: Option<std::path::PathBuf>,
-}
-
-impl Slurm {
-    /// The commands found on `PATH`, with the process environment.
-    pub fn new() -> Slurm {
-        Slurm::default()
+impl Scheduler for Slurm {
+    fn name(&self) -> &'static str {
+        "slurm"
     }
 
-    /// Adds an environment variable to every command (and so to every job, as
-    /// `sbatch` exports its environment).
-    pub fn with_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Slurm {
-        self.env.push((key.into(), value.into()));
-        self
-    }
-
-    /// Takes the commands from `dir` instead of `PATH` (used by the fast unit tests' fake `sbatch`).
-    pub fn with_bin_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Slurm {
-        self.bin_dir = Some(dir.into());
-        self
-    }
-
-    /// The extra environment variables.
-    pub fn env(&self) -> &[(OsString, OsString)] {
-        &self.env
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let path = match &self.bin_dir {
-            Some(d) => d.join(program),
-            None => program.into(),
-        };
-        let mut c = Command::new(path);
-        c.envs(self.env.iter().map(|(k, v)| (k, v)));
-        c
-    }
-
-    /// Runs `c` and returns its stdout; a non-zero exit is an error with stderr.
-    fn output(mut c: Command) -> Result<String> {
-        let line = format!("{c:?}").replace('"', "");
-        let out = c.output().map_err(|e| QueueError::Command { command: line.clone(), message: e.to_string() })?;
-        if !out.status.success() {
-            return Err(QueueError::Command {
-                command: line,
-                message: format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()),
-            });
+    fn header(&self, job: &str, dir: &str, alloc: &Allocation) -> Vec<String> {
+        let mut h = vec![
+            format!("#SBATCH --job-name={job}"),
+            format!("#SBATCH --chdir={dir}"),
+            format!("#SBATCH --output={dir}/stdout"),
+            format!("#SBATCH --error={dir}/stderr"),
+            format!("#SBATCH --nodes={}", alloc.num_nodes),
+            "#SBATCH --ntasks=1".to_string(),
+            format!("#SBATCH --cpus-per-task={}", alloc.num_cores),
+        ];
+        if let Some(p) = &alloc.partition {
+            h.push(format!("#SBATCH --partition={p}"));
         }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        if let Some(t) = alloc.max_time {
+            h.push(format!("#SBATCH --time={}", hms(t)));
+        }
+        match alloc.memory {
+            Some((kb, false)) => h.push(format!("#SBATCH --mem={kb}K")),
+            Some((kb, true)) => h.push(format!("#SBATCH --mem-per-cpu={kb}K")),
+            None => {}
+        }
+        h
     }
 
-    /// Submits `script` (`sbatch --parsable`) and returns the job id.
-    pub fn submit(&self, script: &Path) -> Result<String> {
-        let mut c = self.command("sbatch");
-        c.arg("--parsable").arg(script);
-        let out = Slurm::output(c)?;
+    fn submit_command(&self, script: &str) -> String {
+        format!("sbatch --parsable {}", shell_quote(script))
+    }
+
+    fn parse_submitted(&self, stdout: &str) -> Option<String> {
         // `--parsable` prints `id` or `id;cluster`.
-        let id = out.trim().split(';').next().unwrap_or("").to_string();
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-            return Err(QueueError::Command {
-                command: format!("sbatch --parsable {}", script.display()),
-                message: format!("unexpected output {out:?}"),
-            });
-        }
-        Ok(id)
+        let id = stdout.trim().split(';').next()?.trim();
+        (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| id.to_string())
     }
 
-    /// The user's jobs known to the controller, including finished ones still
-    /// within `MinJobAge` (`squeue --me -t all`), by id.
-    pub fn jobs(&self) -> Result<HashMap<String, QueuedJob>> {
-        let mut c = self.command("squeue");
-        c.args(["--me", "--noheader", "--states=all", "--format=%i|%T|%j"]);
-        let out = Slurm::output(c)?;
-        Ok(out
+    fn list_command(&self) -> String {
+        "squeue --me --noheader --states=all --format='%i|%T|%j'".into()
+    }
+
+    fn parse_list(&self, stdout: &str) -> HashMap<String, QueuedJob> {
+        stdout
             .lines()
             .filter_map(|l| {
                 let mut f = l.trim().splitn(3, '|');
                 let (id, state, name) = (f.next()?, f.next()?, f.next()?);
-                Some((
-                    id.to_string(),
-                    QueuedJob { id: id.to_string(), name: name.to_string(), state: JobState::from_slurm(state) },
-                ))
+                let job = QueuedJob { id: id.to_string(), name: name.to_string(), state: Slurm::state(state) };
+                Some((id.to_string(), job))
             })
-            .collect())
+            .collect()
     }
 
-    /// A finished job's state from accounting (`sacct`), for clusters that have it;
-    /// `None` when `sacct` is missing, fails (no slurmdbd) or does not know the job.
-    pub fn accounted_state(&self, id: &str) -> Option<String> {
-        let mut c = self.command("sacct");
-        c.args(["--noheader", "--parsable2", "--allocations", "--format=State", "--jobs", id]);
-        let out = Slurm::output(c).ok()?;
+    fn cancel_command(&self, ids: &[&str]) -> String {
+        format!("scancel {}", ids.iter().map(|i| shell_quote(i)).collect::<Vec<_>>().join(" "))
+    }
+
+    fn accounting_command(&self, id: &str) -> String {
+        format!("sacct --noheader --parsable2 --allocations --format=State --jobs {}", shell_quote(id))
+    }
+
+    fn parse_accounting(&self, stdout: &str) -> Option<String> {
         // `CANCELLED by 1234` → `CANCELLED`.
-        out.lines().next().and_then(|l| l.split_whitespace().next()).map(str::to_string)
-    }
-
-    /// Cancels a job (`scancel`).
-    pub fn cancel(&self, id: &str) -> Result<()> {
-        let mut c = self.command("scancel");
-        c.arg(id);
-        Slurm::output(c).map(|_| ())
+        stdout.lines().next().and_then(|l| l.split_whitespace().next()).map(str::to_string)
     }
 }
 
@@ -161,11 +102,21 @@ mod tests {
 
     #[test]
     fn states_are_classified() {
-        assert_eq!(JobState::from_slurm("RUNNING"), JobState::Live("RUNNING".into()));
-        assert_eq!(JobState::from_slurm("COMPLETING"), JobState::Live("COMPLETING".into()));
-        assert_eq!(JobState::from_slurm("TIMEOUT"), JobState::Killed("TIMEOUT".into()));
-        assert_eq!(JobState::from_slurm("NODE_FAIL"), JobState::Killed("NODE_FAIL".into()));
-        assert_eq!(JobState::from_slurm("CANCELLED"), JobState::Killed("CANCELLED".into()));
-        assert_eq!(JobState::from_slurm("FAILED"), JobState::Ended("FAILED".into()));
+        assert_eq!(Slurm::state("RUNNING"), JobState::Live("RUNNING".into()));
+        assert_eq!(Slurm::state("COMPLETING"), JobState::Live("COMPLETING".into()));
+        assert_eq!(Slurm::state("TIMEOUT"), JobState::Killed("TIMEOUT".into()));
+        assert_eq!(Slurm::state("NODE_FAIL"), JobState::Killed("NODE_FAIL".into()));
+        assert_eq!(Slurm::state("CANCELLED"), JobState::Killed("CANCELLED".into()));
+        assert_eq!(Slurm::state("FAILED"), JobState::Ended("FAILED".into()));
+    }
+
+    #[test]
+    fn outputs_are_parsed() {
+        assert_eq!(Slurm.parse_submitted("1234;cluster\n").as_deref(), Some("1234"));
+        assert_eq!(Slurm.parse_submitted("sbatch: error\n"), None);
+        let jobs = Slurm.parse_list("12|RUNNING|md-ab|c\n13|CANCELLED|x\n");
+        assert_eq!(jobs["12"].name, "md-ab|c");
+        assert_eq!(jobs["13"].state, JobState::Killed("CANCELLED".into()));
+        assert_eq!(Slurm.parse_accounting("CANCELLED by 0\n").as_deref(), Some("CANCELLED"));
     }
 }

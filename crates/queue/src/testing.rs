@@ -1,5 +1,7 @@
 //! Test support: a private single-node Slurm cluster (munge, slurmctld and
-//! slurmd from Debian's `slurm-wlm`) in a temporary directory.
+//! slurmd from Debian's `slurm-wlm`) in a temporary directory, and a private
+//! sshd on a loopback port ([`LocalSshd`], Debian's `openssh-server`) to reach
+//! it as a remote host.
 //!
 //! Each [`LocalCluster`] has its own munge key and socket, `slurm.conf`,
 //! state, spool, log and pid files, and free TCP ports, so several test
@@ -8,7 +10,9 @@
 //! Dropping the cluster cancels its jobs and stops the daemons it started, by
 //! PID. Nothing is installed here (`cargo xtask deps` installs the packages).
 
-use crate::slurm::{JobState, Slurm};
+use crate::scheduler::{JobState, QueuedJob, Scheduler};
+use crate::slurm::Slurm;
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -131,9 +135,19 @@ impl LocalCluster {
         self.daemons.iter().map(|(_, c)| c.id()).collect()
     }
 
-    /// Client commands talking to this cluster.
-    pub fn slurm(&self) -> Slurm {
-        Slurm::new().with_env("SLURM_CONF", &self.conf)
+    /// The cluster's jobs (`squeue`), by id.
+    pub fn jobs(&self) -> Result<HashMap<String, QueuedJob>, String> {
+        let out = self.client("sh").args(["-c", &Slurm.list_command()]).output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(Slurm.parse_list(&String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Cancels job `id` (`scancel`).
+    pub fn cancel(&self, id: &str) -> Result<(), String> {
+        let out = self.client("scancel").arg(id).output().map_err(|e| e.to_string())?;
+        out.status.success().then_some(()).ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
     /// The environment a child process (say `autopara run`) needs to use this cluster.
@@ -207,7 +221,7 @@ impl LocalCluster {
         let _ = self.client("scancel").args(["--user", &user]).output();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
-            match self.slurm().jobs() {
+            match self.jobs() {
                 Ok(jobs) if jobs.values().all(|j| !matches!(j.state, JobState::Live(_))) => return,
                 Err(_) => return,
                 Ok(_) => std::thread::sleep(Duration::from_millis(100)),
@@ -256,4 +270,198 @@ fn free_ports() -> Result<[u16; 2], String> {
 fn current_user() -> Result<String, String> {
     let out = Command::new("id").arg("-un").output().map_err(|e| format!("id -un: {e}"))?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A private sshd on a loopback port, run by the test as the current user:
+/// its own host key, a client key in its own `authorized_keys`, and a
+/// `known_hosts` holding the host key, so that clients keep host-key checking
+/// on. Variables given at start are set in every session (`SetEnv`), as a
+/// cluster's login environment would (`SLURM_CONF`). [`LocalSshd::stop`] and
+/// [`LocalSshd::restart`] cut and restore the network for tests; dropping it
+/// stops sshd and every session it started, by PID.
+pub struct LocalSshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    user: String,
+    child: Option<Child>,
+}
+
+/// The programs a [`LocalSshd`] and its clients need.
+const SSH_PROGRAMS: [&str; 4] = ["sshd", "ssh", "ssh-keygen", "rsync"];
+
+impl LocalSshd {
+    /// Starts an sshd, or returns `None` after a loud `SKIPPED` line when
+    /// OpenSSH or rsync is missing (a panic with `AUTOPARA_REQUIRE_REFERENCES=1`).
+    pub fn start_or_skip(test: &str, env: &[(&str, &Path)]) -> Option<LocalSshd> {
+        let missing: Vec<&str> = SSH_PROGRAMS.into_iter().filter(|p| find_program(p).is_none()).collect();
+        if !missing.is_empty() {
+            if std::env::var("AUTOPARA_REQUIRE_REFERENCES").is_ok_and(|v| v == "1") {
+                panic!("{test}: sshd is required but {} missing; run `cargo xtask deps`", missing.join(", "));
+            }
+            eprintln!(
+                "SKIPPED {test}: no sshd ({} missing; `cargo xtask deps` installs openssh-server and rsync)",
+                missing.join(", ")
+            );
+            return None;
+        }
+        match LocalSshd::start(env) {
+            Ok(s) => Some(s),
+            Err(e) => panic!("{test}: could not start sshd: {e}"),
+        }
+    }
+
+    /// Generates the keys and config and starts sshd.
+    pub fn start(env: &[(&str, &Path)]) -> Result<LocalSshd, String> {
+        let dir = tempfile::Builder::new().prefix("autopara-sshd-").tempdir().map_err(|e| e.to_string())?;
+        let d = dir.path();
+        for key in ["host_key", "client_key"] {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "autopara-test", "-f"])
+                .arg(d.join(key))
+                .output()
+                .map_err(|e| format!("ssh-keygen: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("ssh-keygen: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+        }
+        let read = |f: &str| std::fs::read_to_string(d.join(f)).map_err(|e| format!("{f}: {e}"));
+        std::fs::write(d.join("authorized_keys"), read("client_key.pub")?).map_err(|e| e.to_string())?;
+        set_mode(&d.join("authorized_keys"), 0o600)?;
+        let [port, _] = free_ports()?;
+        let host_key: Vec<String> = read("host_key.pub")?.split_whitespace().take(2).map(String::from).collect();
+        std::fs::write(d.join("known_hosts"), format!("[127.0.0.1]:{port} {}\n", host_key.join(" ")))
+            .map_err(|e| e.to_string())?;
+        let user = current_user()?;
+        let mut config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+             PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             StrictModes no\nPermitRootLogin prohibit-password\nAllowUsers {user}\nPidFile {d}/sshd.pid\n",
+            d = d.display()
+        );
+        for (k, v) in env {
+            config += &format!("SetEnv {k}={}\n", v.display());
+        }
+        std::fs::write(d.join("sshd_config"), config).map_err(|e| e.to_string())?;
+        if user == "root" {
+            // As root, sshd wants its privilege-separation directory (the
+            // service's start-up script would make it).
+            std::fs::create_dir_all("/run/sshd").map_err(|e| format!("/run/sshd: {e}"))?;
+        }
+        let mut sshd = LocalSshd { dir, port, user, child: None };
+        sshd.restart()?;
+        Ok(sshd)
+    }
+
+    /// Starts sshd again (after [`LocalSshd::stop`]) on the same port with the same keys.
+    pub fn restart(&mut self) -> Result<(), String> {
+        let d = self.dir.path();
+        let program = find_program("sshd").ok_or("sshd not found")?;
+        let child = Command::new(&program)
+            .arg("-D")
+            .arg("-f")
+            .arg(d.join("sshd_config"))
+            .arg("-E")
+            .arg(d.join("sshd.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", program.display()))?;
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                return Err(format!("sshd exited ({status}):\n{}", self.log()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("sshd did not listen on port {}:\n{}", self.port, self.log()))
+    }
+
+    /// Stops sshd and every session it started (open connections drop).
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let mut pids = descendants(child.id());
+        pids.push(child.id());
+        for pid in &pids {
+            let _ = Command::new("kill").arg(pid.to_string()).output();
+        }
+        let _ = child.wait();
+        // Sessions are not our children: wait until they are gone.
+        let start = Instant::now();
+        while pids.iter().any(|p| Path::new(&format!("/proc/{p}")).exists()) && start.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `user@127.0.0.1`.
+    pub fn host(&self) -> String {
+        format!("{}@127.0.0.1", self.user)
+    }
+
+    /// The ssh options a client needs: the port, the client key and the
+    /// `known_hosts` with this sshd's host key.
+    pub fn ssh_options(&self) -> Vec<String> {
+        let d = self.dir.path().display();
+        vec![
+            format!("Port={}", self.port),
+            format!("IdentityFile={d}/client_key"),
+            format!("UserKnownHostsFile={d}/known_hosts"),
+            "IdentitiesOnly=yes".to_string(),
+        ]
+    }
+
+    /// A systems-file entry `[systems.NAME]` for this host (Slurm), with jobs
+    /// in `rundir` there, run by `autopara_bin`.
+    pub fn system_toml(&self, name: &str, rundir: &Path, autopara_bin: &Path) -> String {
+        let options: Vec<String> = self.ssh_options().iter().map(|o| format!("{o:?}")).collect();
+        format!(
+            "[systems.{name}]\nhost = \"{}\"\nscheduler = \"slurm\"\nrundir = \"{}\"\nautopara_bin = \"{}\"\n\
+             ssh_options = [{}]\n",
+            self.host(),
+            rundir.display(),
+            autopara_bin.display(),
+            options.join(", ")
+        )
+    }
+
+    /// The tail of sshd's log.
+    pub fn log(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for LocalSshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The processes descended from `pid` (from `/proc`).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+        if let Some(ppid) = ppid {
+            parents.push((p, ppid));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    found.remove(0);
+    found
 }

@@ -1,5 +1,7 @@
-//! The Slurm backend against a real single-node Slurm started by
-//! [`LocalCluster`] (skipped loudly when Slurm is not installed).
+//! The queue backend against a real single-node Slurm started by
+//! [`LocalCluster`] (skipped loudly when Slurm is not installed), directly
+//! and through a real sshd on a loopback port ([`LocalSshd`]) with the jobs in
+//! a separate "remote" working directory.
 //!
 //! This test binary has no libtest harness: it is also the job's worker. Jobs
 //! run `<this binary> worker --job-dir DIR`, which calls the same
@@ -14,8 +16,9 @@ use autopara_core::{
     WorkerContext,
 };
 use autopara_queue::testing::LocalCluster;
+use autopara_queue::testing::LocalSshd;
 use autopara_queue::worker::ItemResults;
-use autopara_queue::{JOB_FAILED_KEY, JobCounts, RemoteInfo, SlurmBackend};
+use autopara_queue::{JOB_FAILED_KEY, JobCounts, QueueBackend, RemoteInfo, Systems};
 use rand::Rng;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -115,8 +118,18 @@ fn local(op: &dyn Operation, items: &[Item]) -> Vec<ItemResult> {
     op.run_chunk(items, &mut WorkerContext::new(0, SEED, op.info().name))
 }
 
+/// The backend for `info` on the test cluster (this machine).
+fn backend(info: &RemoteInfo, cluster: &LocalCluster) -> QueueBackend {
+    QueueBackend::with_systems(info, &Systems::default()).unwrap().with_env("SLURM_CONF", cluster.conf())
+}
+
 fn slurm(info: &RemoteInfo, cluster: &LocalCluster) -> Option<Arc<dyn Backend>> {
-    Some(Arc::new(SlurmBackend::new(info, cluster.slurm()).unwrap()))
+    Some(Arc::new(backend(info, cluster)))
+}
+
+/// This test binary, which is also the jobs' worker.
+fn test_binary() -> PathBuf {
+    std::env::current_exe().expect("test binary path")
 }
 
 fn remote_info(jobs_dir: &Path) -> RemoteInfo {
@@ -125,28 +138,32 @@ fn remote_info(jobs_dir: &Path) -> RemoteInfo {
         num_inputs_per_queued_job: -1,
         check_interval: 0.2,
         timeout: 120.0,
-        autopara_bin: std::env::current_exe().expect("test binary path"),
+        autopara_bin: Some(test_binary().display().to_string()),
         jobs_dir: jobs_dir.to_path_buf(),
         ..RemoteInfo::default()
     }
 }
 
-/// (dir, Slurm id, attempt) of each job of a run.
+/// (dir, scheduler id, attempt) of each job of a run.
 fn submissions(info: &RemoteInfo, op: &dyn Operation, items: &[Item]) -> Vec<(PathBuf, String, u32)> {
-    let backend = SlurmBackend::new(info, autopara_queue::Slurm::new()).unwrap();
+    submissions_of(&QueueBackend::with_systems(info, &Systems::default()).unwrap(), op, items)
+}
+
+/// (dir, scheduler id, attempt) of each job of a run on `backend`.
+fn submissions_of(backend: &QueueBackend, op: &dyn Operation, items: &[Item]) -> Vec<(PathBuf, String, u32)> {
     backend
         .job_dirs(&JobSpec::of(op, SEED), CHUNK, items)
         .unwrap()
         .into_iter()
         .map(|d| {
             let s = d.read_submission().unwrap().expect("a recorded submission");
-            (d.dir, s.slurm_id, s.attempt)
+            (d.dir, s.id, s.attempt)
         })
         .collect()
 }
 
 fn job_count(cluster: &LocalCluster) -> usize {
-    cluster.slurm().jobs().unwrap().len()
+    cluster.jobs().unwrap().len()
 }
 
 /// Several jobs, one failing item: results equal a local run bit for bit; a
@@ -180,10 +197,10 @@ fn stopped_driver_reattaches(cluster: &LocalCluster, tmp: &Path) {
     let op = build(serde_json::json!({})).unwrap();
     let inputs = items(4);
     let mut info = remote_info(&tmp.join("reattach"));
-    info.env_vars.insert("QUEUE_TEST_SLEEP".into(), "3".into());
+    info.env_vars.0.insert("QUEUE_TEST_SLEEP".into(), "3".into());
     info.timeout = 0.5;
     let err = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap_err().to_string();
-    assert!(err.contains("timed out") && err.contains("2 Slurm job(s)"), "{err}");
+    assert!(err.contains("timed out") && err.contains("2 batch job(s)"), "{err}");
     let subs = submissions(&info, op.as_ref(), &inputs);
     let before = job_count(cluster);
     // A driver killed between `sbatch` and recording the id: the job is adopted by name.
@@ -202,16 +219,16 @@ fn cancelled_job_reported_then_resubmitted(cluster: &LocalCluster, tmp: &Path) {
     let op = build(serde_json::json!({"tag": "cancel"})).unwrap();
     let inputs = items(2);
     let mut info = remote_info(&tmp.join("cancel"));
-    info.env_vars.insert("QUEUE_TEST_SLEEP".into(), "60".into());
-    let backend = SlurmBackend::new(&info, cluster.slurm()).unwrap();
-    let dir = backend.job_dirs(&JobSpec::of(op.as_ref(), SEED), CHUNK, &inputs).unwrap().remove(0);
+    info.env_vars.0.insert("QUEUE_TEST_SLEEP".into(), "60".into());
+    let canceller_backend = backend(&info, cluster);
+    let dir = canceller_backend.job_dirs(&JobSpec::of(op.as_ref(), SEED), CHUNK, &inputs).unwrap().remove(0);
     let canceller = {
-        let (slurm, dir) = (cluster.slurm(), dir.clone());
+        let dir = dir.clone();
         std::thread::spawn(move || {
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(60) {
                 if let Ok(Some(sub)) = dir.read_submission() {
-                    slurm.cancel(&sub.slurm_id).unwrap();
+                    canceller_backend.cancel(&[&sub.id]).unwrap();
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -221,15 +238,15 @@ fn cancelled_job_reported_then_resubmitted(cluster: &LocalCluster, tmp: &Path) {
     };
     let err = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap_err().to_string();
     canceller.join().unwrap();
-    assert!(err.contains(&format!("job {} (Slurm id", dir.name)) && err.contains("died: CANCELLED"), "{err}");
+    assert!(err.contains(&format!("job {} (slurm job", dir.name)) && err.contains("died: CANCELLED"), "{err}");
 
     // Without resubmit_killed_jobs a rerun reports the dead job again.
     let err = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap_err().to_string();
     assert!(err.contains("died: CANCELLED"), "{err}");
 
     info.resubmit_killed_jobs = true;
-    info.env_vars.insert("QUEUE_TEST_SLEEP".into(), "0".into());
-    let backend = Arc::new(SlurmBackend::new(&info, cluster.slurm()).unwrap());
+    info.env_vars.0.insert("QUEUE_TEST_SLEEP".into(), "0".into());
+    let backend = Arc::new(backend(&info, cluster));
     let got = run(op.as_ref(), &inputs, SEED, Some(backend.clone())).unwrap();
     assert_eq!(got, local(op.as_ref(), &inputs));
     assert_eq!(dir.read_submission().unwrap().map(|s| s.attempt), Some(2));
@@ -245,7 +262,7 @@ fn failed_job_reported_or_flagged(cluster: &LocalCluster, tmp: &Path) {
     std::fs::write(&broken, "#!/bin/sh\necho 'boom: this worker cannot start' >&2\nexit 3\n").unwrap();
     std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut info = remote_info(&tmp.join("failed"));
-    info.autopara_bin = broken;
+    info.autopara_bin = Some(broken.display().to_string());
     info.num_inputs_per_queued_job = 2;
     let err = run(op.as_ref(), &inputs, SEED, slurm(&info, cluster)).unwrap_err().to_string();
     assert!(err.contains("qt+1-") && err.contains("failed with exit code 3"), "{err}");
@@ -308,12 +325,134 @@ fn resumed_mid_job_takes_results_from_the_job_dirs(cluster: &LocalCluster, tmp: 
     let err = execute(op.as_ref(), inputs.iter().cloned().map(Ok), &mut sink, &settings, None).unwrap_err();
     assert!(err.to_string().contains("killed"), "{err}");
     let before = job_count(cluster);
-    let backend = Arc::new(SlurmBackend::new(&info, cluster.slurm()).unwrap());
+    let backend = Arc::new(backend(&info, cluster));
     let got = run(op.as_ref(), &inputs[3..], SEED, Some(backend.clone())).unwrap();
     assert_eq!(got, local(op.as_ref(), &inputs)[3..]);
     assert_eq!(job_count(cluster), before, "a job was submitted for the rest of a finished job");
     let counts = backend.last_run();
     assert_eq!((counts.submitted, counts.resubmitted, counts.total()), (0, 0, 2), "{counts:?}");
+}
+
+/// The cluster reached over ssh: an sshd on a loopback port whose sessions
+/// see the cluster's `SLURM_CONF`, and a system `loop` for it whose jobs run in
+/// `tmp/<name>-remote`, away from the driver's job directories.
+fn ssh_system(cluster: &LocalCluster, tmp: &Path, name: &str) -> Option<(LocalSshd, Systems, PathBuf)> {
+    let sshd = LocalSshd::start_or_skip(name, &[("SLURM_CONF", cluster.conf())])?;
+    let rundir = tmp.join(format!("{name}-remote"));
+    let systems = Systems::from_toml_str(&sshd.system_toml("loop", &rundir, &test_binary()), "test").unwrap();
+    Some((sshd, systems, rundir))
+}
+
+fn ssh_info(tmp: &Path, name: &str) -> RemoteInfo {
+    RemoteInfo { system: Some("loop".into()), autopara_bin: None, ..remote_info(&tmp.join(format!("{name}-local"))) }
+}
+
+/// Through ssh: the job directories are copied to the remote working
+/// directory, run there, their results copied back, equal to a local run bit
+/// for bit; a driver that stopped while the jobs ran re-attaches to the same
+/// jobs; a rerun after they finished reuses the copies and submits nothing;
+/// a host whose key is not known is refused.
+fn over_ssh_staged_equal_and_reattached(cluster: &LocalCluster, tmp: &Path) {
+    let Some((_sshd, systems, rundir)) = ssh_system(cluster, tmp, "ssh") else { return };
+    let op = build(serde_json::json!({"tag": "ssh"})).unwrap();
+    let inputs = items(5);
+    let mut info = ssh_info(tmp, "ssh");
+    info.env_vars.0.insert("QUEUE_TEST_SLEEP".into(), "2".into());
+    info.timeout = 0.5;
+    let backend = |info: &RemoteInfo| Arc::new(QueueBackend::with_systems(info, &systems).unwrap());
+    let err = run(op.as_ref(), &inputs, SEED, Some(backend(&info))).unwrap_err().to_string();
+    assert!(err.contains("timed out") && err.contains("3 batch job(s)"), "{err}");
+    let first = backend(&info);
+    let subs = submissions_of(&first, op.as_ref(), &inputs);
+    let before = job_count(cluster);
+    info.timeout = 120.0;
+    let again = backend(&info);
+    let got = run(op.as_ref(), &inputs, SEED, Some(again.clone())).unwrap();
+    assert_eq!(got, local(op.as_ref(), &inputs));
+    // Followed (or, on a slow machine, already finished): none submitted again.
+    let counts = again.last_run();
+    assert_eq!((counts.reattached + counts.finished, counts.total()), (3, 3), "{counts:?}");
+    assert_eq!(submissions_of(&again, op.as_ref(), &inputs), subs, "jobs were resubmitted");
+    assert_eq!(job_count(cluster), before);
+    for (dir, _, _) in &subs {
+        let hash = dir.file_name().unwrap();
+        let remote = rundir.join(hash);
+        assert_ne!(&remote, dir);
+        let script = std::fs::read_to_string(dir.join("job.sh")).unwrap();
+        assert!(script.contains(&format!("--chdir={}", remote.display())), "the job did not run remotely:\n{script}");
+        let fetched = std::fs::read(dir.join("results.json")).unwrap();
+        assert!(fetched == std::fs::read(remote.join("results.json")).unwrap(), "results differ from the remote's");
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&remote).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o700, "{}", remote.display());
+    }
+    let rerun = backend(&info);
+    assert_eq!(run(op.as_ref(), &inputs, SEED, Some(rerun.clone())).unwrap(), got);
+    assert_eq!(rerun.last_run(), JobCounts { finished: 3, ..JobCounts::default() });
+    // Host-key checking is on: a host whose key is not in known_hosts is refused, at once.
+    let empty = tmp.join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let mut stranger = systems.clone();
+    let system = stranger.systems.get_mut("loop").unwrap();
+    system.ssh_options.retain(|o| !o.starts_with("UserKnownHostsFile="));
+    system.ssh_options.push(format!("UserKnownHostsFile={}", empty.display()));
+    let other = items(1);
+    let err = run(op.as_ref(), &other, SEED, Some(Arc::new(QueueBackend::with_systems(&info, &stranger).unwrap())));
+    let err = err.unwrap_err().to_string();
+    assert!(err.contains("Host key verification failed"), "{err}");
+}
+
+/// A system on this machine with its own `rundir` (say a filesystem the
+/// compute nodes see): jobs are copied there, run there, and their results
+/// copied back, equal to a local run.
+fn local_system_with_rundir_stages(cluster: &LocalCluster, tmp: &Path) {
+    let rundir = tmp.join("here-run");
+    let text =
+        format!("[systems.here]\nrundir = \"{}\"\nautopara_bin = \"{}\"\n", rundir.display(), test_binary().display());
+    let systems = Systems::from_toml_str(&text, "test").unwrap();
+    let op = build(serde_json::json!({"tag": "here"})).unwrap();
+    let inputs = items(3);
+    let info = RemoteInfo { system: Some("here".into()), autopara_bin: None, ..remote_info(&tmp.join("here-local")) };
+    let backend = QueueBackend::with_systems(&info, &systems).unwrap().with_env("SLURM_CONF", cluster.conf());
+    let got = run(op.as_ref(), &inputs, SEED, Some(Arc::new(backend))).unwrap();
+    assert_eq!(got, local(op.as_ref(), &inputs));
+    for (dir, _, _) in submissions(&RemoteInfo { system: None, ..info.clone() }, op.as_ref(), &inputs) {
+        let there = rundir.join(dir.file_name().unwrap());
+        assert!(std::fs::read_to_string(dir.join("job.sh")).unwrap().contains(&format!("--chdir={}", there.display())));
+        assert!(std::fs::read(dir.join("results.json")).unwrap() == std::fs::read(there.join("results.json")).unwrap());
+    }
+}
+
+/// The network goes down (sshd and its sessions killed) while the driver
+/// polls, stays down while the jobs finish, and comes back: the driver
+/// retries and finishes with the results.
+fn network_cut_while_polling_is_retried(cluster: &LocalCluster, tmp: &Path) {
+    let Some((mut sshd, systems, rundir)) = ssh_system(cluster, tmp, "cut") else { return };
+    let op: Arc<dyn Operation> = Arc::from(build(serde_json::json!({"tag": "cut"})).unwrap());
+    let inputs = items(4);
+    let mut info = ssh_info(tmp, "cut");
+    info.env_vars.0.insert("QUEUE_TEST_SLEEP".into(), "3".into());
+    let backend = Arc::new(QueueBackend::with_systems(&info, &systems).unwrap());
+    let dirs = backend.job_dirs(&JobSpec::of(op.as_ref(), SEED), CHUNK, &inputs).unwrap();
+    let driver = {
+        let (op, inputs, backend) = (op.clone(), inputs.clone(), backend.clone());
+        std::thread::spawn(move || run(op.as_ref(), &inputs, SEED, Some(backend)))
+    };
+    let start = Instant::now();
+    while !dirs.iter().all(|d| d.read_submission().is_ok_and(|s| s.is_some())) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the jobs were never submitted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Down until the jobs have finished on the host (the driver polls in vain
+    // all along), and a few polls more.
+    sshd.stop();
+    while !dirs.iter().all(|d| rundir.join(d.hash()).join("status").exists()) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the jobs never finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    sshd.restart().unwrap();
+    let got = driver.join().unwrap().unwrap();
+    assert_eq!(got, local(op.as_ref(), &inputs));
 }
 
 /// One scenario run against the shared cluster, with a scratch directory.
@@ -341,7 +480,10 @@ fn main() {
     }
     let Some(cluster) = LocalCluster::start_or_skip("autopara-queue cluster tests") else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let scenarios: [(&str, Scenario); 5] = [
+    let scenarios: [(&str, Scenario); 8] = [
+        ("local_system_with_rundir_stages", local_system_with_rundir_stages),
+        ("over_ssh_staged_equal_and_reattached", over_ssh_staged_equal_and_reattached),
+        ("network_cut_while_polling_is_retried", network_cut_while_polling_is_retried),
         ("normal_run_equals_local_and_rerun_reuses", normal_run_equals_local_and_rerun_reuses),
         ("stopped_driver_reattaches", stopped_driver_reattaches),
         ("resumed_mid_job_takes_results_from_the_job_dirs", resumed_mid_job_takes_results_from_the_job_dirs),
