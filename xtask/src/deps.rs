@@ -1,10 +1,11 @@
 //! `cargo xtask deps [--peers]`: the reference environment, idempotently.
 //!
 //! - a git-ignored `.venv` with pinned references: ase==3.28.0, numpy<2,
-//!   dscribe==2.1.2, extxyz (the libAtoms C parser) and wfl==0.3.5 (with its
+//!   dscribe==2.1.2, extxyz (the libAtoms C parser), wfl==0.3.5 (with its
 //!   spglib: tests compare with wfl's `create_input`, optimize and spglib's
-//!   symmetry; wfl is also the benchmarks' peer), and what the Python
-//!   package's build and tests need: maturin, pytest and cloudpickle;
+//!   symmetry; wfl is also the benchmarks' peer), quippy-ase==0.10.1 (its
+//!   Stillinger-Weber potential checks the `ase` calculator), and what the
+//!   Python package's build and tests need: maturin, pytest and cloudpickle;
 //! - Debian's OpenMPI and libclang (the MPI backend), `slurm-wlm` and `munge`
 //!   (the queue backend's tests start a private single-node cluster, and
 //!   reach it through a private sshd on a loopback port: `openssh-server`,
@@ -24,6 +25,7 @@ const REFERENCES: &[&str] = &[
     "dscribe==2.1.2",
     "extxyz==0.4.6",
     "wfl==0.3.5",
+    "quippy-ase==0.10.1",
     "maturin==1.16.0",
     "pytest==9.2.0",
     "cloudpickle==3.1.3",

@@ -28,7 +28,14 @@
 //!   merged into the calculator spec (the op's, or the replacement), e.g. `{"rc": 6.0}`.
 //!
 //! The output prefix follows the op's calculator, as in wfl. A malformed
-//! override is a failure record naming the key.
+//! override is a failure record naming the key, and so is one whose
+//! calculator runs a program (`external`'s command, `ase`'s constructor and
+//! interpreter) other than the op's own calculator's: nothing read from an
+//! input file is executed, so configurations may change a program's
+//! arguments (an `ase` calculator's `kwargs`) but not choose the program.
+//!
+//! When the op's calculator cannot be constructed (an `ase` constructor that
+//! cannot be imported or raises), the run stops with that one error.
 
 use autopara_core::calculator::{spec_from_json, spec_to_json};
 use autopara_core::results::{clear_results, store_results};
@@ -191,9 +198,19 @@ impl Calculate {
             obj.extend(fields);
         }
         let key = if replace.is_some() { CALCULATOR_KEY } else { CALCULATOR_KWARGS_KEY };
-        spec_from_json(spec)
-            .map(Some)
-            .map_err(|e| ItemFailure::new(format!("per-config calculator from info key {key}: {e}")))
+        let spec = spec_from_json(spec)
+            .map_err(|e| ItemFailure::new(format!("per-config calculator from info key {key}: {e}")))?;
+        // Nothing read from an input file is executed: an override may change
+        // a program's arguments, not name a program the run's calculator does not run.
+        if let Some(program) = spec.program()
+            && Some(&program) != self.args.calculator.program().as_ref()
+        {
+            return Err(ItemFailure::new(format!(
+                "info key {key}: the calculator it gives would run {program}, which the run's own calculator \
+                 does not; a configuration may only change the arguments of the run's program"
+            )));
+        }
+        Ok(Some(spec))
     }
 
     fn run_item(&self, item: &Item, prefix: &str, ctx: &mut WorkerContext, out: &mut CalcResults) -> ItemResult {
@@ -245,18 +262,21 @@ impl Operation for Calculate {
     }
 
     fn run_chunk(&self, items: &[Item], ctx: &mut WorkerContext) -> Vec<ItemResult> {
-        let prefix = if self.args.output_prefix == AUTO_PREFIX {
-            // The op's calculator names the prefix (as wfl), built once per worker.
-            match ctx.calculator(self.args.calculator.as_ref()) {
-                Ok(calc) => format!("{}_", calc.name()),
-                Err(e) => {
-                    let msg = format!("cannot build the calculator: {e}");
-                    return items.iter().map(|_| Err(ItemFailure::new(msg.clone()))).collect();
-                }
+        // The op's calculator, built once per worker: it names the `_auto_`
+        // prefix (as in wfl), and one that cannot be constructed stops the run.
+        let name = match ctx.calculator(self.args.calculator.as_ref()) {
+            Ok(calc) => calc.name().to_string(),
+            Err(e) => {
+                let message = format!("cannot build the calculator: {e}");
+                let failure = match e {
+                    CalcError::Construction(_) => ItemFailure::stop_run(message),
+                    _ => ItemFailure::new(message),
+                };
+                return items.iter().map(|_| Err(failure.clone())).collect();
             }
-        } else {
-            self.args.output_prefix.clone()
         };
+        let prefix =
+            if self.args.output_prefix == AUTO_PREFIX { format!("{name}_") } else { self.args.output_prefix.clone() };
         let mut out = CalcResults::default();
         items.iter().map(|item| self.run_item(item, &prefix, ctx, &mut out)).collect()
     }

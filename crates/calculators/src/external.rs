@@ -125,6 +125,10 @@ impl CalculatorSpec for External {
         self.validate()?;
         Ok(Box::new(ExternalCalculator { spec: self.clone() }))
     }
+
+    fn program(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({"type": "external", "command": self.command}))
+    }
 }
 
 inventory::submit! {

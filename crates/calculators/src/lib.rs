@@ -1,6 +1,7 @@
-//! autopara calculators: Lennard-Jones, Morse, EMT and external-command
-//! calculators (registered by name with serde specs), and the
-//! `calculate` op (single points, wfl's `generic.calculate`).
+//! autopara calculators: Lennard-Jones, Morse, EMT, external-command
+//! calculators and any ASE calculator in a persistent Python worker
+//! ([`ase`]), registered by name with serde specs, and the `calculate` op
+//! (single points, wfl's `generic.calculate`).
 //!
 //! Calculators are chosen by a JSON/TOML spec tagged with `"type"`:
 //!
@@ -12,6 +13,7 @@
 //! assert!(spec.validate().is_ok());
 //! ```
 
+pub mod ase;
 pub mod calculate;
 pub mod emt;
 pub mod external;
@@ -20,6 +22,7 @@ pub mod morse;
 mod pair;
 mod simd;
 
+pub use ase::{Ase, AseCalculator};
 pub use calculate::{Calculate, CalculateArgs};
 pub use emt::Emt;
 pub use external::{External, KeepFiles};

@@ -159,6 +159,32 @@ fn per_config_calculator_overrides() {
 }
 
 #[test]
+fn overrides_from_input_files_run_no_program_of_their_own() {
+    let marker = tempfile::tempdir().unwrap();
+    let touched = marker.path().join("touched");
+    let command = format!("touch {} && cp input.xyz output.xyz", touched.display());
+    let external = json!({"type": "external", "command": command});
+    let mut replaced = cu_cell();
+    replaced.info.insert("AUTOPARA_CALCULATOR".into(), Value::Str(external.to_string()));
+    let mut merged = cu_cell();
+    merged.info.insert("AUTOPARA_CALCULATOR_KWARGS".into(), Value::Str(json!({"command": command}).to_string()));
+    merged.info.insert("energy".into(), Value::Float(-2.0));
+    // Under an LJ run it is refused; the config is failed, nothing runs.
+    let res = run(json!({"calculator": {"type": "lennard_jones"}}), vec![replaced]);
+    let why = &res[0].as_ref().unwrap_err().message;
+    assert!(why.contains("AUTOPARA_CALCULATOR") && why.contains("would run") && why.contains("touch"), "{why}");
+    assert!(!touched.exists(), "an override from an input file ran its command");
+    // Under a run of that same command, a config may change its other fields.
+    let own = json!({"type": "external", "command": command, "name": "Own"});
+    let res = run(json!({"calculator": own, "properties": ["energy"]}), vec![merged]);
+    assert_eq!(only(&res[0]).info_f64("Own_energy"), Some(-2.0));
+    let mut other = cu_cell();
+    other.info.insert("AUTOPARA_CALCULATOR_KWARGS".into(), Value::Str(r#"{"command": "true"}"#.into()));
+    let res = run(json!({"calculator": own, "properties": ["energy"]}), vec![other]);
+    assert!(res[0].as_ref().unwrap_err().message.contains("would run"));
+}
+
+#[test]
 fn bad_arguments_name_the_field() {
     let (field, msg) = args_error(json!({"calculator": {"type": "emt"}, "output_prefix": ""}));
     assert_eq!(field, "output_prefix", "{msg}");

@@ -44,6 +44,10 @@ pub struct CalcResults {
     pub computed: Properties,
     /// Total energy (eV).
     pub energy: f64,
+    /// Free energy (eV) when the calculator reports one that may differ from
+    /// `energy` (electronic smearing); `None` means the same as `energy`.
+    /// Valid with `computed.energy`.
+    pub free_energy: Option<f64>,
     /// Forces (eV/Å), one per atom.
     pub forces: Vec<[f64; 3]>,
     /// Stress in Voigt order xx yy zz yz xz xy (eV/Å³), ASE's sign convention.
@@ -101,6 +105,12 @@ pub enum CalcError {
         /// What is wrong.
         message: String,
     },
+    /// The calculator could not be constructed (a Python constructor that
+    /// cannot be imported or raises). It would fail every configuration
+    /// alike, so an op's own calculator failing this way stops the run with
+    /// one error ([`crate::ItemFailure::fatal`]) instead of failing each item.
+    #[error("{0}")]
+    Construction(String),
     /// Anything else (external programs, I/O).
     #[error("{0}")]
     Other(String),
@@ -128,6 +138,15 @@ pub trait CalculatorSpec: Debug + Send + Sync {
 
     /// Builds the calculator. Called once per worker and spec.
     fn build(&self) -> Result<Box<dyn Calculator>, CalcError>;
+
+    /// The program this calculator runs, for calculators that run one (a
+    /// shell command, a Python constructor and interpreter); `None` for those
+    /// that only compute. A spec read from an input file (a per-configuration
+    /// override) may only name the program of the run's own calculator:
+    /// nothing read from input files is executed.
+    fn program(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// Canonical JSON of a spec (keys sorted, defaults filled): the calculator's

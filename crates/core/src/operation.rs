@@ -106,23 +106,35 @@ pub struct ItemFailure {
     /// `--retry-failed` replaces them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frames: Vec<Atoms>,
+    /// The failure would repeat for every item (the op's calculator cannot be
+    /// constructed): the executor stops the run with it, whatever
+    /// `skip_failed` says, instead of writing one failure record per item.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fatal: bool,
 }
 
 impl ItemFailure {
     /// A failure with a message.
     pub fn new(message: impl Into<String>) -> ItemFailure {
-        ItemFailure { message: message.into(), frames: Vec::new() }
+        ItemFailure { message: message.into(), frames: Vec::new(), fatal: false }
     }
 
     /// A failure that still writes `frames` in the item's place.
     pub fn with_frames(message: impl Into<String>, frames: Vec<Atoms>) -> ItemFailure {
-        ItemFailure { message: message.into(), frames }
+        ItemFailure { message: message.into(), frames, fatal: false }
+    }
+
+    /// A [fatal](ItemFailure::fatal) failure: it stops the run.
+    pub fn stop_run(message: impl Into<String>) -> ItemFailure {
+        ItemFailure { fatal: true, ..ItemFailure::new(message) }
     }
 }
 
 impl From<CalcError> for ItemFailure {
+    /// The error's message; fatal for [`CalcError::Construction`].
     fn from(e: CalcError) -> ItemFailure {
-        ItemFailure::new(e.to_string())
+        let fatal = matches!(e, CalcError::Construction(_));
+        ItemFailure { fatal, ..ItemFailure::new(e.to_string()) }
     }
 }
 

@@ -17,13 +17,14 @@ pub fn clear_results(atoms: &mut Atoms, prefix: &str) {
 }
 
 /// Stores the computed fields of `res` under `prefix` after [`clear_results`].
-/// `free_energy` is written beside `energy` as ASE's classical calculators report it.
+/// `free_energy` is written beside `energy`: the calculator's own when it
+/// reports one, else `energy` (as ASE's classical calculators report it).
 pub fn store_results(atoms: &mut Atoms, prefix: &str, res: &CalcResults) {
     clear_results(atoms, prefix);
     let c = res.computed;
     if c.energy {
         atoms.info.insert(format!("{prefix}energy"), Value::Float(res.energy));
-        atoms.info.insert(format!("{prefix}free_energy"), Value::Float(res.energy));
+        atoms.info.insert(format!("{prefix}free_energy"), Value::Float(res.free_energy.unwrap_or(res.energy)));
     }
     if c.stress {
         atoms.info.insert(format!("{prefix}stress"), Value::floats(res.stress.to_vec()));

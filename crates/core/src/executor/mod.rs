@@ -19,6 +19,8 @@
 //!   deterministic, so the rerun changes nothing). With `skip_failed = false`
 //!   the run stops at the first failure in input order with
 //!   [`Error::ItemFailed`], after the sink has received every earlier item.
+//!   A [fatal](ItemFailure::fatal) failure (the op's calculator cannot be
+//!   constructed) stops the run the same way, whatever `skip_failed` says.
 //! - **Remote backends** receive the serializable [`JobSpec`] and
 //!   [`ChunkTask`]s, rebuild the op by name and call [`execute_chunk`].
 
@@ -357,6 +359,11 @@ fn write_chunk(
             Ok(frames) => {
                 stats.frames += frames.len() as u64;
                 sink.write_item(index, location, frames)?;
+            }
+            Err(failure) if failure.fatal => {
+                // Every item would fail alike: one error, not a record per item.
+                sink.checkpoint(index, true)?;
+                return Err(Error::Other(format!("op {}: {}", op.info().name, failure.message)));
             }
             Err(failure) if !skip_failed => {
                 // Everything before this item is written; a rerun starts here.

@@ -52,6 +52,7 @@ impl Operation for Rattle {
                 let mut at = item.atoms()?.clone();
                 match at.info.get("fail").and_then(Value::as_str) {
                     Some("error") => return Err(ItemFailure::new(format!("item {} refused", item.index))),
+                    Some("fatal") => return Err(ItemFailure::stop_run("no calculator here")),
                     Some("panic") => panic!("item {} exploded", item.index),
                     _ => {}
                 }
@@ -164,6 +165,26 @@ fn stop_at_first_failure_after_writing_what_finished() {
         assert!(got.failures.is_empty());
         assert_eq!(got.checkpoints.last(), Some(&5));
     }
+}
+
+#[test]
+fn a_fatal_failure_stops_the_run_even_when_failures_are_skipped() {
+    for (workers, chunk) in [(1, 1), (3, 2)] {
+        let (r, got) =
+            run(30, &[(1, "error"), (5, "fatal"), (6, "fatal"), (9, "fatal")], &settings(workers, chunk, 0, true));
+        let e = r.unwrap_err();
+        assert_eq!(e.to_string(), "op rattle_test: no calculator here");
+        // Items before it are written (item 1's failure recorded), nothing after; one error, no records for it.
+        assert_eq!(got.items.iter().map(|(i, ..)| *i).collect::<Vec<_>>(), vec![0, 2, 3, 4]);
+        assert_eq!(got.failures.iter().map(|f| f.index).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(got.checkpoints.last(), Some(&5));
+    }
+    // Serializable, and not fatal unless said.
+    let text = serde_json::to_string(&ItemFailure::stop_run("m")).unwrap();
+    assert!(serde_json::from_str::<ItemFailure>(&text).unwrap().fatal);
+    assert!(!serde_json::from_str::<ItemFailure>(r#"{"message": "m"}"#).unwrap().fatal);
+    assert!(ItemFailure::from(CalcError::Construction("x".into())).fatal);
+    assert!(!ItemFailure::from(CalcError::Other("x".into())).fatal);
 }
 
 #[test]

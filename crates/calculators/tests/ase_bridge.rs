@@ -1,0 +1,307 @@
+//! The `ase` calculator against ASE called in-process (the reference Python
+//! computes the same calculators at test time), what reaches the Python
+//! side, and faults: each costs one calculation, never the calculator.
+
+use autopara_calculators::Ase;
+use autopara_core::{ArrayData, Atoms, CalcError, CalcResults, Calculator, CalculatorSpec, Column, Properties, Value};
+use autopara_testkit::fixtures::fcc;
+use serde_json::{Value as Json, json};
+use std::path::PathBuf;
+
+/// The directory of the test calculators module.
+fn test_modules() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").to_string_lossy().into_owned()
+}
+
+/// A spec for `constructor` run by the reference interpreter, or `None` (skip).
+fn spec(test: &str, constructor: &str, kwargs: Json) -> Option<Ase> {
+    let python = autopara_testkit::python_or_skip(test)?;
+    let mut s = Ase::new(constructor);
+    s.kwargs = kwargs.as_object().cloned().unwrap_or_default();
+    s.python = Some(python.to_string_lossy().into_owned());
+    s.pythonpath = vec![test_modules()];
+    Some(s)
+}
+
+fn rattled(mut at: Atoms, amplitude: f64, seed: u64) -> Atoms {
+    for (i, p) in at.positions.iter_mut().enumerate() {
+        for (k, x) in p.iter_mut().enumerate() {
+            *x += amplitude * ((seed as f64 + 1.0) * (3 * i + k) as f64 * 0.7315).sin();
+        }
+    }
+    at
+}
+
+/// Periodic cubic, triclinic, a slab and a cluster, of `z` at lattice constant `a`.
+fn configs(z: u8, a: f64) -> Vec<Atoms> {
+    let cubic = rattled(fcc(z, a, [3, 3, 3]), 0.05, 1);
+    let mut tri = rattled(fcc(z, a, [2, 2, 2]), 0.04, 2);
+    tri.cell[1][0] += 0.3 * a;
+    tri.cell[2][1] -= 0.2 * a;
+    let mut slab = rattled(fcc(z, a, [2, 2, 2]), 0.04, 3);
+    slab.pbc = [true, true, false];
+    slab.cell[2][2] += 8.0;
+    let mut cluster = rattled(fcc(z, a, [2, 2, 1]), 0.03, 4);
+    cluster.pbc = [false; 3];
+    cluster.cell = [[0.0; 3]; 3];
+    vec![cubic, tri, slab, cluster]
+}
+
+/// In-process ASE on `configs`: energy, forces, stress (periodic ones) and per-atom energies.
+const REFERENCE: &str = r#"
+import importlib, json, sys
+import numpy as np
+from ase import Atoms
+req = json.load(sys.stdin)
+module, _, name = req["constructor"].rpartition(".")
+ctor = getattr(importlib.import_module(module), name)
+out = []
+for c in req["configs"]:
+    at = Atoms(numbers=c["numbers"], positions=c["positions"], cell=c["cell"], pbc=c["pbc"])
+    at.calc = ctor(*req["args"], **req["kwargs"])
+    r = {"energy": at.get_potential_energy(), "forces": at.get_forces().tolist(),
+         "energies": at.get_potential_energies().tolist()}
+    if all(c["pbc"]):
+        r["stress"] = at.get_stress().tolist()
+    out.append(r)
+print(json.dumps(out))
+"#;
+
+fn assert_close(what: &str, ours: &[f64], theirs: &[f64]) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: lengths");
+    let scale = theirs.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
+    for (k, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        assert!((a - b).abs() <= 1e-12 * scale, "{what}[{k}]: bridge {a:e} vs ASE {b:e} (scale {scale:e})");
+    }
+}
+
+fn floats(v: &Json) -> Vec<f64> {
+    match v {
+        Json::Array(items) => items.iter().flat_map(floats).collect(),
+        x => vec![x.as_f64().expect("a number")],
+    }
+}
+
+/// The bridge equals in-process ASE for `constructor(*args, **kwargs)` on
+/// `configs`, all through one worker; returns the calculator's name.
+fn compare(test: &str, constructor: &str, args: Json, kwargs: Json, configs: &[Atoms]) -> Option<String> {
+    let mut spec = spec(test, constructor, kwargs.clone())?;
+    spec.args = args.as_array().cloned().unwrap_or_default();
+    let python = PathBuf::from(spec.python.clone().unwrap_or_default());
+    let request = json!({
+        "constructor": constructor.replace(':', "."),
+        "args": args,
+        "kwargs": kwargs,
+        "configs": configs.iter().map(|a| json!({
+            "numbers": a.numbers, "positions": a.positions, "cell": a.cell, "pbc": a.pbc,
+        })).collect::<Vec<_>>(),
+    });
+    let reference = autopara_testkit::run_python_json(&python, REFERENCE, &request.to_string());
+    let mut calc = spec.build().expect("the calculator builds");
+    let mut out = CalcResults::default();
+    // Twice over, so that the worker sees new numbers, a new size and repeated positions.
+    let rounds = if configs.len() > 1 { 2 } else { 1 };
+    for round in 0..rounds {
+        for (k, (at, theirs)) in configs.iter().zip(reference.as_array().unwrap()).enumerate() {
+            let request = Properties { stress: at.pbc.iter().all(|&p| p), ..Properties::ALL };
+            calc.calculate(at, request, &mut out).unwrap_or_else(|e| panic!("{test} config {k}: {e}"));
+            let what = |p: &str| format!("{test} {constructor} config {k} round {round} {p}");
+            assert_close(&what("energy"), &[out.energy], &[theirs["energy"].as_f64().unwrap()]);
+            assert_close(&what("forces"), &out.forces.concat(), &floats(&theirs["forces"]));
+            assert_close(&what("energies"), &out.energies, &floats(&theirs["energies"]));
+            if request.stress {
+                assert_close(&what("stress"), &out.stress, &floats(&theirs["stress"]));
+            }
+        }
+    }
+    Some(calc.name().to_string())
+}
+
+#[test]
+fn emt_lennard_jones_and_morse_equal_ase_in_process() {
+    let cu = configs(29, 3.61);
+    let name = compare("ase_bridge emt", "ase.calculators.emt.EMT", json!([]), json!({}), &cu);
+    assert!(name.is_none_or(|n| n == "EMT"));
+    let ar = configs(18, 5.26);
+    let lj = json!({"sigma": 3.4, "epsilon": 0.0104, "rc": 8.5, "smooth": true});
+    compare("ase_bridge lj", "ase.calculators.lj:LennardJones", json!([]), lj, &ar);
+    let morse = json!({"epsilon": 0.35, "r0": 2.55, "rho0": 4.5});
+    compare("ase_bridge morse", "ase.calculators.morse.MorsePotential", json!([]), morse, &cu);
+}
+
+/// Stillinger-Weber silicon through quippy, as in QUIP's own tests.
+const SW: &str = r#"<SW_params n_types="1" label="PRB_31_plus_H">
+<per_type_data type="1" atomic_num="14" />
+<per_pair_data atnum_i="14" atnum_j="14" AA="7.049556277" BB="0.6022245584"
+      p="4" q="0" a="1.80" sigma="2.0951" eps="2.1675" />
+<per_triplet_data atnum_c="14" atnum_j="14" atnum_k="14"
+      lambda="21.0" gamma="1.20" eps="2.1675" />
+</SW_params>"#;
+
+#[test]
+fn quippy_stillinger_weber_equals_quippy_in_process() {
+    // Diamond: fcc and the same shifted by a quarter of the cube's diagonal.
+    let mut diamond = fcc(14, 5.43, [2, 2, 2]);
+    let shifted: Vec<[f64; 3]> = diamond.positions.iter().map(|p| p.map(|x| x + 5.43 / 4.0)).collect();
+    diamond.numbers.extend(vec![14; shifted.len()]);
+    diamond.positions.extend(shifted);
+    let si = [rattled(diamond, 0.05, 5)];
+    let name =
+        compare("ase_bridge quippy", "quippy.potential.Potential", json!(["IP SW"]), json!({"param_str": SW}), &si);
+    assert!(name.is_none_or(|n| n == "Potential"));
+}
+
+fn probe_config(n: usize) -> Atoms {
+    let mut at = Atoms::new(vec![1; n], (0..n).map(|i| [i as f64, 0.0, 0.0]).collect());
+    at.numbers[0] = 8;
+    at
+}
+
+fn probe(test: &str) -> Option<Box<dyn Calculator>> {
+    spec(test, "bridge_test_calculators.Probe", json!({})).map(|s| s.build().expect("Probe builds"))
+}
+
+#[test]
+fn info_and_arrays_reach_python_and_follow_each_config() {
+    let Some(mut calc) = probe("ase_bridge info") else { return };
+    let mut out = CalcResults::default();
+    let ef = Properties { energies: true, ..Properties::ENERGY_FORCES };
+
+    let mut a = probe_config(3);
+    a.info.insert("shift".into(), Value::Float(0.25));
+    a.info.insert("label".into(), Value::Str("four".into()));
+    a.arrays.insert("initial_charges".into(), Column::scalars(vec![0.5, -0.25, 1.0]));
+    a.arrays.insert("initial_magmoms".into(), Column::scalars(vec![1.5, 0.0, -2.0]));
+    a.arrays.insert("weights".into(), Column { width: 1, data: ArrayData::Int(vec![7, 8, 9]) });
+    calc.calculate(&a, ef, &mut out).unwrap();
+    assert_eq!(out.energy, 3.0 + 0.25 + 1.25);
+    assert_eq!(out.forces, vec![[1.5, 8.0, 4.0], [0.0, 1.0, 4.0], [-2.0, 1.0, 4.0]]);
+    assert_eq!(out.energies, vec![7.0, 8.0, 9.0]);
+
+    // The next config has none of them (same size and numbers): nothing stale remains.
+    let b = probe_config(3);
+    calc.calculate(&b, ef, &mut out).unwrap();
+    assert_eq!(out.energy, 3.0);
+    assert_eq!(out.forces, vec![[0.0, 8.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]);
+    assert!(!out.computed.energies, "no weights, no per-atom energies");
+
+    // Info changed between calls on the same atoms (an md stage) reaches Python too.
+    let mut c = b.clone();
+    c.info.insert("shift".into(), Value::Int(2));
+    calc.calculate(&c, ef, &mut out).unwrap();
+    assert_eq!(out.energy, 5.0);
+    // A new size with arrays; then back.
+    let mut d = probe_config(5);
+    d.arrays.insert("initial_charges".into(), Column::scalars(vec![1.0; 5]));
+    calc.calculate(&d, ef, &mut out).unwrap();
+    assert_eq!((out.energy, out.forces.len()), (10.0, 5));
+    calc.calculate(&a, ef, &mut out).unwrap();
+    assert_eq!(out.energy, 4.5);
+}
+
+/// Runs `fault` on a probe config, then a good config; returns the error and
+/// whether the worker process was replaced.
+fn fault_then_good(calc: &mut autopara_calculators::AseCalculator, fault: &str) -> (String, bool) {
+    let mut out = CalcResults::default();
+    let before = calc.pid();
+    let mut bad = probe_config(2);
+    bad.info.insert("fault".into(), Value::Str(fault.into()));
+    let err = calc.calculate(&bad, Properties::ENERGY_FORCES, &mut out).expect_err(fault).to_string();
+    let good = probe_config(4);
+    calc.calculate(&good, Properties::ENERGY_FORCES, &mut out).unwrap_or_else(|e| panic!("after {fault}: {e}"));
+    assert_eq!(out.energy, 4.0, "after {fault}");
+    (err, calc.pid() != before)
+}
+
+#[test]
+fn faults_cost_one_calculation() {
+    let Some(mut s) = spec("ase_bridge faults", "bridge_test_calculators:Probe", json!({})) else { return };
+    s.timeout = Some(3.0);
+    let mut calc = s.start().expect("Probe starts");
+    let mut out = CalcResults::default();
+    calc.calculate(&probe_config(2), Properties::ENERGY_FORCES, &mut out).unwrap();
+
+    let (err, replaced) = fault_then_good(&mut calc, "raise");
+    assert!(err.contains("Probe raised ValueError: refusing a config of 2 atoms"), "{err}");
+    assert!(err.contains("probe: about to fail") && err.contains("Traceback"), "stderr tail: {err}");
+    assert!(!replaced, "an exception keeps the worker");
+
+    let (err, replaced) = fault_then_good(&mut calc, "exit");
+    assert!(err.contains("exited (exit status: 3)"), "{err}");
+    assert!(replaced);
+
+    let (err, replaced) = fault_then_good(&mut calc, "segv");
+    assert!(err.contains("signal 11 (SIGSEGV)") && err.contains("Fatal Python error"), "{err}");
+    assert!(replaced);
+
+    let (err, replaced) = fault_then_good(&mut calc, "sleep");
+    assert!(err.contains("no result within the timeout of 3 s"), "{err}");
+    assert!(replaced);
+
+    // Prints of the calculator go to stderr, not into the protocol.
+    let mut noisy = probe_config(3);
+    noisy.info.insert("fault".into(), Value::Str("print".into()));
+    calc.calculate(&noisy, Properties::ENERGY_FORCES, &mut out).unwrap();
+    assert_eq!(out.energy, 3.0);
+}
+
+#[test]
+fn a_killed_worker_is_replaced() {
+    let Some(s) = spec("ase_bridge killed", "bridge_test_calculators.Probe", json!({})) else { return };
+    let mut calc = s.start().unwrap();
+    let pid = calc.pid().unwrap();
+    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let mut out = CalcResults::default();
+    let err = calc.calculate(&probe_config(2), Properties::ENERGY_FORCES, &mut out).unwrap_err().to_string();
+    assert!(err.contains("signal 9 (SIGKILL"), "{err}");
+    calc.calculate(&probe_config(2), Properties::ENERGY_FORCES, &mut out).unwrap();
+    assert_ne!(calc.pid(), Some(pid));
+}
+
+#[test]
+fn construction_failures_are_construction_errors() {
+    let Some(base) = spec("ase_bridge construction", "bridge_test_calculators.raising", json!({"model": "x"})) else {
+        return;
+    };
+    let cases = [
+        ("bridge_test_calculators.raising", "the constructor raised RuntimeError: no model file for ['model']"),
+        ("no_such_module_here.Calc", "cannot import it with"),
+        ("bridge_test_calculators.Missing", "AttributeError"),
+        ("bridge_test_calculators.not_a_calculator", "returned a int, not an ASE calculator"),
+    ];
+    for (constructor, expected) in cases {
+        let mut s = base.clone();
+        s.constructor = constructor.into();
+        match s.build() {
+            Err(CalcError::Construction(m)) => {
+                assert!(m.contains(expected) && m.contains(constructor), "{constructor}: {m}")
+            }
+            Err(other) => panic!("{constructor}: not a construction error: {other}"),
+            Ok(_) => panic!("{constructor} built"),
+        }
+    }
+    let mut s = base.clone();
+    s.python = Some("/nonexistent/python3".into());
+    let Err(CalcError::Construction(m)) = s.build() else { panic!("a missing interpreter builds") };
+    assert!(m.contains("cannot start the Python interpreter /nonexistent/python3"), "{m}");
+}
+
+#[test]
+fn spec_fields_are_validated() {
+    let bad = [
+        (json!({"type": "ase", "constructor": "EMT"}), "constructor"),
+        (json!({"type": "ase", "constructor": "a.B", "timeout": 0}), "timeout"),
+        (json!({"type": "ase", "constructor": "a.B", "python": ""}), "python"),
+        (json!({"type": "ase", "constructor": "a.B", "pythonpath": [""]}), "pythonpath"),
+    ];
+    for (v, field) in bad {
+        let spec: Box<dyn CalculatorSpec> = serde_json::from_value(v.clone()).unwrap();
+        match spec.validate() {
+            Err(CalcError::InvalidSpec { field: f, .. }) => assert_eq!(f, field, "{v}"),
+            other => panic!("{v}: {other:?}"),
+        }
+    }
+    let unknown =
+        serde_json::from_value::<Box<dyn CalculatorSpec>>(json!({"type": "ase", "constructor": "a.B", "x": 1}));
+    assert!(unknown.is_err());
+}
