@@ -10,8 +10,6 @@ import os
 import signal
 import sys
 
-from . import _native
-from ._worker import _describe
 
 
 def _read(f):
@@ -48,13 +46,17 @@ def main():
     """Sets up from the first message, then answers chunks until the pipe closes."""
     import pickle
 
+    _die_with_parent()  # first, before the slow imports
+
+    from . import _native
+    from ._worker import _describe
+
     rfd, wfd = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
     os.dup2(2, 1)  # the function's prints go to stderr, not into the protocol
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run stops its workers
-    _die_with_parent()
     rf = os.fdopen(rfd, "rb", buffering=1 << 16)
     wf = os.fdopen(wfd, "wb", buffering=1 << 16)
     body = _read(rf)

@@ -266,13 +266,14 @@ def test_no_worker_outlives_the_run(tmp_path, cu_file):
     script = tmp_path / "slow.py"
     script.write_text(SLOW_SCRIPT)
     proc = subprocess.Popen([sys.executable, str(script), str(big_input(tmp_path)), str(tmp_path / "o.xyz")])
-    deadline = time.time() + 60
-    while len(workers_of(proc.pid)) < 2 and time.time() < deadline:
+    journal = tmp_path / ".o.xyz.autopara-journal"
+    deadline = time.time() + 120
+    while not (journal.exists() and len(workers_of(proc.pid)) == 2) and time.time() < deadline:
         time.sleep(0.05)
     assert len(workers_of(proc.pid)) == 2
     proc.kill()
     proc.wait()
-    deadline = time.time() + 10
+    deadline = time.time() + 60
     while workers_of(proc.pid) and time.time() < deadline:
         time.sleep(0.05)
     assert workers_of(proc.pid) == []

@@ -49,6 +49,8 @@ def assert_same_atoms(a, b, rtol=0.0):
     if a.calc is not None:
         assert_same_value(a.calc.results, b.calc.results, "calc.results", rtol)
     assert [c.todict() for c in a.constraints] == [c.todict() for c in b.constraints]
+    assert {k: type(v) for k, v in vars(a).items()} == {k: type(v) for k, v in vars(b).items()}
+    assert_same_value(a.get_celldisp(), b.get_celldisp(), "celldisp")
 
 
 def corpus():
