@@ -57,7 +57,7 @@ impl Operation for Slow {
 }
 
 fn build(args: serde_json::Value) -> autopara::Result<Box<dyn Operation>> {
-    Ok(Box::new(autopara::parse_args::<Slow>("test_slow", args)?))
+    Ok(Box::new(autopara::args::parse::<Slow>(args).map_err(|e| e.in_context("test_slow"))?))
 }
 
 autopara::inventory::submit! { OpRegistration { info: &SLOW, build } }

@@ -10,6 +10,7 @@ mod bench;
 mod demo;
 mod deps;
 mod new_op;
+mod same_outputs;
 mod util;
 
 use std::process::ExitCode;
@@ -20,7 +21,8 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench [NAME...]       benchmarks side by side with peers; names: {BENCHES}
   demo                  the demo pipeline (buildcell -> minim -> md -> descriptor) into demo-out/
   run FILE.toml         run a pipeline file with the release binary
-  new-op NAME           scaffold an op crate (crates/NAME, feature NAME) that builds and registers at once";
+  new-op NAME           scaffold an op crate (crates/NAME, feature NAME) that builds and registers at once
+  same-outputs REV      every op's output files on a corpus, byte for byte against git revision REV";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::demo(&args[1..]),
         Some("run") => demo::run_file(&args[1..]),
         Some("new-op") => new_op::run(&args[1..]),
+        Some("same-outputs") => same_outputs::run(&args[1..]),
         Some(other) => Err(format!("unknown command '{other}'\n{}", usage())),
         None => Err(usage()),
     };

@@ -97,24 +97,21 @@ workspace = true
 autopara-core.workspace = true
 serde.workspace = true
 serde_json.workspace = true
-inventory.workspace = true
 "#;
 
-const LIB: &str = r#"//! The `{name}` op. It counts the atoms of each configuration into an info
-//! key: replace `run_one` with your operation. docs/writing-an-op.md explains
-//! each part.
+const LIB: &str = r#"//! The `{name}` op: counts the atoms of each configuration into an info
+//! key. Replace the body of `run_item` with your operation;
+//! docs/writing-an-op.md explains each part.
 //!
 //! ```sh
 //! autopara run {name} -i in.xyz -o out.xyz --args '{"key": "n_atoms"}'
 //! ```
 
-use autopara_core::{
-    InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration, Operation, Value, WorkerContext, parse_args,
-};
+use autopara_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The op's arguments (`--args` JSON/TOML). Unknown fields are errors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     /// The info key that receives the atom count.
@@ -126,38 +123,36 @@ fn default_key() -> String {
     "{name}_natoms".to_string()
 }
 
-/// Name, version (bump it whenever results change: it is part of the cache
-/// key), default chunk size and summary.
-pub static INFO: OpInfo = OpInfo {
-    name: "{name}",
-    version: 1,
-    default_chunk_size: 10,
-    summary: "counts the atoms of each configuration into an info key",
-    input_kind: InputKind::Configs,
-};
-
-/// The op, built from its arguments.
+/// The op, built from validated arguments.
 #[derive(Debug)]
 pub struct Op {
     args: Args,
 }
 
-impl Op {
-    /// Builds the op from JSON arguments, naming a bad field in the error.
-    pub fn from_json(args: serde_json::Value) -> autopara_core::Result<Op> {
-        let args: Args = parse_args(INFO.name, args)?;
+impl ItemOp for Op {
+    type Args = Args;
+
+    /// Bump `version` whenever results change: it is part of the cache key.
+    const INFO: &'static OpInfo = &OpInfo {
+        name: "{name}",
+        version: 1,
+        default_chunk_size: 10,
+        summary: "counts the atoms of each configuration into an info key",
+        input_kind: InputKind::Configs,
+    };
+
+    fn new(args: Args) -> Result<Op, ArgError> {
         if args.key.is_empty() {
-            return Err(autopara_core::Error::Args {
-                context: INFO.name.into(),
-                field: "key".into(),
-                message: "must not be empty".into(),
-            });
+            return Err(ArgError::new("key", "must not be empty"));
         }
         Ok(Op { args })
     }
 
-    /// One item: the input configuration with the count added.
-    fn run_one(&self, item: &Item) -> ItemResult {
+    fn args(&self) -> &Args {
+        &self.args
+    }
+
+    fn run_item(&self, item: &Item, _ctx: &mut WorkerContext) -> ItemResult {
         let mut atoms = item.atoms()?.clone();
         let n = i64::try_from(atoms.len()).map_err(|e| ItemFailure::new(e.to_string()))?;
         atoms.info.insert(self.args.key.clone(), Value::Int(n));
@@ -165,47 +160,27 @@ impl Op {
     }
 }
 
-impl Operation for Op {
-    fn info(&self) -> &'static OpInfo {
-        &INFO
-    }
-
-    fn args(&self) -> serde_json::Value {
-        serde_json::to_value(&self.args).unwrap_or_default()
-    }
-
-    fn run_chunk(&self, items: &[Item], _ctx: &mut WorkerContext) -> Vec<ItemResult> {
-        items.iter().map(|item| self.run_one(item)).collect()
-    }
-}
-
-fn build(args: serde_json::Value) -> autopara_core::Result<Box<dyn Operation>> {
-    Ok(Box::new(Op::from_json(args)?))
-}
-
-inventory::submit! {
-    OpRegistration { info: &INFO, build }
-}
+autopara_core::register_op!(Op);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use autopara_core::{Atoms, Location, Payload};
+    use autopara_core::{Payload, build_op};
 
     #[test]
     fn counts_atoms_and_rejects_bad_args() {
-        let op = autopara_core::build_op("{name}", serde_json::json!({"key": "n"})).expect("registered");
+        let op = build_op("{name}", serde_json::json!({"key": "n"})).expect("registered");
         let item = Item {
             index: 0,
             location: Location::default(),
             payload: Payload::Atoms(Atoms::new(vec![1, 8, 1], vec![[0.0; 3]; 3])),
         };
-        let mut ctx = WorkerContext::new(0, 0, "{name}");
-        let out = op.run_chunk(&[item], &mut ctx);
+        let out = op.run_chunk(&[item], &mut WorkerContext::new(0, 0, "{name}"));
         let frames = out[0].as_ref().expect("item succeeds");
         assert_eq!(frames[0].info["n"], Value::Int(3));
-        assert!(autopara_core::build_op("{name}", serde_json::json!({"bogus": 1})).is_err());
-        assert!(autopara_core::build_op("{name}", serde_json::json!({"key": ""})).is_err());
+        let err = build_op("{name}", serde_json::json!({"key": ""})).unwrap_err();
+        assert_eq!(err.to_string(), "{name}: key: must not be empty");
+        assert!(build_op("{name}", serde_json::json!({"bogus": 1})).is_err());
     }
 }
 "#;

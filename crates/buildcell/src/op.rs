@@ -3,24 +3,12 @@
 use crate::generate::{Generated, Generator};
 use crate::input::BuildcellInput;
 use crate::pyfmt::python_float_repr;
-use autopara_core::{
-    ArrayData, Error, InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration, Operation, Value,
-    WorkerContext, parse_args,
-};
+use autopara_core::prelude::*;
 use indexmap::IndexMap;
 use rand::Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-/// Static facts about the op.
-pub static INFO: OpInfo = OpInfo {
-    name: "buildcell",
-    version: 1,
-    default_chunk_size: 1,
-    summary: "AIRSS-style random structures from buildcell input text (one per counter)",
-    input_kind: InputKind::Counters,
-};
 
 fn default_true() -> bool {
     true
@@ -65,17 +53,16 @@ pub struct BuildcellArgs {
 #[derive(Debug)]
 pub struct Buildcell {
     args: BuildcellArgs,
-    text: String,
     generator: Generator,
     extra_info: Vec<(String, Value)>,
 }
 
-fn args_error(field: &str, message: impl Into<String>) -> Error {
-    Error::Args { context: "buildcell".into(), field: field.into(), message: message.into() }
+fn args_error(field: &str, message: impl Into<String>) -> ArgError {
+    ArgError::new(field, message)
 }
 
 /// A JSON value as an info value: numbers, bools, strings, and flat arrays of them.
-fn json_to_value(key: &str, v: &serde_json::Value) -> Result<Value, Error> {
+fn json_to_value(key: &str, v: &serde_json::Value) -> Result<Value, ArgError> {
     use serde_json::Value as J;
     let field = format!("extra_info.{key}");
     Ok(match v {
@@ -103,12 +90,22 @@ fn json_to_value(key: &str, v: &serde_json::Value) -> Result<Value, Error> {
     })
 }
 
-impl Buildcell {
-    /// Validates the arguments and the input text; nothing is generated yet.
-    pub fn new(args: BuildcellArgs) -> Result<Buildcell, Error> {
+impl ItemOp for Buildcell {
+    type Args = BuildcellArgs;
+    const INFO: &'static OpInfo = &OpInfo {
+        name: "buildcell",
+        version: 1,
+        default_chunk_size: 1,
+        summary: "AIRSS-style random structures from buildcell input text (one per counter)",
+        input_kind: InputKind::Counters,
+    };
+
+    /// Reads and checks the input text (from `buildcell_input` or the file).
+    fn new(mut args: BuildcellArgs) -> Result<Buildcell, ArgError> {
         let text = match (&args.buildcell_input, &args.buildcell_input_file) {
             (Some(t), None) => t.clone(),
-            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| args_error("buildcell_input_file", format!("{}: {e}", path.display())))?,
             (Some(_), Some(_)) => {
                 return Err(args_error(
                     "buildcell_input_file",
@@ -136,9 +133,25 @@ impl Buildcell {
             extra_info.retain(|(key, _)| key != k);
             extra_info.push((k.clone(), v));
         }
-        Ok(Buildcell { generator: Generator::new(input), text, extra_info, args })
+        // The canonical arguments hold the text, not a file's path, so that
+        // editing the file changes the cache key.
+        args.buildcell_input = Some(text);
+        args.buildcell_input_file = None;
+        Ok(Buildcell { generator: Generator::new(input), extra_info, args })
     }
 
+    fn args(&self) -> &BuildcellArgs {
+        &self.args
+    }
+
+    fn run_item(&self, item: &Item, ctx: &mut WorkerContext) -> ItemResult {
+        self.build_item(item, ctx).map(|g| vec![g.atoms])
+    }
+}
+
+autopara_core::register_op!(Buildcell);
+
+impl Buildcell {
     /// The structure for one item (generated, tagged, rattled, symmetry
     /// recorded) with how it was built; [`Operation::run_chunk`] returns its atoms.
     pub fn build_item(&self, item: &Item, ctx: &WorkerContext) -> Result<Generated, ItemFailure> {
@@ -177,28 +190,3 @@ impl Buildcell {
         Ok(generated)
     }
 }
-
-impl Operation for Buildcell {
-    fn info(&self) -> &'static OpInfo {
-        &INFO
-    }
-
-    /// The arguments with the input text resolved (a file's content, not its
-    /// path, so that editing the file changes the cache key).
-    fn args(&self) -> serde_json::Value {
-        let mut canonical = self.args.clone();
-        canonical.buildcell_input = Some(self.text.clone());
-        canonical.buildcell_input_file = None;
-        serde_json::to_value(&canonical).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn run_chunk(&self, items: &[Item], ctx: &mut WorkerContext) -> Vec<ItemResult> {
-        items.iter().map(|item| self.build_item(item, ctx).map(|g| vec![g.atoms])).collect()
-    }
-}
-
-fn build(args: serde_json::Value) -> Result<Box<dyn Operation>, Error> {
-    Ok(Box::new(Buildcell::new(parse_args("buildcell", args)?)?))
-}
-
-autopara_core::inventory::submit!(OpRegistration { info: &INFO, build });

@@ -4,8 +4,8 @@
 
 mod common;
 
-use autopara_buildcell::op::INFO;
-use autopara_core::{InputKind, Operation, Value, WorkerContext, build_op, find_op};
+use autopara_buildcell::Buildcell;
+use autopara_core::{InputKind, ItemOp, Operation, Value, WorkerContext, build_op, find_op};
 use autopara_testkit::fixtures::counters;
 use common::{LI, op_for_input};
 use serde_json::json;
@@ -19,7 +19,7 @@ fn registered_as_a_counter_op_with_chunk_size_one() {
     let reg = find_op("buildcell").expect("registered");
     assert_eq!(reg.info.default_chunk_size, 1);
     assert_eq!(reg.info.input_kind, InputKind::Counters);
-    assert_eq!(INFO.name, "buildcell");
+    assert_eq!(Buildcell::INFO.name, "buildcell");
 }
 
 #[test]

@@ -38,13 +38,11 @@
 //! cannot be imported or raises), the run stops with that one error.
 
 use autopara_core::calculator::{spec_from_json, spec_to_json};
+use autopara_core::prelude::*;
 use autopara_core::results::{clear_results, store_results};
-use autopara_core::{
-    Atoms, CalcError, CalcResults, CalculatorSpec, Error, InputKind, Item, ItemFailure, ItemResult, OpInfo,
-    OpRegistration, Operation, Properties, Value, WorkerContext, parse_args,
-};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+use std::sync::OnceLock;
 
 /// Info key of a per-configuration calculator spec (JSON) replacing the op's.
 pub const CALCULATOR_KEY: &str = "AUTOPARA_CALCULATOR";
@@ -55,15 +53,6 @@ const WFL_KEYS: [&str; 3] = ["WFL_CALCULATOR_INITIALIZER", "WFL_CALCULATOR_ARGS"
 
 /// The prefix value that means "the calculator's name and `_`".
 pub const AUTO_PREFIX: &str = "_auto_";
-
-/// The `calculate` op's static facts (chunk size 10, as wfl's generic calculate).
-pub static CALCULATE_INFO: OpInfo = OpInfo {
-    name: "calculate",
-    version: 1,
-    default_chunk_size: 10,
-    summary: "single-point energy, forces, stress (and per-atom energies) with any registered calculator",
-    input_kind: InputKind::Configs,
-};
 
 /// A property the `calculate` op can store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -90,10 +79,11 @@ fn default_prefix() -> String {
 }
 
 /// The `calculate` op's arguments.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CalculateArgs {
     /// The calculator spec.
+    #[serde(deserialize_with = "autopara_core::calculator::deserialize")]
     pub calculator: Box<dyn CalculatorSpec>,
     /// Properties to compute and store.
     #[serde(default = "default_properties")]
@@ -111,36 +101,30 @@ pub struct CalculateArgs {
 pub struct Calculate {
     args: CalculateArgs,
     request: Properties,
-    canonical: Json,
+    /// The result keys' prefix once known (`_auto_` needs the built calculator's name).
+    prefix: OnceLock<String>,
 }
 
-impl Calculate {
-    /// Parses and validates the arguments; errors name the offending field.
-    pub fn from_json(value: Json) -> autopara_core::Result<Calculate> {
-        let mut args: CalculateArgs = parse_args("calculate", value)?;
-        // Validate the calculator as a spec of its own, naming `calculator.<field>`.
-        args.calculator = spec_from_json(spec_to_json(args.calculator.as_ref())).map_err(|e| match e {
-            Error::Args { field, message, .. } => Error::Args {
-                context: "calculate".into(),
-                field: if field == "-" { "calculator".into() } else { format!("calculator.{field}") },
-                message,
-            },
-            other => other,
-        })?;
+impl ItemOp for Calculate {
+    type Args = CalculateArgs;
+    /// Chunks of 10, as wfl's generic calculate.
+    const INFO: &'static OpInfo = &OpInfo {
+        name: "calculate",
+        version: 1,
+        default_chunk_size: 10,
+        summary: "single-point energy, forces, stress (and per-atom energies) with any registered calculator",
+        input_kind: InputKind::Configs,
+    };
+
+    fn new(mut args: CalculateArgs) -> Result<Calculate, ArgError> {
         if args.output_prefix.is_empty() {
-            return Err(Error::Args {
-                context: "calculate".into(),
-                field: "output_prefix".into(),
-                message: "must not be empty (too easily confused with ASE's own extxyz keys); the default is _auto_"
-                    .into(),
-            });
+            return Err(ArgError::new(
+                "output_prefix",
+                "must not be empty (too easily confused with ASE's own extxyz keys); the default is _auto_",
+            ));
         }
         if args.properties.is_empty() {
-            return Err(Error::Args {
-                context: "calculate".into(),
-                field: "properties".into(),
-                message: "at least one property is needed".into(),
-            });
+            return Err(ArgError::new("properties", "at least one property is needed"));
         }
         args.properties.sort();
         args.properties.dedup();
@@ -151,20 +135,40 @@ impl Calculate {
             stress: has(Property::Stress),
             energies: has(Property::Energies),
         };
-        let canonical = serde_json::json!({
-            "calculator": spec_to_json(args.calculator.as_ref()),
-            "properties": args.properties,
-            "output_prefix": args.output_prefix,
-            "raise_calc_exceptions": args.raise_calc_exceptions,
-        });
-        Ok(Calculate { args, request, canonical })
+        Ok(Calculate { args, request, prefix: OnceLock::new() })
     }
 
-    /// The typed arguments.
-    pub fn calculate_args(&self) -> &CalculateArgs {
+    fn args(&self) -> &CalculateArgs {
         &self.args
     }
 
+    fn run_item(&self, item: &Item, ctx: &mut WorkerContext) -> ItemResult {
+        // The op's calculator, built once per worker: it names the `_auto_`
+        // prefix (as in wfl), and one that cannot be constructed stops the run.
+        let prefix = match ctx.calculator(self.args.calculator.as_ref()) {
+            Ok(calc) => self.prefix.get_or_init(|| match self.args.output_prefix.as_str() {
+                AUTO_PREFIX => format!("{}_", calc.name()),
+                given => given.to_string(),
+            }),
+            Err(e) => {
+                let message = format!("cannot build the calculator: {e}");
+                return Err(match e {
+                    CalcError::Construction(_) => ItemFailure::stop_run(message),
+                    _ => ItemFailure::new(message),
+                });
+            }
+        };
+        // The results buffer is the worker's, reused from item to item.
+        let mut out = std::mem::take(ctx.state::<CalcResults>());
+        let result = self.compute(item, prefix, ctx, &mut out);
+        *ctx.state::<CalcResults>() = out;
+        result
+    }
+}
+
+autopara_core::register_op!(Calculate);
+
+impl Calculate {
     /// The per-configuration calculator spec from the override keys, if any.
     fn override_spec(&self, atoms: &Atoms) -> Result<Option<Box<dyn CalculatorSpec>>, ItemFailure> {
         if let Some(key) = WFL_KEYS.iter().find(|k| atoms.info.contains_key(**k)) {
@@ -198,8 +202,9 @@ impl Calculate {
             obj.extend(fields);
         }
         let key = if replace.is_some() { CALCULATOR_KEY } else { CALCULATOR_KWARGS_KEY };
-        let spec = spec_from_json(spec)
-            .map_err(|e| ItemFailure::new(format!("per-config calculator from info key {key}: {e}")))?;
+        let spec = spec_from_json(spec).map_err(|e| {
+            ItemFailure::new(format!("per-config calculator from info key {key}: {}", e.in_context("calculator")))
+        })?;
         // Nothing read from an input file is executed: an override may change
         // a program's arguments, not name a program the run's calculator does not run.
         if let Some(program) = spec.program()
@@ -213,7 +218,7 @@ impl Calculate {
         Ok(Some(spec))
     }
 
-    fn run_item(&self, item: &Item, prefix: &str, ctx: &mut WorkerContext, out: &mut CalcResults) -> ItemResult {
+    fn compute(&self, item: &Item, prefix: &str, ctx: &mut WorkerContext, out: &mut CalcResults) -> ItemResult {
         let atoms = item.atoms()?;
         let own = self.override_spec(atoms)?;
         let spec = own.as_deref().unwrap_or(self.args.calculator.as_ref());
@@ -250,42 +255,4 @@ impl Calculate {
 /// A failure record for a calculator error.
 fn failure(item: &Item, e: &CalcError) -> ItemFailure {
     ItemFailure::new(format!("calculator failed on config {} ({}): {e}", item.index, item.location))
-}
-
-impl Operation for Calculate {
-    fn info(&self) -> &'static OpInfo {
-        &CALCULATE_INFO
-    }
-
-    fn args(&self) -> Json {
-        self.canonical.clone()
-    }
-
-    fn run_chunk(&self, items: &[Item], ctx: &mut WorkerContext) -> Vec<ItemResult> {
-        // The op's calculator, built once per worker: it names the `_auto_`
-        // prefix (as in wfl), and one that cannot be constructed stops the run.
-        let name = match ctx.calculator(self.args.calculator.as_ref()) {
-            Ok(calc) => calc.name().to_string(),
-            Err(e) => {
-                let message = format!("cannot build the calculator: {e}");
-                let failure = match e {
-                    CalcError::Construction(_) => ItemFailure::stop_run(message),
-                    _ => ItemFailure::new(message),
-                };
-                return items.iter().map(|_| Err(failure.clone())).collect();
-            }
-        };
-        let prefix =
-            if self.args.output_prefix == AUTO_PREFIX { format!("{name}_") } else { self.args.output_prefix.clone() };
-        let mut out = CalcResults::default();
-        items.iter().map(|item| self.run_item(item, &prefix, ctx, &mut out)).collect()
-    }
-}
-
-fn build(args: Json) -> autopara_core::Result<Box<dyn Operation>> {
-    Ok(Box::new(Calculate::from_json(args)?))
-}
-
-inventory::submit! {
-    OpRegistration { info: &CALCULATE_INFO, build }
 }

@@ -2,6 +2,7 @@
 //! dropped stress, failures, per-config calculators) and bad input.
 
 use autopara_calculators::Calculate;
+use autopara_core::ItemOp;
 use autopara_core::{
     Atoms, CalcResults, CalculatorSpec, Error, ItemResult, Operation, Properties, Value, WorkerContext, build_op,
 };

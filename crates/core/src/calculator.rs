@@ -10,8 +10,11 @@
 //! one by implementing [`CalculatorSpec`] with `#[typetag::serde(name = "...")]`
 //! and submitting a [`CalculatorInfo`] to the registry.
 
+use crate::args::ArgError;
 use crate::atoms::Atoms;
+use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
 use std::fmt::Debug;
 
 /// Which properties a caller wants.
@@ -157,18 +160,42 @@ pub fn spec_to_json(spec: &dyn CalculatorSpec) -> serde_json::Value {
     serde_json::to_value(spec).unwrap_or_else(|e| serde_json::Value::String(format!("{spec:?} ({e})")))
 }
 
-/// Parses a spec from JSON, naming the offending field on error.
-pub fn spec_from_json(value: serde_json::Value) -> crate::Result<Box<dyn CalculatorSpec>> {
-    let spec: Box<dyn CalculatorSpec> = crate::registry::parse_args("calculator", value)?;
-    spec.validate().map_err(|e| crate::Error::Args {
-        context: "calculator".into(),
-        field: match &e {
-            CalcError::InvalidSpec { field, .. } => field.clone(),
-            _ => "-".into(),
-        },
-        message: e.to_string(),
-    })?;
+/// Parses and validates a calculator spec, naming the offending field
+/// (`sigma`, `type`) relative to the spec.
+pub fn spec_from_json(value: Json) -> Result<Box<dyn CalculatorSpec>, ArgError> {
+    // typetag reads an internally tagged value without buffering (and so with
+    // field paths) only when the tag comes first; JSON objects are sorted.
+    let spec: Box<dyn CalculatorSpec> = match value {
+        Json::Object(map) => {
+            let (tag, rest): (Vec<_>, Vec<_>) = map.into_iter().partition(|(k, _)| k == "type");
+            let entries = tag.into_iter().chain(rest);
+            let de = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(entries);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let path = e.path().to_string();
+                ArgError::new(if path == "." { "-".to_string() } else { path }, e.into_inner().to_string())
+            })?
+        }
+        other => crate::args::parse(other)?,
+    };
+    spec.validate()?;
     Ok(spec)
+}
+
+/// A `deserialize_with` function for calculator fields
+/// (`#[serde(deserialize_with = "autopara_core::calculator::deserialize")]`): parses and validates
+/// the spec, so errors read `calculator.sigma: ...` without re-parsing.
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<dyn CalculatorSpec>, D::Error> {
+    crate::args::nested(d, spec_from_json)
+}
+
+impl From<CalcError> for ArgError {
+    /// A calculator spec's validation error, naming its field.
+    fn from(e: CalcError) -> ArgError {
+        match e {
+            CalcError::InvalidSpec { field, message } => ArgError::new(field, message),
+            other => ArgError::whole(other.to_string()),
+        }
+    }
 }
 
 /// A registered calculator type, for `autopara calculators` and error messages

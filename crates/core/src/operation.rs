@@ -5,6 +5,7 @@ use crate::atoms::Atoms;
 use crate::calculator::{CalcError, Calculator, CalculatorSpec, spec_to_json};
 use crate::rng::{ItemRng, item_rng};
 use serde::{Deserialize, Serialize};
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -158,19 +159,33 @@ pub trait Operation: Send + Sync {
 }
 
 /// Per-worker state handed to [`Operation::run_chunk`]: the worker's id, the
-/// run's seed, and calculators built once per worker and reused across chunks.
+/// run's seed, and state of any type built once per worker and reused across
+/// chunks (calculators are one use of it).
+///
+/// ```
+/// use autopara_core::WorkerContext;
+/// #[derive(Default)]
+/// struct Scratch(Vec<f64>);
+/// let mut ctx = WorkerContext::new(0, 7, "doc");
+/// ctx.state::<Scratch>().0.push(1.0);
+/// assert_eq!(ctx.state::<Scratch>().0, [1.0]); // the same value, kept
+/// ```
 pub struct WorkerContext {
     worker: usize,
     seed: u64,
     label: String,
-    calculators: HashMap<String, Box<dyn Calculator>>,
+    state: HashMap<TypeId, Box<dyn Any + Send>>,
 }
+
+/// The calculators a worker has built, by canonical spec.
+#[derive(Default)]
+struct Calculators(HashMap<String, Box<dyn Calculator>>);
 
 impl WorkerContext {
     /// A context for worker `worker` of a run with `seed`; `label` (usually the op
     /// name) separates the random streams of different ops with the same seed.
     pub fn new(worker: usize, seed: u64, label: impl Into<String>) -> WorkerContext {
-        WorkerContext { worker, seed, label: label.into(), calculators: HashMap::new() }
+        WorkerContext { worker, seed, label: label.into(), state: HashMap::new() }
     }
 
     /// This worker's index.
@@ -189,20 +204,34 @@ impl WorkerContext {
         item_rng(self.seed, &self.label, item.index)
     }
 
-    /// Drops every cached calculator (the executor calls this after a panic, whose
-    /// unwinding may have left a calculator's buffers inconsistent).
-    pub fn clear_calculators(&mut self) {
-        self.calculators.clear();
+    /// This worker's value of type `T`, made with `T::default()` on first use
+    /// and kept for every later chunk the worker runs.
+    ///
+    /// Keep in it only what does not change results (buffers, caches keyed by
+    /// everything they depend on): a result must depend on its item alone.
+    pub fn state<T: Default + Send + 'static>(&mut self) -> &mut T {
+        let slot = self.state.entry(TypeId::of::<T>()).or_insert_with(|| Box::new(T::default()));
+        match slot.downcast_mut::<T>() {
+            Some(value) => value,
+            None => unreachable!("per-worker state is keyed by its own type"),
+        }
+    }
+
+    /// Drops all per-worker state, calculators included (the executor calls this
+    /// after a panic, whose unwinding may have left buffers inconsistent).
+    pub fn clear_state(&mut self) {
+        self.state.clear();
     }
 
     /// The calculator for `spec`, built on first use in this worker and reused after.
     pub fn calculator(&mut self, spec: &dyn CalculatorSpec) -> Result<&mut dyn Calculator, CalcError> {
         let key = spec_to_json(spec).to_string();
-        if !self.calculators.contains_key(&key) {
+        let calculators = &mut self.state::<Calculators>().0;
+        if !calculators.contains_key(&key) {
             let calc = spec.build()?;
-            self.calculators.insert(key.clone(), calc);
+            calculators.insert(key.clone(), calc);
         }
-        match self.calculators.get_mut(&key) {
+        match calculators.get_mut(&key) {
             Some(c) => Ok(c.as_mut()),
             None => Err(CalcError::Other("calculator cache lost an entry".into())),
         }

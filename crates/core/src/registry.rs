@@ -6,7 +6,6 @@
 
 use crate::error::{Error, Result};
 use crate::operation::{OpInfo, Operation};
-use serde::de::DeserializeOwned;
 
 /// One registered op: its static facts and a constructor from JSON arguments.
 pub struct OpRegistration {
@@ -38,17 +37,4 @@ pub fn find_op(name: &str) -> Result<&'static OpRegistration> {
 /// Builds an op by name from JSON arguments.
 pub fn build_op(name: &str, args: serde_json::Value) -> Result<Box<dyn Operation>> {
     (find_op(name)?.build)(args)
-}
-
-/// Deserializes typed arguments, naming the offending field path on error
-/// (`calculator.sigma: invalid type: string "x", expected f64`).
-pub fn parse_args<A: DeserializeOwned>(context: &str, value: serde_json::Value) -> Result<A> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        Error::Args {
-            context: context.to_string(),
-            field: if path == "." { "-".to_string() } else { path },
-            message: e.into_inner().to_string(),
-        }
-    })
 }

@@ -71,7 +71,7 @@ impl Operation for Rattle {
 }
 
 fn build(args: serde_json::Value) -> autopara_core::Result<Box<dyn Operation>> {
-    Ok(Box::new(autopara_core::parse_args::<Rattle>("test_rattle", args)?))
+    Ok(Box::new(autopara_core::args::parse::<Rattle>(args).map_err(|e| e.in_context("test_rattle"))?))
 }
 
 autopara_core::inventory::submit! { OpRegistration { info: &INFO, build } }

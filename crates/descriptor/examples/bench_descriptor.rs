@@ -13,6 +13,7 @@
 
 use autopara_core::outputspec::Outputs;
 use autopara_core::{ArrayData, Atoms, AutoparaInfo, ConfigSet, OutputSpec, extxyz, runner};
+use autopara_core::{ItemOp, KitOp};
 use autopara_descriptor::DescriptorOp;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -72,7 +73,7 @@ fn structures() -> Vec<(&'static str, Vec<Atoms>)> {
     vec![("cu108", cu), ("sic64", sic)]
 }
 
-fn op(species: &[&str]) -> DescriptorOp {
+fn op(species: &[&str]) -> KitOp<DescriptorOp> {
     let args = serde_json::json!({
         "descriptor": {"type": "soap", "species": species, "r_cut": 5.0, "n_max": 8, "l_max": 6, "sigma": 0.5,
                        "periodic": true, "average": "off"},

@@ -18,7 +18,7 @@
 //! block `[G4 × len(g4_params), G5 × len(g5_params)]`.
 
 use crate::error::DescriptorError;
-use crate::neighbours::Neighbours;
+use crate::neighbours::{Lists, Neighbours};
 use crate::spec::{Descriptor, DescriptorInfo, DescriptorSpec, Species, index_atoms, parse_spec, require_positive};
 use autopara_core::Atoms;
 use autopara_geometry::vec3::{norm2, sub};
@@ -153,10 +153,16 @@ impl Descriptor for Acsf {
         false
     }
 
-    fn compute(&self, atoms: &Atoms, centers: &[usize], out: &mut [f64]) -> Result<(), DescriptorError> {
+    fn compute(
+        &self,
+        atoms: &Atoms,
+        centers: &[usize],
+        out: &mut [f64],
+        lists: &mut Lists,
+    ) -> Result<(), DescriptorError> {
         let species = index_atoms(NAME, self.species(), atoms)?;
         out.fill(0.0);
-        Neighbours::with(NAME, atoms, self.spec.r_cut, self.spec.periodic, |neighbours| {
+        Neighbours::with(NAME, atoms, self.spec.r_cut, self.spec.periodic, lists, |neighbours| {
             self.compute_with(neighbours, &species, centers, out)
         })
     }

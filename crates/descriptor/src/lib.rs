@@ -2,7 +2,7 @@
 //! 2.1.2's, stored as wfl's `descriptors.calculate` stores them.
 //!
 //! ```
-//! use autopara_core::Atoms;
+//! use autopara_core::{Atoms, ItemOp};
 //! use autopara_descriptor::DescriptorOp;
 //! let op = DescriptorOp::from_json(serde_json::json!({
 //!     "descriptor": {"type": "soap", "species": ["Cu"], "r_cut": 4.0, "n_max": 4, "l_max": 3,
@@ -33,6 +33,7 @@ pub mod spec;
 
 pub use acsf::{Acsf, AcsfSpec};
 pub use error::DescriptorError;
+pub use neighbours::Lists;
 pub use op::{DescriptorArgs, DescriptorOp, DescriptorSet};
 pub use soap::{Average, Soap, SoapSpec};
 pub use spec::{

@@ -11,7 +11,6 @@
 use crate::error::DescriptorError;
 use autopara_core::Atoms;
 use autopara_geometry::neighbours::{ListKind, NeighbourError, NeighbourList};
-use std::cell::RefCell;
 
 /// Every atom's neighbours within a cutoff (the atom itself at zero shift excluded).
 pub(crate) struct Neighbours {
@@ -31,13 +30,17 @@ pub(crate) struct Environment<'a> {
     pub(crate) distances: &'a [f64],
 }
 
-thread_local! {
-    /// Built lists kept per thread for reuse, so their buffers are not
-    /// allocated (and page-faulted in) anew for every configuration.
-    static LISTS: RefCell<Vec<NeighbourList>> = const { RefCell::new(Vec::new()) };
+/// Neighbour lists kept by a worker for reuse (one per cutoff in use), so
+/// their buffers are not allocated (and page-faulted in) anew for every
+/// configuration. The op keeps one per worker in its
+/// [`WorkerContext`](autopara_core::WorkerContext); a list is rebuilt for
+/// every configuration, so what it held before never changes a result.
+#[derive(Default)]
+pub struct Lists {
+    kept: Vec<NeighbourList>,
 }
 
-/// Lists kept per thread (one per cutoff in use).
+/// Lists kept per worker (one per cutoff in use).
 const KEPT_LISTS: usize = 4;
 
 impl Neighbours {
@@ -49,12 +52,12 @@ impl Neighbours {
         atoms: &Atoms,
         cutoff: f64,
         periodic: bool,
+        lists: &mut Lists,
         f: impl FnOnce(&Neighbours) -> R,
     ) -> Result<R, DescriptorError> {
         let geometry = |e: NeighbourError| DescriptorError::Geometry { descriptor, message: e.to_string() };
         let pbc = if periodic { atoms.pbc } else { [false; 3] };
-        let kept = LISTS
-            .with_borrow_mut(|lists| lists.iter().position(|l| l.cutoff() == cutoff).map(|i| lists.swap_remove(i)));
+        let kept = lists.kept.iter().position(|l| l.cutoff() == cutoff).map(|i| lists.kept.swap_remove(i));
         let mut list = match kept {
             Some(list) => list,
             None => NeighbourList::new(cutoff, ListKind::Full).map_err(geometry)?,
@@ -62,11 +65,9 @@ impl Neighbours {
         list.build(&atoms.positions, &atoms.cell, pbc).map_err(geometry)?;
         let neighbours = Neighbours { list };
         let result = f(&neighbours);
-        LISTS.with_borrow_mut(|lists| {
-            if lists.len() < KEPT_LISTS {
-                lists.push(neighbours.list);
-            }
-        });
+        if lists.kept.len() < KEPT_LISTS {
+            lists.kept.push(neighbours.list);
+        }
         Ok(result)
     }
 

@@ -2,35 +2,14 @@
 //! SOAP and ACSF. See `docs/ops/descriptor.md` for the user guide.
 
 use crate::error::DescriptorError;
+use crate::neighbours::Lists;
 use crate::spec::{Descriptor, DescriptorSpec, spec_from_json};
 use autopara_core::elements;
-use autopara_core::{
-    ArrayData, Atoms, Column, Error, InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration,
-};
-use autopara_core::{Operation, Value, WorkerContext, parse_args};
+use autopara_core::prelude::*;
+use autopara_core::{Error, args::nested};
 use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
-
-/// The op's static facts.
-///
-/// Chunk size 1 as wfl: one configuration is milliseconds of work, far more
-/// than the per-chunk cost, and small chunks balance uneven configurations.
-pub static INFO: OpInfo = OpInfo {
-    name: "descriptor",
-    version: 1,
-    default_chunk_size: 1,
-    summary: "SOAP / ACSF descriptors (equal to dscribe) into info or arrays, as wfl's descriptors.calculate",
-    input_kind: InputKind::Configs,
-};
-
-inventory::submit! {
-    OpRegistration { info: &INFO, build: build_op }
-}
-
-fn build_op(args: serde_json::Value) -> autopara_core::Result<Box<dyn Operation>> {
-    Ok(Box::new(DescriptorOp::from_json(args)?))
-}
 
 /// The descriptors to compute: one list for all centres, or one list per
 /// centre element (wfl's dict keyed by `Zcenter`).
@@ -46,9 +25,9 @@ pub enum DescriptorSet {
 }
 
 impl DescriptorSet {
-    /// Parses the `descriptor` argument, naming the offending field
-    /// (`descriptor[1].r_cut`, `descriptor.14.type`) on error.
-    pub fn from_json(value: serde_json::Value) -> autopara_core::Result<DescriptorSet> {
+    /// Parses the `descriptor` argument, naming the offending field relative
+    /// to it (`[1].r_cut`, `14.type`) on error.
+    pub fn from_json(value: serde_json::Value) -> Result<DescriptorSet, ArgError> {
         match value {
             serde_json::Value::Object(map) if !map.contains_key("type") => {
                 let mut by_center = BTreeMap::new();
@@ -59,24 +38,18 @@ impl DescriptorSet {
                         .filter(|z| (1..=118).contains(z))
                         .or_else(|| elements::atomic_number(&k).filter(|&z| z > 0))
                         .ok_or_else(|| {
-                            args_error(
-                                format!("descriptor.{k}"),
-                                "keys must be atomic numbers or chemical symbols of centre elements".into(),
-                            )
+                            ArgError::new(&k, "keys must be atomic numbers or chemical symbols of centre elements")
                         })?;
-                    if by_center.insert(z, specs_from_json(&format!("descriptor.{k}"), v)?).is_some() {
-                        return Err(args_error(
-                            format!("descriptor.{k}"),
-                            format!("element {} given twice", elements::symbol(z)),
-                        ));
+                    if by_center.insert(z, specs_from_json(&k, v)?).is_some() {
+                        return Err(ArgError::new(&k, format!("element {} given twice", elements::symbol(z))));
                     }
                 }
                 if by_center.is_empty() {
-                    return Err(args_error("descriptor".into(), "no centre elements given".into()));
+                    return Err(ArgError::whole("no centre elements given"));
                 }
                 Ok(DescriptorSet::ByCenter(by_center))
             }
-            other => Ok(DescriptorSet::All(specs_from_json("descriptor", other)?)),
+            other => Ok(DescriptorSet::All(specs_from_json("-", other)?)),
         }
     }
 }
@@ -116,89 +89,61 @@ fn spec_path(prefix: &str, i: usize, n: usize) -> String {
     if n == 1 { prefix.to_string() } else { format!("{prefix}[{i}]") }
 }
 
-/// A spec or a list of specs at `path`.
-fn specs_from_json(path: &str, value: serde_json::Value) -> autopara_core::Result<Vec<Box<dyn DescriptorSpec>>> {
+/// A spec or a list of specs at `path` (relative to the `descriptor` argument).
+fn specs_from_json(path: &str, value: serde_json::Value) -> Result<Vec<Box<dyn DescriptorSpec>>, ArgError> {
     let items: Vec<(String, serde_json::Value)> = match value {
         serde_json::Value::Array(list) => {
+            let path = if path == "-" { "" } else { path };
             list.into_iter().enumerate().map(|(i, v)| (format!("{path}[{i}]"), v)).collect()
         }
         one => vec![(path.to_string(), one)],
     };
     if items.is_empty() {
-        return Err(args_error(path.into(), "no descriptors given".into()));
+        return Err(ArgError::new(path, "no descriptors given"));
     }
     items
         .into_iter()
         .map(|(at, v)| {
             spec_from_json(v).map_err(|e| match e {
-                Error::Args { field, message, .. } => {
-                    args_error(if field == "-" { at.clone() } else { format!("{at}.{field}") }, message)
-                }
+                Error::Args { field, message, .. } => ArgError::new(field, message).within(&at),
                 Error::Unknown { name, known, .. } => {
-                    args_error(format!("{at}.type"), format!("unknown descriptor type '{name}'; registered: {known}"))
+                    ArgError::new("type", format!("unknown descriptor type '{name}'; registered: {known}")).within(&at)
                 }
-                other => other,
+                other => ArgError::new(&at, other.to_string()),
             })
         })
         .collect()
 }
 
-fn args_error(field: String, message: String) -> Error {
-    Error::Args { context: INFO.name.into(), field, message }
+/// Parses the `descriptor` argument with field paths below it.
+fn descriptor_set<'de, D: Deserializer<'de>>(d: D) -> Result<DescriptorSet, D::Error> {
+    nested(d, DescriptorSet::from_json)
 }
 
 /// The op's arguments, named as wfl's `descriptors.calculate`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DescriptorArgs {
     /// What to compute.
+    #[serde(deserialize_with = "descriptor_set")]
     pub descriptor: DescriptorSet,
     /// The `info` (per config) or `arrays` (per atom) key.
     pub key: String,
     /// Per-atom rows in `arrays[key]` (true) or one vector per config in `info[key]` (false).
     pub per_atom: bool,
     /// L2-normalise each row (per atom) or the vector (per config); default true.
+    #[serde(default = "yes")]
     pub normalize: bool,
     /// Weight per-centre-element blocks by composition fraction (per config); default true.
+    #[serde(default = "yes")]
     pub composition_weight: bool,
     /// Overwrite an existing key instead of failing; default false.
-    pub force: bool,
-}
-
-/// The arguments other than `descriptor`, which needs its own parser.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlainArgs {
-    descriptor: serde_json::Value,
-    key: String,
-    per_atom: bool,
-    #[serde(default = "yes")]
-    normalize: bool,
-    #[serde(default = "yes")]
-    composition_weight: bool,
     #[serde(default)]
-    force: bool,
+    pub force: bool,
 }
 
 fn yes() -> bool {
     true
-}
-
-impl DescriptorArgs {
-    /// Parses the op's JSON arguments, naming the offending field on error.
-    pub fn from_json(value: serde_json::Value) -> autopara_core::Result<DescriptorArgs> {
-        let plain: PlainArgs = parse_args(INFO.name, value)?;
-        if plain.key.is_empty() {
-            return Err(args_error("key".into(), "must not be empty".into()));
-        }
-        Ok(DescriptorArgs {
-            descriptor: DescriptorSet::from_json(plain.descriptor)?,
-            key: plain.key,
-            per_atom: plain.per_atom,
-            normalize: plain.normalize,
-            composition_weight: plain.composition_weight,
-            force: plain.force,
-        })
-    }
 }
 
 /// Built descriptors, each with the path of its spec for messages.
@@ -212,22 +157,33 @@ pub struct DescriptorOp {
     groups: Vec<(Option<u8>, Built)>,
 }
 
-impl DescriptorOp {
-    /// Builds the op from JSON arguments (see [`DescriptorArgs`]).
-    pub fn from_json(value: serde_json::Value) -> autopara_core::Result<DescriptorOp> {
-        DescriptorOp::new(DescriptorArgs::from_json(value)?)
-    }
+impl ItemOp for DescriptorOp {
+    type Args = DescriptorArgs;
+    /// Chunk size 1 as wfl: one configuration is milliseconds of work, far more
+    /// than the per-chunk cost, and small chunks balance uneven configurations.
+    const INFO: &'static OpInfo = &OpInfo {
+        name: "descriptor",
+        version: 1,
+        default_chunk_size: 1,
+        summary: "SOAP / ACSF descriptors (equal to dscribe) into info or arrays, as wfl's descriptors.calculate",
+        input_kind: InputKind::Configs,
+    };
 
     /// Builds every descriptor, checking that each gives the rows the op
     /// needs: one per atom for `per_atom`, one averaged row otherwise.
-    pub fn new(args: DescriptorArgs) -> autopara_core::Result<DescriptorOp> {
-        let build = |path: String, spec: &dyn DescriptorSpec| -> autopara_core::Result<(String, Box<dyn Descriptor>)> {
+    fn new(args: DescriptorArgs) -> Result<DescriptorOp, ArgError> {
+        if args.key.is_empty() {
+            return Err(ArgError::new("key", "must not be empty"));
+        }
+        let build = |path: String, spec: &dyn DescriptorSpec| -> Result<(String, Box<dyn Descriptor>), ArgError> {
             let d = spec.build().map_err(|e| match e {
-                DescriptorError::InvalidSpec { field, message, .. } => args_error(format!("{path}.{field}"), message),
-                other => args_error(path.clone(), other.to_string()),
+                DescriptorError::InvalidSpec { field, message, .. } => {
+                    ArgError::new(format!("{path}.{field}"), message)
+                }
+                other => ArgError::new(path.clone(), other.to_string()),
             })?;
             if d.n_features() == 0 {
-                return Err(args_error(path, format!("{} has no features", d.name())));
+                return Err(ArgError::new(path, format!("{} has no features", d.name())));
             }
             if d.averaged() == args.per_atom {
                 let message = if args.per_atom {
@@ -241,11 +197,11 @@ impl DescriptorOp {
                         d.name()
                     )
                 };
-                return Err(args_error(path, message));
+                return Err(ArgError::new(path, message));
             }
             Ok((path, d))
         };
-        let indexed = |prefix: &str, specs: &[Box<dyn DescriptorSpec>]| -> autopara_core::Result<Built> {
+        let indexed = |prefix: &str, specs: &[Box<dyn DescriptorSpec>]| -> Result<Built, ArgError> {
             specs.iter().enumerate().map(|(i, s)| build(spec_path(prefix, i, specs.len()), s.as_ref())).collect()
         };
         let groups = match &args.descriptor {
@@ -253,22 +209,37 @@ impl DescriptorOp {
             DescriptorSet::ByCenter(map) => map
                 .iter()
                 .map(|(&z, specs)| Ok((Some(z), indexed(&format!("descriptor.{z}"), specs)?)))
-                .collect::<autopara_core::Result<_>>()?,
+                .collect::<Result<_, ArgError>>()?,
         };
         Ok(DescriptorOp { args, groups })
     }
 
-    /// The arguments.
-    pub fn args(&self) -> &DescriptorArgs {
+    fn args(&self) -> &DescriptorArgs {
         &self.args
     }
 
+    fn run_item(&self, item: &Item, ctx: &mut WorkerContext) -> ItemResult {
+        let mut atoms = item.atoms()?.clone();
+        self.apply_with(&mut atoms, ctx.state())
+            .map_err(|e| ItemFailure::new(format!("config {}{}: {}", item.index, item.location, e.message)))?;
+        Ok(vec![atoms])
+    }
+}
+
+autopara_core::register_op!(DescriptorOp);
+
+impl DescriptorOp {
     /// Computes the descriptors of `atoms` and stores them under the op's key.
     pub fn apply(&self, atoms: &mut Atoms) -> Result<(), ItemFailure> {
-        if self.args.per_atom { self.apply_per_atom(atoms) } else { self.apply_per_config(atoms) }
+        self.apply_with(atoms, &mut Lists::default())
     }
 
-    fn apply_per_config(&self, atoms: &mut Atoms) -> Result<(), ItemFailure> {
+    /// [`DescriptorOp::apply`] reusing a worker's neighbour lists.
+    pub fn apply_with(&self, atoms: &mut Atoms, lists: &mut Lists) -> Result<(), ItemFailure> {
+        if self.args.per_atom { self.apply_per_atom(atoms, lists) } else { self.apply_per_config(atoms, lists) }
+    }
+
+    fn apply_per_config(&self, atoms: &mut Atoms, lists: &mut Lists) -> Result<(), ItemFailure> {
         let key = &self.args.key;
         if atoms.info.contains_key(key) {
             if !self.args.force {
@@ -288,7 +259,7 @@ impl DescriptorOp {
             for (path, d) in descriptors {
                 let start = vector.len();
                 vector.resize(start + d.n_features(), 0.0);
-                d.compute(atoms, &centers, &mut vector[start..]).map_err(|e| failure(path, e))?;
+                d.compute(atoms, &centers, &mut vector[start..], lists).map_err(|e| failure(path, e))?;
                 vector[start..].iter_mut().for_each(|x| *x *= weight);
             }
         }
@@ -299,7 +270,7 @@ impl DescriptorOp {
         Ok(())
     }
 
-    fn apply_per_atom(&self, atoms: &mut Atoms) -> Result<(), ItemFailure> {
+    fn apply_per_atom(&self, atoms: &mut Atoms, lists: &mut Lists) -> Result<(), ItemFailure> {
         let key = &self.args.key;
         let is_ours = |k: &str| {
             k.strip_prefix(key.as_str()).is_some_and(|rest| {
@@ -329,12 +300,12 @@ impl DescriptorOp {
             let direct = matches!((descriptors.as_slice(), z), ([_], None));
             if let (true, [(path, d)]) = (direct, descriptors.as_slice()) {
                 // All atoms, one descriptor: its rows are the array.
-                d.compute(atoms, &centers, &mut rows).map_err(|e| failure(path, e))?;
+                d.compute(atoms, &centers, &mut rows, lists).map_err(|e| failure(path, e))?;
             }
             for (path, d) in descriptors.iter().filter(|_| !direct) {
                 let nf = d.n_features();
                 block.resize(centers.len() * nf, 0.0);
-                d.compute(atoms, &centers, &mut block).map_err(|e| failure(path, e))?;
+                d.compute(atoms, &centers, &mut block, lists).map_err(|e| failure(path, e))?;
                 for (&i, src) in centers.iter().zip(block.chunks_exact(nf)) {
                     rows[i * width + offset..][..nf].copy_from_slice(src);
                 }
@@ -371,26 +342,4 @@ fn normalize(v: &mut [f64]) {
 
 fn failure(path: &str, e: DescriptorError) -> ItemFailure {
     ItemFailure::new(format!("{path}: {e}"))
-}
-
-impl Operation for DescriptorOp {
-    fn info(&self) -> &'static OpInfo {
-        &INFO
-    }
-
-    fn args(&self) -> serde_json::Value {
-        serde_json::to_value(&self.args).unwrap_or_else(|e| serde_json::Value::String(format!("{:?} ({e})", self.args)))
-    }
-
-    fn run_chunk(&self, items: &[Item], _ctx: &mut WorkerContext) -> Vec<ItemResult> {
-        items
-            .iter()
-            .map(|item| {
-                let mut atoms = item.atoms()?.clone();
-                self.apply(&mut atoms)
-                    .map_err(|e| ItemFailure::new(format!("config {}{}: {}", item.index, item.location, e.message)))?;
-                Ok(vec![atoms])
-            })
-            .collect()
-    }
 }

@@ -27,7 +27,7 @@
 
 use crate::error::DescriptorError;
 use crate::harmonics::RealHarmonics;
-use crate::neighbours::{Environment, Neighbours};
+use crate::neighbours::{Environment, Lists, Neighbours};
 use crate::spec::{Descriptor, DescriptorInfo, DescriptorSpec, Species, index_atoms, parse_spec, require_positive};
 use autopara_core::Atoms;
 use nalgebra::{DMatrix, SymmetricEigen};
@@ -327,7 +327,13 @@ impl Descriptor for Soap {
         self.average != Average::Off
     }
 
-    fn compute(&self, atoms: &Atoms, centers: &[usize], out: &mut [f64]) -> Result<(), DescriptorError> {
+    fn compute(
+        &self,
+        atoms: &Atoms,
+        centers: &[usize],
+        out: &mut [f64],
+        lists: &mut Lists,
+    ) -> Result<(), DescriptorError> {
         let species = index_atoms(NAME, &self.species, atoms)?;
         out.fill(0.0);
         if centers.is_empty() {
@@ -335,7 +341,7 @@ impl Descriptor for Soap {
         }
         // Neighbours at exactly the cutoff count, as in dscribe: the list
         // keeps distances below its cutoff, so give it the next double.
-        Neighbours::with(NAME, atoms, self.cutoff.next_up(), self.periodic, |neighbours| {
+        Neighbours::with(NAME, atoms, self.cutoff.next_up(), self.periodic, lists, |neighbours| {
             self.compute_with(neighbours, &species, centers, out)
         })
     }

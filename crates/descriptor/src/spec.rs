@@ -8,8 +8,8 @@
 //! op then accepts `{"type": "<name>", ...}` with no change here:
 //!
 //! ```
-//! use autopara_core::Atoms;
-//! use autopara_descriptor::{Descriptor, DescriptorError, DescriptorInfo, DescriptorSpec, parse_spec};
+//! use autopara_core::{Atoms, ItemOp};
+//! use autopara_descriptor::{Descriptor, DescriptorError, DescriptorInfo, DescriptorSpec, Lists, parse_spec};
 //! use serde::{Deserialize, Serialize};
 //!
 //! /// The number of atoms within `r_cut` of each centre (ignoring periodicity).
@@ -31,7 +31,7 @@
 //!     fn species(&self) -> &[u8] { &[] }
 //!     fn n_features(&self) -> usize { 1 }
 //!     fn averaged(&self) -> bool { false }
-//!     fn compute(&self, atoms: &Atoms, centers: &[usize], out: &mut [f64]) -> Result<(), DescriptorError> {
+//!     fn compute(&self, atoms: &Atoms, centers: &[usize], out: &mut [f64], _: &mut Lists) -> Result<(), DescriptorError> {
 //!         for (&i, o) in centers.iter().zip(out.iter_mut()) {
 //!             let near = |p: &[f64; 3]| (0..3).map(|k| (p[k] - atoms.positions[i][k]).powi(2)).sum::<f64>() < self.0 * self.0;
 //!             *o = atoms.positions.iter().filter(|p| near(p)).count() as f64 - 1.0;
@@ -53,6 +53,7 @@
 //! ```
 
 use crate::error::DescriptorError;
+use crate::neighbours::Lists;
 use autopara_core::Atoms;
 use autopara_core::Error;
 use autopara_core::elements;
@@ -90,7 +91,14 @@ pub trait Descriptor: Debug + Send + Sync {
     /// Computes the features of `atoms` at the atoms `centers` (indices) into
     /// `out`: `centers.len()` rows of [`Descriptor::n_features`] values, or one
     /// row when [`Descriptor::averaged`]. `out` must have that length.
-    fn compute(&self, atoms: &Atoms, centers: &[usize], out: &mut [f64]) -> Result<(), DescriptorError>;
+    /// `lists` are the worker's kept neighbour lists, for reuse of their buffers.
+    fn compute(
+        &self,
+        atoms: &Atoms,
+        centers: &[usize],
+        out: &mut [f64],
+        lists: &mut Lists,
+    ) -> Result<(), DescriptorError>;
 }
 
 /// A registered descriptor type, for listings, error messages and parsing
@@ -113,7 +121,7 @@ pub struct DescriptorInfo {
 pub fn parse_spec<T: DescriptorSpec + DeserializeOwned + 'static>(
     fields: serde_json::Value,
 ) -> autopara_core::Result<Box<dyn DescriptorSpec>> {
-    Ok(Box::new(autopara_core::parse_args::<T>("descriptor", fields)?))
+    Ok(Box::new(autopara_core::args::parse::<T>(fields).map_err(|e| e.in_context("descriptor"))?))
 }
 
 /// Parses a `{"type": ..., ...}` spec through the registry, naming the

@@ -17,7 +17,7 @@ fn ours(spec: &Json, at: &Atoms) -> Vec<Vec<f64>> {
     let centers: Vec<usize> = (0..at.len()).collect();
     let n_rows = if d.averaged() { 1 } else { at.len() };
     let mut out = vec![0.0; n_rows * d.n_features()];
-    d.compute(at, &centers, &mut out).expect("compute");
+    d.compute(at, &centers, &mut out, &mut autopara_descriptor::Lists::default()).expect("compute");
     out.chunks(d.n_features()).map(<[f64]>::to_vec).collect()
 }
 

@@ -5,6 +5,7 @@
 
 mod common;
 
+use autopara_core::ItemOp;
 use autopara_core::{ArrayData, Atoms, Value, WorkerContext, find_op};
 use autopara_descriptor::{DescriptorOp, registered_descriptors};
 use autopara_testkit::fixtures::items;

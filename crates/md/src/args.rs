@@ -2,7 +2,8 @@
 //! validation (every error names its field, before any work starts).
 
 use crate::error::MdError;
-use autopara_core::calculator::{CalcError, CalculatorSpec};
+use autopara_core::ArgError;
+use autopara_core::calculator::CalculatorSpec;
 use autopara_core::wfl_args::{ConfigTypeUpdate, Pressure};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
@@ -10,16 +11,17 @@ use serde_json::{Value as Json, json};
 /// Arguments of the `md` op (wfl's `md()` keyword arguments).
 ///
 /// ```
-/// use autopara_md::MdArgs;
+/// use autopara_core::ItemOp;
+/// use autopara_md::Md;
 /// # use autopara_calculators as _; // links the calculators' registrations
-/// let args = MdArgs::from_json(serde_json::json!({
+/// let op = Md::from_json(serde_json::json!({
 ///     "calculator": {"type": "lennard_jones", "sigma": 3.4, "epsilon": 0.0104},
 ///     "steps": 1000, "dt": 2.0, "temperature": [100.0, 300.0], "temperature_tau": 100.0,
 /// }))
 /// .unwrap();
-/// assert_eq!(args.results_prefix, "last_op__md_");
+/// assert_eq!(op.inner().args().results_prefix, "last_op__md_");
 /// // Errors name the field, before any work.
-/// let err = MdArgs::from_json(serde_json::json!({
+/// let err = Md::from_json(serde_json::json!({
 ///     "calculator": {"type": "lennard_jones"}, "steps": 10, "dt": 1.0, "integrator": "NoseHoover",
 /// }))
 /// .unwrap_err();
@@ -29,6 +31,7 @@ use serde_json::{Value as Json, json};
 #[serde(deny_unknown_fields)]
 pub struct MdArgs {
     /// The calculator spec (`{"type": "emt"}`).
+    #[serde(deserialize_with = "autopara_core::calculator::deserialize")]
     pub calculator: Box<dyn CalculatorSpec>,
     /// Number of MD steps (at least 1).
     pub steps: u64,
@@ -256,32 +259,18 @@ impl AbortCheck {
 }
 
 impl MdArgs {
-    /// Parses and validates arguments from JSON; errors name the offending field.
-    pub fn from_json(value: Json) -> Result<MdArgs, MdError> {
-        let args: MdArgs = autopara_core::parse_args("md", value).map_err(|e| match e {
-            autopara_core::Error::Args { field, message, .. } => MdError::InvalidArgument { field, message },
-            other => MdError::arg("-", other.to_string()),
-        })?;
-        args.validate()?;
-        Ok(args)
-    }
-
-    /// The canonical arguments (defaults filled in).
-    pub fn to_json(&self) -> Json {
-        serde_json::to_value(self).unwrap_or_else(|e| Json::String(format!("{self:?} ({e})")))
-    }
-
     /// True when a thermostat acts (`temperature_tau` given).
     pub fn thermostatted(&self) -> bool {
         self.temperature_tau.is_some()
     }
 
     /// Checks every argument and wfl's integrator/pressure rules.
-    pub fn validate(&self) -> Result<(), MdError> {
-        self.calculator.validate().map_err(|e| match e {
-            CalcError::InvalidSpec { field, message } => MdError::arg(format!("calculator.{field}"), message),
-            other => MdError::arg("calculator", other.to_string()),
-        })?;
+    pub fn validate(&self) -> Result<(), ArgError> {
+        self.calculator.validate().map_err(|e| ArgError::from(e).within("calculator"))?;
+        Ok(self.check_values()?)
+    }
+
+    fn check_values(&self) -> Result<(), MdError> {
         if self.steps == 0 {
             return Err(MdError::arg("steps", "must be at least 1"));
         }

@@ -68,13 +68,12 @@ impl From<MdError> for ItemFailure {
     }
 }
 
-impl From<MdError> for autopara_core::Error {
-    fn from(e: MdError) -> autopara_core::Error {
+/// Argument errors found by [`MdArgs::validate`](crate::MdArgs::validate), naming the field.
+impl From<MdError> for autopara_core::ArgError {
+    fn from(e: MdError) -> autopara_core::ArgError {
         match e {
-            MdError::InvalidArgument { field, message } => {
-                autopara_core::Error::Args { context: "md".into(), field, message }
-            }
-            other => autopara_core::Error::Other(other.to_string()),
+            MdError::InvalidArgument { field, message } => autopara_core::ArgError::new(field, message),
+            other => autopara_core::ArgError::whole(other.to_string()),
         }
     }
 }

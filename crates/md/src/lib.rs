@@ -32,9 +32,8 @@ pub use error::MdError;
 pub use run::{KEY_PRESSURE, KEY_STOPPED, KEY_TEMPERATURE};
 pub use stages::{Stage, frame_count, stages};
 
-use autopara_core::{
-    InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration, Operation, Value, WorkerContext,
-};
+use autopara_core::args::parse;
+use autopara_core::prelude::*;
 use serde_json::Value as Json;
 
 /// Info keys holding per-config argument overrides (a JSON object): ours, then wfl's.
@@ -43,48 +42,53 @@ pub const OVERRIDE_KEYS: [&str; 2] = ["AUTOPARA_MD_ARGS", "WFL_MD_KWARGS"];
 /// Arguments that per-config overrides may not change (as in wfl).
 const FIXED_ARGS: [&str; 3] = ["calculator", "steps", "dt"];
 
-/// The `md` op's static facts.
-///
-/// Default chunk size 1, not wfl's 10: wfl chose 10 to amortise building the
-/// calculator per chunk, but autopara builds it once per worker; an MD item
-/// is long (milliseconds to minutes), so per-chunk overhead is negligible,
-/// while one item per chunk balances the load across workers best and keeps
-/// only one trajectory per worker in memory.
-pub static MD_INFO: OpInfo = OpInfo {
-    name: "md",
-    version: 1,
-    default_chunk_size: 1,
-    summary: "molecular dynamics (velocity Verlet, Berendsen NVT/NPT, Langevin, BAOAB), one trajectory per config",
-    input_kind: InputKind::Configs,
-};
-
-/// The `md` op.
+/// The `md` op: one trajectory per configuration.
 #[derive(Debug)]
 pub struct Md {
     args: MdArgs,
-    canonical: Json,
 }
 
-impl Md {
-    /// The op with validated arguments.
-    pub fn new(args: MdArgs) -> Md {
-        let canonical = args.to_json();
-        Md { args, canonical }
+impl ItemOp for Md {
+    type Args = MdArgs;
+
+    /// Default chunk size 1, not wfl's 10: wfl chose 10 to amortise building the
+    /// calculator per chunk, but autopara builds it once per worker; an MD item
+    /// is long (milliseconds to minutes), so per-chunk overhead is negligible,
+    /// while one item per chunk balances the load across workers best and keeps
+    /// only one trajectory per worker in memory.
+    const INFO: &'static OpInfo = &OpInfo {
+        name: "md",
+        version: 1,
+        default_chunk_size: 1,
+        summary: "molecular dynamics (velocity Verlet, Berendsen NVT/NPT, Langevin, BAOAB), one trajectory per config",
+        input_kind: InputKind::Configs,
+    };
+
+    fn new(args: MdArgs) -> Result<Md, ArgError> {
+        args.validate()?;
+        Ok(Md { args })
     }
 
-    /// Parses and validates arguments from JSON; errors name the offending field.
-    pub fn from_json(value: Json) -> Result<Md, MdError> {
-        MdArgs::from_json(value).map(Md::new)
-    }
-
-    /// The typed arguments.
-    pub fn md_args(&self) -> &MdArgs {
+    fn args(&self) -> &MdArgs {
         &self.args
     }
 
+    fn run_item(&self, item: &Item, ctx: &mut WorkerContext) -> ItemResult {
+        let atoms = item.atoms()?;
+        let overridden = self.overridden_args(atoms)?;
+        let args = overridden.as_ref().unwrap_or(&self.args);
+        let mut rng = ctx.rng(item);
+        let calc = ctx.calculator(args.calculator.as_ref())?;
+        run::trajectory(args, atoms, calc, &mut rng).map_err(ItemFailure::from)
+    }
+}
+
+autopara_core::register_op!(Md);
+
+impl Md {
     /// The arguments with one configuration's overrides applied (validated like
     /// the op's own), or `None` when it has none.
-    fn overridden_args(&self, atoms: &autopara_core::Atoms) -> Result<Option<MdArgs>, MdError> {
+    fn overridden_args(&self, atoms: &Atoms) -> Result<Option<MdArgs>, MdError> {
         let present: Vec<&str> = OVERRIDE_KEYS.iter().copied().filter(|k| atoms.info.contains_key(*k)).collect();
         let key = match present.as_slice() {
             [] => return Ok(None),
@@ -98,7 +102,7 @@ impl Md {
         };
         let overrides: serde_json::Map<String, Json> =
             serde_json::from_str(text).map_err(|e| bad(format!("not a JSON object: {e}")))?;
-        let mut merged = self.canonical.clone();
+        let mut merged = serde_json::to_value(&self.args).map_err(|e| bad(e.to_string()))?;
         for (k, v) in overrides {
             if FIXED_ARGS.contains(&k.as_str()) {
                 return Err(bad(format!("{k} cannot be overridden per config")));
@@ -107,39 +111,10 @@ impl Md {
                 obj.insert(k, v);
             }
         }
-        MdArgs::from_json(merged).map(Some).map_err(|e| bad(e.to_string()))
+        let args = parse::<MdArgs>(merged).map_err(|e| bad(format!("md: {e}")))?;
+        args.validate().map_err(|e| bad(format!("md: {e}")))?;
+        Ok(Some(args))
     }
-
-    fn run_item(&self, item: &Item, ctx: &mut WorkerContext) -> ItemResult {
-        let atoms = item.atoms()?;
-        let overridden = self.overridden_args(atoms)?;
-        let args = overridden.as_ref().unwrap_or(&self.args);
-        let mut rng = ctx.rng(item);
-        let calc = ctx.calculator(args.calculator.as_ref())?;
-        run::trajectory(args, atoms, calc, &mut rng).map_err(ItemFailure::from)
-    }
-}
-
-impl Operation for Md {
-    fn info(&self) -> &'static OpInfo {
-        &MD_INFO
-    }
-
-    fn args(&self) -> Json {
-        self.canonical.clone()
-    }
-
-    fn run_chunk(&self, items: &[Item], ctx: &mut WorkerContext) -> Vec<ItemResult> {
-        items.iter().map(|item| self.run_item(item, ctx)).collect()
-    }
-}
-
-fn build(args: Json) -> autopara_core::Result<Box<dyn Operation>> {
-    Ok(Box::new(Md::from_json(args)?))
-}
-
-inventory::submit! {
-    OpRegistration { info: &MD_INFO, build }
 }
 
 #[cfg(test)]

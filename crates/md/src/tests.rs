@@ -1,10 +1,10 @@
 //! Unit tests of the op's machinery, mostly with the test trap calculator
 //! (physics against ASE lives in `tests/`).
 
-use crate::{MD_INFO, Md, MdError};
+use crate::Md;
 use autopara_calculators as _; // links the calculators' registrations
 use autopara_core::units::KB;
-use autopara_core::{Atoms, Column, ItemResult, Operation, Value, WorkerContext};
+use autopara_core::{Atoms, Column, ItemOp, ItemResult, Operation, Value, WorkerContext};
 use autopara_testkit::fixtures::items;
 use rand::Rng;
 use serde_json::{Value as Json, json};
@@ -46,7 +46,7 @@ fn run_one(args: Json, at: Atoms) -> Result<Vec<Atoms>, String> {
 
 fn arg_error(args: Json) -> (String, String) {
     match Md::from_json(args) {
-        Err(MdError::InvalidArgument { field, message }) => (field, message),
+        Err(autopara_core::Error::Args { field, message, .. }) => (field, message),
         other => panic!("expected an argument error, got {other:?}"),
     }
 }
@@ -58,7 +58,7 @@ fn f(at: &Atoms, key: &str) -> f64 {
 #[test]
 fn registered_with_chunk_size() {
     let reg = autopara_core::find_op("md").expect("md registered");
-    assert_eq!(reg.info.default_chunk_size, MD_INFO.default_chunk_size);
+    assert_eq!(reg.info.default_chunk_size, Md::INFO.default_chunk_size);
     assert!((reg.build)(trap_args(json!({}))).is_ok());
     let err = (reg.build)(trap_args(json!({"dt": 0.0}))).err().expect("dt 0 rejected").to_string();
     assert!(err.contains("dt"), "{err}");
@@ -90,7 +90,7 @@ fn stages_give_306_frames_with_stage_temperatures() {
     let traj = run_one(args.clone(), cluster(8, 2)).unwrap();
     assert_eq!(traj.len(), 306);
     let md = Md::from_json(args).unwrap();
-    let st = crate::stages(md.md_args());
+    let st = crate::stages(md.inner().args());
     let steps: Vec<u64> = st.iter().map(|s| s.steps).collect();
     // 10 ramp stages of 15 steps, one of 75, 10 of round(7.5) = 8 steps.
     assert_eq!(steps, [vec![15; 10], vec![75], vec![8; 10]].concat());

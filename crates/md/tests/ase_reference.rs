@@ -6,7 +6,7 @@
 
 use autopara_calculators as _; // links the calculators' registrations
 use autopara_core::units::KB;
-use autopara_core::{Atoms, Column, Operation, WorkerContext};
+use autopara_core::{Atoms, Column, ItemOp, Operation, WorkerContext};
 use autopara_md::Md;
 use autopara_testkit::fixtures::{fcc, item};
 use serde_json::{Value as Json, json};

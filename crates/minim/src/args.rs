@@ -3,8 +3,8 @@
 //! offending field.
 
 use crate::error::MinimError;
-use autopara_core::CalculatorSpec;
 use autopara_core::wfl_args::{ConfigTypeUpdate, Pressure};
+use autopara_core::{ArgError, CalculatorSpec};
 use serde::{Deserialize, Serialize};
 
 /// Arguments of the `minim` op (JSON/TOML object; unknown fields are rejected).
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct MinimArgs {
     /// The calculator spec (`{"type": "emt"}`).
+    #[serde(deserialize_with = "autopara_core::calculator::deserialize")]
     pub calculator: Box<dyn CalculatorSpec>,
     /// Force tolerance (eV/Å): converged when the largest per-atom force norm is below it.
     #[serde(default = "default_fmax")]
@@ -197,7 +198,12 @@ impl StressMask {
 impl MinimArgs {
     /// Checks values that serde cannot: positive tolerances and steps, a
     /// well-shaped mask, a sane `maxstep`, the calculator spec. Errors name the field.
-    pub fn validate(&self) -> Result<(), MinimError> {
+    pub fn validate(&self) -> Result<(), ArgError> {
+        self.check_values()?;
+        self.calculator.validate().map_err(|e| ArgError::from(e).within("calculator"))
+    }
+
+    fn check_values(&self) -> Result<(), MinimError> {
         let positive = |field: &'static str, x: f64| {
             if x.is_finite() && x > 0.0 {
                 Ok(())
@@ -240,7 +246,7 @@ impl MinimArgs {
                 message: format!("only PreconLBFGS takes a preconditioner, not {:?}", self.optimizer),
             });
         }
-        self.calculator.validate().map_err(|e| MinimError::InvalidArg { field: "calculator", message: e.to_string() })
+        Ok(())
     }
 
     /// The stress tolerance in use (`smax`, else `fmax`).

@@ -1,7 +1,7 @@
 //! Errors of the `minim` op.
 
-use autopara_core::CalcError;
 use autopara_core::wfl_args::PressureError;
+use autopara_core::{ArgError, CalcError};
 
 /// Why arguments are refused, or why one optimization could not go on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -72,6 +72,18 @@ impl From<PressureError> for MinimError {
                 MinimError::InvalidConfig { field: "pressure", message: format!("{field}: {message}") }
             }
             PressureError::Config { message, .. } => MinimError::InvalidConfig { field: "pressure", message },
+        }
+    }
+}
+
+/// Argument errors found by [`MinimArgs::validate`](crate::MinimArgs::validate), naming the field.
+impl From<MinimError> for ArgError {
+    fn from(e: MinimError) -> ArgError {
+        match e {
+            MinimError::InvalidArg { field, message } | MinimError::InvalidConfig { field, message } => {
+                ArgError::new(field, message)
+            }
+            other => ArgError::whole(other.to_string()),
         }
     }
 }

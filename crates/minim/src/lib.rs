@@ -40,51 +40,30 @@ pub use run::{Minimization, Status, minimize};
 pub use symmetry::SYMPREC;
 pub use system::MOVE_MASK;
 
-use autopara_core::{
-    Error, InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration, Operation, WorkerContext, parse_args,
-};
+use autopara_core::prelude::*;
 
-/// The op's static facts.
-pub static INFO: OpInfo = OpInfo {
-    name: "minim",
-    version: 1,
-    default_chunk_size: 10,
-    summary: "geometry optimization (PreconLBFGS, LBFGS, FIRE; fixed or variable cell) with wfl's optimize outputs",
-    input_kind: InputKind::Configs,
-};
-
-/// The `minim` op: validated arguments and their canonical JSON.
+/// The `minim` op: geometry optimization of each configuration.
 #[derive(Debug)]
 pub struct Minim {
     args: MinimArgs,
-    canonical: serde_json::Value,
 }
 
-impl Minim {
-    /// Builds the op from JSON arguments, naming the offending field on error.
-    pub fn from_json(value: serde_json::Value) -> autopara_core::Result<Minim> {
-        let args: MinimArgs = parse_args(INFO.name, value)?;
-        args.validate().map_err(|e| Error::Args {
-            context: INFO.name.into(),
-            field: match &e {
-                MinimError::InvalidArg { field, .. } | MinimError::InvalidConfig { field, .. } => field.to_string(),
-                _ => "-".into(),
-            },
-            message: match &e {
-                MinimError::InvalidArg { message, .. } | MinimError::InvalidConfig { message, .. } => message.clone(),
-                other => other.to_string(),
-            },
-        })?;
-        let canonical = serde_json::to_value(&args).map_err(|e| Error::Args {
-            context: INFO.name.into(),
-            field: "-".into(),
-            message: e.to_string(),
-        })?;
-        Ok(Minim { args, canonical })
+impl ItemOp for Minim {
+    type Args = MinimArgs;
+    const INFO: &'static OpInfo = &OpInfo {
+        name: "minim",
+        version: 1,
+        default_chunk_size: 10,
+        summary: "geometry optimization (PreconLBFGS, LBFGS, FIRE; fixed or variable cell) with wfl's optimize outputs",
+        input_kind: InputKind::Configs,
+    };
+
+    fn new(args: MinimArgs) -> Result<Minim, ArgError> {
+        args.validate()?;
+        Ok(Minim { args })
     }
 
-    /// The arguments.
-    pub fn args(&self) -> &MinimArgs {
+    fn args(&self) -> &MinimArgs {
         &self.args
     }
 
@@ -102,22 +81,4 @@ impl Minim {
     }
 }
 
-impl Operation for Minim {
-    fn info(&self) -> &'static OpInfo {
-        &INFO
-    }
-
-    fn args(&self) -> serde_json::Value {
-        self.canonical.clone()
-    }
-
-    fn run_chunk(&self, items: &[Item], ctx: &mut WorkerContext) -> Vec<ItemResult> {
-        items.iter().map(|item| self.run_item(item, ctx)).collect()
-    }
-}
-
-fn build(value: serde_json::Value) -> autopara_core::Result<Box<dyn Operation>> {
-    Ok(Box::new(Minim::from_json(value)?))
-}
-
-autopara_core::inventory::submit!(OpRegistration { info: &INFO, build });
+autopara_core::register_op!(Minim);

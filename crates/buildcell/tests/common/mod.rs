@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a subset
 
 use autopara_buildcell::{Buildcell, BuildcellArgs};
+use autopara_core::KitOp;
 
 /// wfl's `tests/test_buildcell.py` input, verbatim.
 pub const LI: &str = "#TARGVOL=19-21
@@ -15,8 +16,8 @@ pub const LI: &str = "#TARGVOL=19-21
 ##EXTRA_INFO RSS_min_vol_per_atom=10.0";
 
 /// The op on the input `text` with default arguments but `max_attempts`.
-pub fn op_for_input(text: &str, max_attempts: usize) -> Buildcell {
-    Buildcell::new(BuildcellArgs {
+pub fn op_for_input(text: &str, max_attempts: usize) -> KitOp<Buildcell> {
+    KitOp::new(BuildcellArgs {
         buildcell_input: Some(text.to_string()),
         buildcell_input_file: None,
         perturbation: 0.0,

@@ -164,7 +164,7 @@ fn call_op(
         }
         Err(payload) => {
             // A panicking calculator may have left its buffers inconsistent.
-            ctx.clear_calculators();
+            ctx.clear_state();
             Err(format!("panicked: {}", panic_message(payload.as_ref())))
         }
     }
