@@ -127,7 +127,7 @@ mod tests {
         let e = parse::<Outer>(serde_json::json!({"steps": "x", "inner": []})).unwrap_err();
         assert_eq!(e.field, "steps");
         let e = parse::<Outer>(serde_json::json!({"steps": 1, "inner": [], "extra": 1})).unwrap_err();
-        assert_eq!(e.field, "-");
+        assert_eq!(e.field, "extra");
         assert!(e.message.starts_with("unknown field `extra`"), "{e}");
     }
 }

@@ -51,7 +51,7 @@
 //!
 //! let op = autopara_core::build_op("shift_doc", serde_json::json!({"dx": 0.5})).unwrap();
 //! assert_eq!(op.args(), serde_json::json!({"dx": 0.5}));
-//! let err = autopara_core::build_op("shift_doc", serde_json::json!({"dx": "far"})).unwrap_err();
+//! let err = autopara_core::build_op("shift_doc", serde_json::json!({"dx": "far"})).err().unwrap();
 //! assert_eq!(err.to_string(), "shift_doc: dx: invalid type: string \"far\", expected f64");
 //! ```
 //!
