@@ -1,6 +1,7 @@
 //! `autopara run --remote-info` and pipelines with `remote_info` on a real
 //! single-node Slurm (started by `LocalCluster`; skipped loudly without
-//! Slurm), on this machine and through a real sshd (`LocalSshd`): the output
+//! Slurm), on this machine and through a real sshd (`LocalSshd`), and on a
+//! real single-node Grid Engine (`LocalGridEngine`): the output
 //! equals a local run with the same seed, a driver killed mid-run re-attaches
 //! to its jobs when rerun, and a failed job's items,
 //! written flagged under `ignore_failed_jobs`, count as failed until
@@ -8,7 +9,7 @@
 //!
 //! Run with `cargo test -p autopara --test slurm`.
 
-use autopara::queue::testing::{LocalCluster, LocalSshd};
+use autopara::queue::testing::{LocalCluster, LocalGridEngine, LocalSshd};
 use autopara::{Atoms, extxyz};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -74,7 +75,10 @@ fn remote_info(jobs_dir: &Path, pre_cmds: &[&str]) -> String {
 /// Starts the driver `c`, kills it (SIGKILL) once it has recorded `n` jobs'
 /// submissions in `jobs`, and returns them.
 fn kill_after_submitting(mut c: Command, jobs: &Path, n: usize) -> BTreeMap<PathBuf, String> {
-    let mut driver = c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // What a killed driver leaves in its temporary directory (an ssh control
+    // directory) goes with the test's.
+    let tmp = jobs.parent().unwrap();
+    let mut driver = c.env("TMPDIR", tmp).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let start = Instant::now();
     while submissions(jobs).len() < n {
         assert!(start.elapsed() < Duration::from_secs(60), "the driver never submitted its {n} jobs");
@@ -207,6 +211,44 @@ fn over_ssh_a_killed_driver_reattaches_and_equals_local() {
         let there = remote.join(job.file_name().unwrap());
         assert!(there.join("status").exists() && job.join("results.json").exists(), "{}", there.display());
     }
+}
+
+/// `autopara run` on a real single-node Grid Engine (a system with
+/// `scheduler = "sge"`): a driver killed (SIGKILL) while its jobs run is
+/// rerun, re-attaches to the same jobs, and writes the local run's
+/// trajectories, byte for byte.
+#[test]
+fn on_grid_engine_a_killed_driver_reattaches_and_equals_local() {
+    let Some(sge) = LocalGridEngine::start_or_skip("on_grid_engine_a_killed_driver_reattaches_and_equals_local") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_inputs(&dir.join("in.xyz"));
+    let systems = dir.join("systems.toml");
+    std::fs::write(&systems, format!("[systems.sge]\nscheduler = \"sge\"\nautopara_bin = \"{BIN}\"\n")).unwrap();
+    let jobs = dir.join("jobs-sge");
+    let info = serde_json::json!({"md": {
+        "system": "sge", "job_name": "md", "num_inputs_per_queued_job": -2, "check_interval": 0.3,
+        "timeout": 120, "pre_cmds": ["sleep 3"], "jobs_dir": jobs,
+    }})
+    .to_string();
+    let md = |out: &str, extra: &[&str]| {
+        let (input, output) = (dir.join("in.xyz"), dir.join(out));
+        let mut c = Command::new(BIN);
+        c.args(["run", "md", "-i", input.to_str().unwrap(), "-o", output.to_str().unwrap()]);
+        c.args(["--args", MD_ARGS, "--seed", "7", "--chunk-size", "1", "-q"]).args(extra);
+        c.env_remove("AUTOPARA_REMOTE_INFO").env("AUTOPARA_SYSTEMS", &systems).envs(sge.envs());
+        c
+    };
+    ok(md("local.xyz", &["--workers", "1"]));
+    let before = kill_after_submitting(md("sge.xyz", &["--remote-info", &info]), &jobs, 3);
+    let log = ok(md("sge.xyz", &["--remote-info", &info]));
+    assert!(log.contains("md runs on sge on this machine"), "{log}");
+    // Followed (or, on a slow machine, already finished): none submitted again.
+    assert!(log.contains("3 jobs: 0 submitted, ") && !log.contains("resubmitted"), "{log}");
+    assert_same_bytes(&dir.join("sge.xyz"), &dir.join("local.xyz"));
+    assert_eq!(submissions(&jobs), before, "a job was resubmitted");
 }
 
 /// A job that fails under `ignore_failed_jobs`: its inputs are written flagged

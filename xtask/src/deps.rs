@@ -9,8 +9,9 @@
 //! - Debian's OpenMPI and libclang (the MPI backend), `slurm-wlm` and `munge`
 //!   (the queue backend's tests start a private single-node cluster, and
 //!   reach it through a private sshd on a loopback port: `openssh-server`,
-//!   `openssh-client`, `rsync`), and `strace` (tests/fault_injection.rs
-//!   injects I/O faults with it);
+//!   `openssh-client`, `rsync`; they also start a private single-node Grid
+//!   Engine: `gridengine-master`, `gridengine-exec`, `gridengine-client`),
+//!   and `strace` (tests/fault_injection.rs injects I/O faults with it);
 //! - with `--peers`, Debian's `lammps` for the benchmarks.
 //!
 //! A stamp file records what was installed, so a second run does nothing.
@@ -40,6 +41,9 @@ const APT_TEST: &[&str] = &[
     "openssh-server",
     "openssh-client",
     "rsync",
+    "gridengine-master",
+    "gridengine-exec",
+    "gridengine-client",
     "strace",
 ];
 /// Debian packages for benchmark peers.

@@ -46,8 +46,10 @@ impl Host {
     /// `target` (`[user@]host`) over ssh with extra `-o` `options`; the shared
     /// connection stays up `persist` seconds after its last command.
     pub fn ssh(target: &str, options: &[String], persist: u64) -> Result<Host> {
-        // A short path: a Unix socket path must fit in about 100 bytes.
-        let base = if Path::new("/tmp").is_dir() { std::path::PathBuf::from("/tmp") } else { std::env::temp_dir() };
+        // A short path: a Unix socket path (here `<dir>/<40 hex digits>`) must
+        // fit in about 100 bytes.
+        let tmp = std::env::temp_dir();
+        let base = if tmp.as_os_str().len() <= 48 { tmp } else { std::path::PathBuf::from("/tmp") };
         let control =
             tempfile::Builder::new().prefix("autopara-ssh-").tempdir_in(&base).map_err(|e| QueueError::io(&base, e))?;
         set_private(control.path())?;

@@ -78,7 +78,8 @@ pub struct RemoteInfo {
     /// `sys_name` is accepted. Absent: this machine's Slurm.
     #[serde(alias = "sys_name")]
     pub system: Option<String>,
-    /// Prefix of every job name (`<job_name>-<content hash>`); no whitespace, `/` or quotes.
+    /// Prefix of every job name (`<job_name>-<content hash>`): not starting with
+    /// a digit, without whitespace, quotes or `/ : @ \ * ?`.
     pub job_name: String,
     /// What each job asks for: `max_time`, `num_nodes` or `num_cores`, memory, `partitions`.
     pub resources: Resources,
@@ -228,8 +229,14 @@ impl RemoteInfo {
 
     /// Checks values that serde cannot: names, counts, intervals, resources.
     pub fn validate(&self, origin: &str) -> Result<()> {
-        if self.job_name.is_empty() || self.job_name.chars().any(|c| c.is_whitespace() || c == '/' || c == '\'') {
-            return Err(bad(origin, "job_name", "must be non-empty, without whitespace, '/' or quotes"));
+        let name_ok = self.job_name.chars().next().is_some_and(|c| !c.is_ascii_digit())
+            && !self.job_name.chars().any(|c| c.is_whitespace() || "/'\":@\\*?".contains(c));
+        if !name_ok {
+            return Err(bad(
+                origin,
+                "job_name",
+                "must be non-empty, not start with a digit, and hold no whitespace, quotes or / : @ \\ * ? (Grid Engine refuses them)",
+            ));
         }
         if self.num_inputs_per_queued_job == 0 {
             return Err(bad(origin, "num_inputs_per_queued_job", "must not be 0"));

@@ -1,6 +1,7 @@
 //! The scheduler seam: what the driver needs from a batch system, as shell
 //! commands run on the system's host (locally or over ssh) and parsers of
-//! their output. [`Slurm`](crate::slurm::Slurm) implements it.
+//! their output. [`Slurm`](crate::slurm::Slurm) and
+//! [`Sge`](crate::sge::Sge) implement it.
 
 use crate::resources::Allocation;
 use std::collections::HashMap;
@@ -65,5 +66,6 @@ pub trait Scheduler: std::fmt::Debug + Send + Sync {
 pub fn of_kind(kind: crate::systems::SchedulerKind) -> Box<dyn Scheduler> {
     match kind {
         crate::systems::SchedulerKind::Slurm => Box::new(crate::slurm::Slurm),
+        crate::systems::SchedulerKind::Sge => Box::new(crate::sge::Sge),
     }
 }

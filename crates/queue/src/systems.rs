@@ -5,7 +5,7 @@
 //! ```toml
 //! [systems.archer]
 //! host = "me@login.archer2.ac.uk"     # ssh; empty or absent: this machine
-//! scheduler = "slurm"
+//! scheduler = "slurm"                 # or "sge"
 //! rundir = "/work/e89/me/autopara"    # where jobs run there (relative: to the home directory)
 //! autopara_bin = "/work/e89/me/bin/autopara"
 //! commands = ["module load PrgEnv-gnu"]          # run first in every job
@@ -38,6 +38,8 @@ pub enum SchedulerKind {
     /// Slurm (`sbatch`, `squeue`, `scancel`, `sacct`).
     #[default]
     Slurm,
+    /// Grid Engine (`qsub`, `qstat`, `qdel`, `qacct`).
+    Sge,
 }
 
 /// A node type of a cluster: ExPyRe's partition (or queue) properties.
@@ -71,7 +73,7 @@ pub struct System {
     /// `[user@]host` reached with ssh (passwordless, its host key already in
     /// `known_hosts`); empty: this machine.
     pub host: String,
-    /// The batch system (`slurm`).
+    /// The batch system (`slurm` or `sge`).
     pub scheduler: SchedulerKind,
     /// Where job directories live on the host (relative paths: from the home
     /// directory there). For this machine it defaults to the run's `jobs_dir`
@@ -307,6 +309,10 @@ scheduler = "slurm"
             assert!(e.contains("f.toml") && e.contains(field), "{e}");
         };
         check("[systems.a]\nscheduler = \"pbs\"", "scheduler");
+        assert_eq!(
+            Systems::from_toml_str("[systems.a]\nscheduler = \"sge\"", "f").unwrap().systems["a"].scheduler,
+            SchedulerKind::Sge
+        );
         check("[systems.a]\nheader = [\"#SBATCH -n {cores}\"]", "header");
         check("[systems.a]\nssh_options = [\"StrictHostKeyChecking=no\"]", "host-key checking stays on");
         check("[systems.a]\nssh_options = [\"ControlPath=/tmp/x\"]", "ssh_options");

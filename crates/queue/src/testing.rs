@@ -1,7 +1,8 @@
 //! Test support: a private single-node Slurm cluster (munge, slurmctld and
-//! slurmd from Debian's `slurm-wlm`) in a temporary directory, and a private
-//! sshd on a loopback port ([`LocalSshd`], Debian's `openssh-server`) to reach
-//! it as a remote host.
+//! slurmd from Debian's `slurm-wlm`) in a temporary directory, a private
+//! single-node Grid Engine ([`LocalGridEngine`]), and a private sshd on a
+//! loopback port ([`LocalSshd`], Debian's `openssh-server`) to reach them as a
+//! remote host.
 //!
 //! Each [`LocalCluster`] has its own munge key and socket, `slurm.conf`,
 //! state, spool, log and pid files, and free TCP ports, so several test
@@ -464,4 +465,270 @@ fn descendants(pid: u32) -> Vec<u32> {
     }
     found.remove(0);
     found
+}
+
+/// A private single-node Grid Engine (Debian's `gridengine-master`,
+/// `gridengine-exec`, `gridengine-client`) in a temporary `SGE_ROOT`: its own
+/// cell, BerkeleyDB spool and free ports (`SGE_QMASTER_PORT`,
+/// `SGE_EXECD_PORT`), one queue `all.q` with 2 slots on `localhost` (no load
+/// thresholds: the machine may be busy), a one-second scheduler interval, and
+/// accounting flushed every second. Grid Engine's execd must run as root to
+/// start jobs, so this needs root. Dropping it deletes its jobs and stops
+/// sge_execd and sge_qmaster (and what execd started) by PID.
+pub struct LocalGridEngine {
+    dir: tempfile::TempDir,
+    ports: [u16; 2],
+    pids: Vec<u32>,
+}
+
+/// The programs a [`LocalGridEngine`] needs.
+const SGE_PROGRAMS: [&str; 7] = ["sge_qmaster", "sge_execd", "qsub", "qstat", "qconf", "qdel", "qacct"];
+
+/// Where Debian's gridengine keeps its shared files and helper programs.
+const SGE_SHARE: &str = "/usr/share/gridengine";
+const SGE_LIB: &str = "/usr/lib/gridengine";
+const SGE_PACKAGE_ROOT: &str = "/var/lib/gridengine";
+
+impl LocalGridEngine {
+    /// Starts a cluster, or returns `None` after a loud `SKIPPED` line when
+    /// Grid Engine is not installed or this is not root (a panic with
+    /// `AUTOPARA_REQUIRE_REFERENCES=1`). One that does not start panics with its logs.
+    pub fn start_or_skip(test: &str) -> Option<LocalGridEngine> {
+        let mut missing: Vec<String> =
+            SGE_PROGRAMS.iter().filter(|p| find_program(p).is_none()).map(|p| p.to_string()).collect();
+        if current_user().as_deref() != Ok("root") {
+            missing.push("root (Grid Engine's execd starts jobs as their owner)".into());
+        }
+        if !missing.is_empty() {
+            if std::env::var("AUTOPARA_REQUIRE_REFERENCES").is_ok_and(|v| v == "1") {
+                panic!("{test}: Grid Engine is required but {} missing; run `cargo xtask deps`", missing.join(", "));
+            }
+            eprintln!(
+                "SKIPPED {test}: no local Grid Engine ({} missing; `cargo xtask deps` installs gridengine-master, \
+                 gridengine-exec and gridengine-client)",
+                missing.join(", ")
+            );
+            return None;
+        }
+        match LocalGridEngine::start() {
+            Ok(c) => Some(c),
+            Err(e) => panic!("{test}: could not start a local Grid Engine: {e}"),
+        }
+    }
+
+    /// Makes the cell, starts sge_qmaster, configures the host and queue,
+    /// starts sge_execd and waits until the queue takes jobs.
+    pub fn start() -> Result<LocalGridEngine, String> {
+        let dir = tempfile::Builder::new().prefix("autopara-sge-").tempdir().map_err(|e| e.to_string())?;
+        let root = dir.path().to_path_buf();
+        let r = root.display().to_string();
+        for d in ["bin", "lib", "utilbin", "util"] {
+            std::os::unix::fs::symlink(Path::new(SGE_PACKAGE_ROOT).join(d), root.join(d))
+                .map_err(|e| format!("{r}/{d}: {e}"))?;
+        }
+        for d in ["default/common", "spool/qmaster", "spool/execd", "spooldb", "conf", "tmp"] {
+            std::fs::create_dir_all(root.join(d)).map_err(|e| format!("{r}/{d}: {e}"))?;
+        }
+        let write =
+            |path: &str, text: String| std::fs::write(root.join(path), text).map_err(|e| format!("{path}: {e}"));
+        write(
+            "default/common/bootstrap",
+            format!(
+                "admin_user none\ndefault_domain none\nignore_fqdn true\nspooling_method berkeleydb\n\
+                 spooling_lib libspoolb\nspooling_params {r}/spooldb\nbinary_path {SGE_LIB}\n\
+                 qmaster_spool_dir {r}/spool/qmaster\nsecurity_mode none\nlistener_threads 2\n\
+                 worker_threads 2\nscheduler_threads 1\n"
+            ),
+        )?;
+        write("default/common/act_qmaster", "localhost\n".into())?;
+        // The host's own name and localhost are one host for Grid Engine.
+        let host = Command::new("hostname").output().map_err(|e| format!("hostname: {e}"))?;
+        write("default/common/host_aliases", format!("localhost {}\n", String::from_utf8_lossy(&host.stdout).trim()))?;
+        let defaults = std::fs::read_to_string(format!("{SGE_SHARE}/default-configuration"))
+            .map_err(|e| format!("{SGE_SHARE}/default-configuration: {e}"))?;
+        let conf: String = defaults
+            .lines()
+            .map(|l| match l.split_whitespace().next() {
+                Some("execd_spool_dir") => format!("execd_spool_dir {r}/spool/execd"),
+                Some("min_uid") => "min_uid 0".into(),
+                Some("min_gid") => "min_gid 0".into(),
+                Some("load_report_time") => "load_report_time 00:00:02".into(),
+                Some("mailer") => "mailer /bin/true".into(),
+                Some("reporting_params") => {
+                    "reporting_params accounting=true reporting=false flush_time=00:00:01 joblog=false \
+                     sharelog=00:00:00"
+                        .into()
+                }
+                _ => l.to_string(),
+            })
+            .map(|l| l + "\n")
+            .collect();
+        write("conf/global", conf)?;
+        let mut cluster = LocalGridEngine { dir, ports: free_ports()?, pids: Vec::new() };
+        let resources = format!("{SGE_SHARE}/util/resources");
+        cluster.run(&format!("{SGE_LIB}/spoolinit"), &["berkeleydb", "libspoolb", &format!("{r}/spooldb"), "init"])?;
+        cluster.run(&format!("{SGE_LIB}/spooldefaults"), &["configuration", &format!("{r}/conf/global")])?;
+        cluster.run(&format!("{SGE_LIB}/spooldefaults"), &["complexes", &format!("{resources}/centry")])?;
+        cluster.run(&format!("{SGE_LIB}/spooldefaults"), &["usersets", &format!("{resources}/usersets")])?;
+        cluster.run(&format!("{SGE_LIB}/spooldefaults"), &["managers", "root"])?;
+        cluster.daemon("sge_qmaster", &format!("{r}/spool/qmaster/qmaster.pid"))?;
+        cluster.wait_for(|c| c.run("qstat", &[]).is_ok(), "sge_qmaster to answer")?;
+        write(
+            "conf/host",
+            "hostname localhost\nload_scaling NONE\ncomplex_values NONE\nuser_lists NONE\nxuser_lists NONE\n\
+             projects NONE\nxprojects NONE\nusage_scaling NONE\nreport_variables NONE\n"
+                .into(),
+        )?;
+        write(
+            "conf/smp",
+            "pe_name smp\nslots 2\nuser_lists NONE\nxuser_lists NONE\nstart_proc_args NONE\nstop_proc_args NONE\n\
+             allocation_rule $pe_slots\ncontrol_slaves FALSE\njob_is_first_task TRUE\nurgency_slots min\n\
+             accounting_summary FALSE\nqsort_args NONE\n"
+                .into(),
+        )?;
+        let edit = |text: String, changes: &[(&str, &str)]| -> String {
+            text.lines()
+                .map(|l| {
+                    let key = l.split_whitespace().next().unwrap_or("");
+                    changes.iter().find(|(k, _)| *k == key).map_or(l.to_string(), |(k, v)| format!("{k} {v}")) + "\n"
+                })
+                .collect()
+        };
+        let queue = edit(
+            cluster.run("qconf", &["-sq"])?,
+            &[
+                ("qname", "all.q"),
+                ("hostlist", "localhost"),
+                ("load_thresholds", "NONE"),
+                ("slots", "2"),
+                ("shell", "/bin/bash"),
+                ("shell_start_mode", "unix_behavior"),
+                ("pe_list", "smp"),
+                ("tmpdir", &format!("{r}/tmp")),
+            ],
+        );
+        write("conf/all.q", queue)?;
+        let scheduler = edit(
+            cluster.run("qconf", &["-ssconf"])?,
+            &[("schedule_interval", "0:0:1"), ("flush_submit_sec", "1"), ("flush_finish_sec", "1")],
+        );
+        write("conf/scheduler", scheduler)?;
+        cluster.run("qconf", &["-as", "localhost"])?;
+        cluster.run("qconf", &["-Ae", &format!("{r}/conf/host")])?;
+        cluster.run("qconf", &["-Ap", &format!("{r}/conf/smp")])?;
+        cluster.run("qconf", &["-Aq", &format!("{r}/conf/all.q")])?;
+        cluster.run("qconf", &["-Msconf", &format!("{r}/conf/scheduler")])?;
+        cluster.daemon("sge_execd", &format!("{r}/spool/execd/localhost/execd.pid"))?;
+        // Ready when the queue instance is known (not in state `u`).
+        cluster.wait_for(
+            |c| {
+                c.run("qstat", &["-f"]).is_ok_and(|out| out.contains("all.q@localhost"))
+                    && c.run("qstat", &["-f", "-qs", "u"]).is_ok_and(|out| !out.contains("all.q@localhost"))
+            },
+            "the execution host to report",
+        )?;
+        Ok(cluster)
+    }
+
+    /// The environment Grid Engine's commands need to reach this cluster.
+    pub fn envs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("SGE_ROOT", self.dir.path().display().to_string()),
+            ("SGE_CELL", "default".into()),
+            ("SGE_QMASTER_PORT", self.ports[0].to_string()),
+            ("SGE_EXECD_PORT", self.ports[1].to_string()),
+        ]
+    }
+
+    /// The cluster's jobs (`qstat -xml`), by id.
+    pub fn jobs(&self) -> Result<HashMap<String, QueuedJob>, String> {
+        let out = self.run("sh", &["-c", &crate::sge::Sge.list_command()])?;
+        Ok(crate::sge::Sge.parse_list(&out))
+    }
+
+    /// Cancels job `id` (`qdel`).
+    pub fn cancel(&self, id: &str) -> Result<(), String> {
+        self.run("qdel", &[id]).map(|_| ())
+    }
+
+    /// The tails of the daemons' logs, for error messages.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for file in ["spool/qmaster/messages", "spool/execd/localhost/messages"] {
+            let text = std::fs::read_to_string(self.dir.path().join(file)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            s.push_str(&format!("--- {file}\n{}\n", lines[lines.len().saturating_sub(15)..].join("\n")));
+        }
+        s
+    }
+
+    /// Runs `program` with the cluster's environment; its stdout, or an error with its stderr.
+    fn run(&self, program: &str, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(program).args(args).envs(self.envs()).output().map_err(|e| format!("{program}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Starts a daemon (it forks into the background) and records its PID.
+    fn daemon(&mut self, name: &str, pid_file: &str) -> Result<(), String> {
+        let program = find_program(name).ok_or_else(|| format!("{name} not found"))?;
+        let status = Command::new(&program)
+            .envs(self.envs())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("{}: {e}", program.display()))?;
+        if !status.success() {
+            return Err(format!("{name} exited with {status}\n{}", self.logs()));
+        }
+        self.wait_for(|_| Path::new(pid_file).exists(), &format!("{name}'s pid file"))?;
+        let pid = std::fs::read_to_string(pid_file).map_err(|e| format!("{pid_file}: {e}"))?;
+        self.pids.push(pid.trim().parse().map_err(|_| format!("{pid_file}: {pid:?} is not a PID"))?);
+        Ok(())
+    }
+
+    /// Waits up to 30 s for `ready`; on timeout returns an error with the logs.
+    fn wait_for(&self, ready: impl Fn(&LocalGridEngine) -> bool, what: &str) -> Result<(), String> {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if ready(self) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("timed out waiting for {what}\n{}", self.logs()))
+    }
+}
+
+impl Drop for LocalGridEngine {
+    fn drop(&mut self) {
+        if self.pids.len() == 2 {
+            let _ = self.run("qdel", &["-u", "root"]);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) && self.jobs().is_ok_and(|j| !j.is_empty()) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        // execd (and anything it still runs), then qmaster: SIGTERM, then SIGKILL after 5 s.
+        while let Some(pid) = self.pids.pop() {
+            let mut all = descendants(pid);
+            all.push(pid);
+            for p in &all {
+                let _ = Command::new("kill").arg(p.to_string()).output();
+            }
+            let start = Instant::now();
+            while all.iter().any(|p| Path::new(&format!("/proc/{p}")).exists()) {
+                if start.elapsed() > Duration::from_secs(5) {
+                    for p in &all {
+                        let _ = Command::new("kill").args(["-9", &p.to_string()]).output();
+                    }
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
 }

@@ -16,7 +16,7 @@ use autopara_core::{
     WorkerContext,
 };
 use autopara_queue::testing::LocalCluster;
-use autopara_queue::testing::LocalSshd;
+use autopara_queue::testing::{LocalGridEngine, LocalSshd};
 use autopara_queue::worker::ItemResults;
 use autopara_queue::{JOB_FAILED_KEY, JobCounts, QueueBackend, RemoteInfo, Systems};
 use rand::Rng;
@@ -455,6 +455,101 @@ fn network_cut_while_polling_is_retried(cluster: &LocalCluster, tmp: &Path) {
     assert_eq!(got, local(op.as_ref(), &inputs));
 }
 
+/// The same backend on a real single-node Grid Engine (its own cluster,
+/// started here): results equal a local run bit for bit and a rerun reuses
+/// them; a driver that stopped while jobs ran re-attaches, adopting by name a
+/// job whose id was never recorded; a failing worker is reported with its
+/// stderr, then flagged with `ignore_failed_jobs`; a job deleted with `qdel`
+/// died (`qacct` says how), and `resubmit_killed_jobs` resubmits it.
+fn grid_engine(_slurm: &LocalCluster, tmp: &Path) {
+    let Some(sge) = LocalGridEngine::start_or_skip("grid_engine") else { return };
+    let systems = Systems::from_toml_str("[systems.sge]\nscheduler = \"sge\"\n", "test").unwrap();
+    let backend = |info: &RemoteInfo| {
+        let b = QueueBackend::with_systems(info, &systems).unwrap();
+        Arc::new(sge.envs().into_iter().fold(b, |b, (k, v)| b.with_env(k, v)))
+    };
+    let sge_info = |name: &str| RemoteInfo { system: Some("sge".into()), ..remote_info(&tmp.join(name)) };
+    let jobs = || sge.jobs().unwrap_or_else(|e| panic!("{e}\n{}", sge.logs()));
+
+    // Equal to a local run; a rerun submits nothing.
+    let op = build(serde_json::json!({"fail": [3], "sge": 1})).unwrap();
+    let inputs = items(5);
+    let info = sge_info("sge-normal");
+    let got = run(op.as_ref(), &inputs, SEED, Some(backend(&info))).unwrap_or_else(|e| panic!("{e}\n{}", sge.logs()));
+    assert_eq!(got, local(op.as_ref(), &inputs));
+    let b = backend(&info);
+    assert_eq!(run(op.as_ref(), &inputs, SEED, Some(b.clone())).unwrap(), got);
+    assert_eq!(b.last_run(), JobCounts { finished: 3, ..JobCounts::default() });
+    let script = std::fs::read_to_string(submissions_of(&b, op.as_ref(), &inputs)[0].0.join("job.sh")).unwrap();
+    assert!(script.contains("#$ -N qt+1-") && script.contains("#$ -o "), "{script}");
+
+    // A driver that stops while its jobs run; the rerun re-attaches, also to a job whose id was lost.
+    let op = build(serde_json::json!({"sge": 2})).unwrap();
+    let inputs = items(4);
+    let mut info = sge_info("sge-reattach");
+    info.env_vars.0.insert("QUEUE_TEST_SLEEP".into(), "4".into());
+    info.timeout = 0.5;
+    let err = run(op.as_ref(), &inputs, SEED, Some(backend(&info))).unwrap_err().to_string();
+    assert!(err.contains("timed out") && err.contains("2 batch job(s)"), "{err}");
+    let subs = submissions_of(&backend(&info), op.as_ref(), &inputs);
+    std::fs::remove_file(subs[0].0.join("submission.json")).unwrap();
+    let queued = jobs().len();
+    info.timeout = 120.0;
+    let b = backend(&info);
+    let got = run(op.as_ref(), &inputs, SEED, Some(b.clone())).unwrap();
+    assert_eq!(got, local(op.as_ref(), &inputs));
+    assert_eq!(submissions_of(&b, op.as_ref(), &inputs), subs, "jobs were resubmitted");
+    assert_eq!(b.last_run().reattached + b.last_run().finished, 2, "{:?}", b.last_run());
+    assert!(jobs().len() <= queued, "the rerun submitted jobs");
+
+    // A failing worker: an error with its stderr, then flagged items.
+    let broken = tmp.join("sge-broken-autopara");
+    std::fs::write(&broken, "#!/bin/sh\necho 'boom: this worker cannot start' >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let op = build(serde_json::json!({"sge": 3})).unwrap();
+    let inputs = items(2);
+    let mut info = sge_info("sge-failed");
+    info.autopara_bin = Some(broken.display().to_string());
+    let err = run(op.as_ref(), &inputs, SEED, Some(backend(&info))).unwrap_err().to_string();
+    assert!(err.contains("(sge job ") && err.contains("failed with exit code 3") && err.contains("boom"), "{err}");
+    info.ignore_failed_jobs = true;
+    let got = run(op.as_ref(), &inputs, SEED, Some(backend(&info))).unwrap();
+    for (r, item) in got.iter().zip(&inputs) {
+        let out = &r.as_ref().unwrap_err().frames[0];
+        assert_eq!((&out.info[JOB_FAILED_KEY], &out.positions), (&Value::Bool(true), &item.atoms().unwrap().positions));
+    }
+
+    // A job deleted with qdel died; with resubmit_killed_jobs it runs again.
+    let op = build(serde_json::json!({"sge": 4})).unwrap();
+    let mut info = sge_info("sge-cancel");
+    info.env_vars.0.insert("QUEUE_TEST_SLEEP".into(), "60".into());
+    let b = backend(&info);
+    let dir = b.job_dirs(&JobSpec::of(op.as_ref(), SEED), CHUNK, &inputs).unwrap().remove(0);
+    let canceller = {
+        let (dir, b) = (dir.clone(), b.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(60) {
+                if let Ok(Some(sub)) = dir.read_submission() {
+                    return b.cancel(&[&sub.id]).unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("the job was never submitted");
+        })
+    };
+    let err = run(op.as_ref(), &inputs, SEED, Some(b)).unwrap_err().to_string();
+    canceller.join().unwrap();
+    assert!(err.contains(&format!("job {} (sge job", dir.name)) && err.contains("died: "), "{err}");
+    info.resubmit_killed_jobs = true;
+    info.env_vars.0.insert("QUEUE_TEST_SLEEP".into(), "0".into());
+    let b = backend(&info);
+    let got = run(op.as_ref(), &inputs, SEED, Some(b.clone())).unwrap();
+    assert_eq!(got, local(op.as_ref(), &inputs));
+    assert_eq!(dir.read_submission().unwrap().map(|s| s.attempt), Some(2));
+    assert_eq!(b.last_run(), JobCounts { resubmitted: 1, ..JobCounts::default() });
+}
+
 /// One scenario run against the shared cluster, with a scratch directory.
 type Scenario = fn(&LocalCluster, &Path);
 
@@ -480,7 +575,8 @@ fn main() {
     }
     let Some(cluster) = LocalCluster::start_or_skip("autopara-queue cluster tests") else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let scenarios: [(&str, Scenario); 8] = [
+    let scenarios: [(&str, Scenario); 9] = [
+        ("grid_engine", grid_engine),
         ("local_system_with_rundir_stages", local_system_with_rundir_stages),
         ("over_ssh_staged_equal_and_reattached", over_ssh_staged_equal_and_reattached),
         ("network_cut_while_polling_is_retried", network_cut_while_polling_is_retried),
