@@ -6,6 +6,7 @@
 //! `cargo test -p autopara --test default_build`).
 #![cfg(not(feature = "mpi"))]
 
+use autopara::queue::testing::LocalCluster;
 use autopara::{Atoms, extxyz};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -119,6 +120,41 @@ fn a_real_mpirun_is_refused() {
     assert_refused(&out, "OMPI_COMM_WORLD_SIZE=2", dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("built without MPI").count(), 2, "one refusal per rank:\n{stderr}");
+}
+
+/// Under a real Slurm: `srun -n 2` (a job step of two tasks) is refused by
+/// both tasks; the batch script of a two-task allocation (no job step) is one
+/// process and runs.
+#[test]
+fn a_real_srun_is_refused_and_a_batch_script_runs() {
+    let Some(cluster) = LocalCluster::start_or_skip("a_real_srun_is_refused_and_a_batch_script_runs") else { return };
+    let (tmp, input) = workdir();
+    let dir = tmp.path();
+    let inner = calculate(&input, dir);
+    let mut srun = Command::new("srun");
+    srun.args(["--ntasks=2", "--chdir"]).arg(dir).arg(BIN).args(inner.get_args()).envs(cluster.envs());
+    for v in LAUNCH_VARS {
+        srun.env_remove(v);
+    }
+    let out = srun.output().unwrap();
+    assert_refused(&out, "SLURM_STEP_NUM_TASKS=2", dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("built without MPI").count(), 2, "one refusal per task:\n{stderr}");
+
+    let args: Vec<String> = inner.get_args().map(|a| shell_word(&a.to_string_lossy())).collect::<Vec<_>>();
+    let script = dir.join("batch.sh");
+    std::fs::write(&script, format!("#!/bin/sh\n{} {}\n", shell_word(BIN), args.join(" "))).unwrap();
+    let mut sbatch = Command::new("sbatch");
+    sbatch.args(["--wait", "--ntasks=2", "--output"]).arg(dir.join("batch.out")).arg(&script).envs(cluster.envs());
+    let out = sbatch.output().unwrap();
+    let log = std::fs::read_to_string(dir.join("batch.out")).unwrap_or_default();
+    assert!(out.status.success(), "the batch script failed: {}\n{log}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(extxyz::read_file(dir.join("out.xyz")).unwrap().len(), 3, "{log}");
+}
+
+/// `s` single-quoted for a POSIX shell.
+fn shell_word(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// `--remote-info` and pipeline `remote_info` are part of the default binary:

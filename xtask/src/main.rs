@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask deps [--peers]   reference environment (apt packages, .venv with ASE, dscribe, extxyz)
 //! cargo xtask test             deps, fmt check, clippy, the whole test suite with references required
-//! cargo xtask bench [NAME]...  benchmarks against their peers (io, executor, calculate, md, minim, descriptor, buildcell)
+//! cargo xtask bench [NAME]...  benchmarks against their peers (io, executor, calculate, md, minim, descriptor, buildcell), and the MPI and queue backends' own costs
 //! ```
 
 mod bench;

@@ -17,6 +17,7 @@ mod md;
 mod minim;
 mod mpi;
 mod python;
+mod queue;
 
 const BENCHES: &[Bench] = &[
     ("buildcell", buildcell::run),
@@ -28,6 +29,7 @@ const BENCHES: &[Bench] = &[
     ("minim", minim::run),
     ("mpi", mpi::run),
     ("python", python::run),
+    ("queue", queue::run),
 ];
 
 /// Benchmark names, for usage text.
