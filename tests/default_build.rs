@@ -177,6 +177,24 @@ fn remote_info_is_accepted() {
     let out = Command::new(BIN).args(["pipeline", pipeline.to_str().unwrap(), "-q"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("resources.num_cores"), "{stderr}");
+    // A step naming a system that is not in the systems file: refused before the first step runs.
+    std::fs::write(dir.join("systems.toml"), "[systems.here]\nscheduler = \"slurm\"\n").unwrap();
+    std::fs::write(
+        &pipeline,
+        "[[step]]\nname = \"a\"\nop = \"calculate\"\ninputs = [\"in.xyz\"]\noutput = \"a.xyz\"\n\
+         args = { calculator = { type = \"emt\" } }\n\n\
+         [[step]]\nname = \"b\"\nop = \"calculate\"\ninputs = [\"@a\"]\noutput = \"b.xyz\"\n\
+         args = { calculator = { type = \"emt\" } }\nremote_info = { system = \"nowhere\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["pipeline", pipeline.to_str().unwrap(), "-q"])
+        .env("AUTOPARA_SYSTEMS", dir.join("systems.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("[systems.nowhere]"), "{stderr}");
+    assert!(!dir.join("a.xyz").exists(), "the first step ran before the second's system was checked");
     let out = Command::new(BIN).args(["worker", "--help"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -109,7 +109,7 @@ pub struct Step {
     pub settings: StepSettings,
     /// Run this step as batch jobs: a `RemoteInfo` table (see docs/queue.md);
     /// without it the pipeline's `remote_info` (or else `AUTOPARA_REMOTE_INFO`)
-    /// may name the step or its op. Without it, `AUTOPARA_REMOTE_INFO` may name the step or its op.
+    /// may name the step or its op.
     pub remote_info: Option<toml::Value>,
 }
 
@@ -168,15 +168,17 @@ struct Planned<'a> {
     output: String,
     args: serde_json::Value,
     settings: StepSettings,
-    remote_info: Option<autopara_queue::RemoteInfo>,
+    /// The step's queue backend, when it runs as batch jobs.
+    backend: Option<std::sync::Arc<dyn autopara_core::executor::backend::Backend>>,
 }
 
 fn step_error(step: &Step, field: &str, message: impl Into<String>) -> Error {
     Error::Args { context: format!("pipeline step '{}'", step.name), field: field.into(), message: message.into() }
 }
 
-/// Resolves references and paths and builds every op (validating its
-/// arguments) before anything runs.
+/// Resolves references and paths, builds every op (validating its
+/// arguments) and every step's queue backend (its system and resources)
+/// before anything runs.
 fn plan<'a>(pipeline: &'a Pipeline, dir: &Path, cli_workers: Option<usize>) -> Result<Vec<Planned<'a>>> {
     let resolve = |p: &str| -> String {
         if Path::new(p).is_absolute() { p.to_string() } else { dir.join(p).to_string_lossy().into_owned() }
@@ -208,7 +210,8 @@ fn plan<'a>(pipeline: &'a Pipeline, dir: &Path, cli_workers: Option<usize>) -> R
         settings.workers = cli_workers.or(settings.workers);
         let remote_info =
             crate::remote::step_info(step.remote_info.as_ref(), pipeline.remote_info.as_ref(), &step.name, &step.op)?;
-        planned.push(Planned { step, inputs, output: resolve(&step.output), args, settings, remote_info });
+        let backend = crate::remote::step_backend(remote_info.as_ref(), &step.name)?;
+        planned.push(Planned { step, inputs, output: resolve(&step.output), args, settings, backend });
     }
     Ok(planned)
 }
@@ -240,7 +243,7 @@ pub fn run_pipeline(args: &PipelineArgs) -> Result<Vec<StepReport>> {
             );
         }
         let info = AutoparaInfo {
-            backend: crate::remote::step_backend(p.remote_info.as_ref(), &p.step.name)?,
+            backend: p.backend.clone(),
             workers: p.settings.workers,
             chunk_size: p.settings.chunk_size,
             seed: p.settings.seed,
