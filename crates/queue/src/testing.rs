@@ -45,20 +45,9 @@ impl LocalCluster {
     /// (CI) a missing installation panics instead. A cluster that is installed
     /// but does not start panics with its logs.
     pub fn start_or_skip(test: &str) -> Option<LocalCluster> {
-        let missing: Vec<&str> = DAEMONS
-            .iter()
-            .chain(&["sbatch", "squeue", "sinfo", "scancel"])
-            .copied()
-            .filter(|p| find_program(p).is_none())
-            .collect();
-        if !missing.is_empty() {
-            if std::env::var("AUTOPARA_REQUIRE_REFERENCES").is_ok_and(|v| v == "1") {
-                panic!("{test}: Slurm is required but {} missing; run `cargo xtask deps`", missing.join(", "));
-            }
-            eprintln!(
-                "SKIPPED {test}: no local Slurm ({} missing; `cargo xtask deps` installs slurm-wlm and munge)",
-                missing.join(", ")
-            );
+        let programs = DAEMONS.iter().chain(&["sbatch", "squeue", "sinfo", "scancel"]);
+        let missing: Vec<String> = programs.filter(|p| find_program(p).is_none()).map(|p| p.to_string()).collect();
+        if !installed_or_skip(test, "Slurm", &missing, "slurm-wlm and munge") {
             return None;
         }
         match LocalCluster::start() {
@@ -253,6 +242,21 @@ impl Drop for LocalCluster {
     }
 }
 
+/// Whether nothing is `missing` for `what`; otherwise a loud `SKIPPED` line
+/// naming it and the Debian `packages` that `cargo xtask deps` installs, or,
+/// with `AUTOPARA_REQUIRE_REFERENCES=1` (CI), a panic.
+fn installed_or_skip(test: &str, what: &str, missing: &[String], packages: &str) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let missing = missing.join(", ");
+    if std::env::var("AUTOPARA_REQUIRE_REFERENCES").is_ok_and(|v| v == "1") {
+        panic!("{test}: {what} is required but {missing} missing; run `cargo xtask deps`");
+    }
+    eprintln!("SKIPPED {test}: no {what} ({missing} missing; `cargo xtask deps` installs {packages})");
+    false
+}
+
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -294,15 +298,9 @@ impl LocalSshd {
     /// Starts an sshd, or returns `None` after a loud `SKIPPED` line when
     /// OpenSSH or rsync is missing (a panic with `AUTOPARA_REQUIRE_REFERENCES=1`).
     pub fn start_or_skip(test: &str, env: &[(&str, &Path)]) -> Option<LocalSshd> {
-        let missing: Vec<&str> = SSH_PROGRAMS.into_iter().filter(|p| find_program(p).is_none()).collect();
-        if !missing.is_empty() {
-            if std::env::var("AUTOPARA_REQUIRE_REFERENCES").is_ok_and(|v| v == "1") {
-                panic!("{test}: sshd is required but {} missing; run `cargo xtask deps`", missing.join(", "));
-            }
-            eprintln!(
-                "SKIPPED {test}: no sshd ({} missing; `cargo xtask deps` installs openssh-server and rsync)",
-                missing.join(", ")
-            );
+        let missing: Vec<String> =
+            SSH_PROGRAMS.into_iter().filter(|p| find_program(p).is_none()).map(String::from).collect();
+        if !installed_or_skip(test, "sshd", &missing, "openssh-server, openssh-client and rsync") {
             return None;
         }
         match LocalSshd::start(env) {
@@ -499,15 +497,8 @@ impl LocalGridEngine {
         if current_user().as_deref() != Ok("root") {
             missing.push("root (Grid Engine's execd starts jobs as their owner)".into());
         }
-        if !missing.is_empty() {
-            if std::env::var("AUTOPARA_REQUIRE_REFERENCES").is_ok_and(|v| v == "1") {
-                panic!("{test}: Grid Engine is required but {} missing; run `cargo xtask deps`", missing.join(", "));
-            }
-            eprintln!(
-                "SKIPPED {test}: no local Grid Engine ({} missing; `cargo xtask deps` installs gridengine-master, \
-                 gridengine-exec and gridengine-client)",
-                missing.join(", ")
-            );
+        let packages = "gridengine-master, gridengine-exec and gridengine-client";
+        if !installed_or_skip(test, "Grid Engine", &missing, packages) {
             return None;
         }
         match LocalGridEngine::start() {
