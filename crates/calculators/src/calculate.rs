@@ -143,24 +143,9 @@ impl ItemOp for Calculate {
     }
 
     fn run_item(&self, item: &Item, ctx: &mut WorkerContext) -> ItemResult {
-        // The op's calculator, built once per worker: it names the `_auto_`
-        // prefix (as in wfl), and one that cannot be constructed stops the run.
-        let prefix = match ctx.calculator(self.args.calculator.as_ref()) {
-            Ok(calc) => self.prefix.get_or_init(|| match self.args.output_prefix.as_str() {
-                AUTO_PREFIX => format!("{}_", calc.name()),
-                given => given.to_string(),
-            }),
-            Err(e) => {
-                let message = format!("cannot build the calculator: {e}");
-                return Err(match e {
-                    CalcError::Construction(_) => ItemFailure::stop_run(message),
-                    _ => ItemFailure::new(message),
-                });
-            }
-        };
         // The results buffer is the worker's, reused from item to item.
         let mut out = std::mem::take(ctx.state::<CalcResults>());
-        let result = self.compute(item, prefix, ctx, &mut out);
+        let result = self.compute(item, ctx, &mut out);
         *ctx.state::<CalcResults>() = out;
         result
     }
@@ -218,15 +203,35 @@ impl Calculate {
         Ok(Some(spec))
     }
 
-    fn compute(&self, item: &Item, prefix: &str, ctx: &mut WorkerContext, out: &mut CalcResults) -> ItemResult {
+    fn compute(&self, item: &Item, ctx: &mut WorkerContext, out: &mut CalcResults) -> ItemResult {
+        // The op's calculator, built once per worker: it names the `_auto_`
+        // prefix (as in wfl), and one that cannot be constructed stops the run.
+        let calc = match ctx.calculator(self.args.calculator.as_ref()) {
+            Ok(calc) => calc,
+            Err(e) => {
+                let message = format!("cannot build the calculator: {e}");
+                return Err(match e {
+                    CalcError::Construction(_) => ItemFailure::stop_run(message),
+                    _ => ItemFailure::new(message),
+                });
+            }
+        };
+        let prefix = self.prefix.get_or_init(|| match self.args.output_prefix.as_str() {
+            AUTO_PREFIX => format!("{}_", calc.name()),
+            given => given.to_string(),
+        });
         let atoms = item.atoms()?;
         let own = self.override_spec(atoms)?;
-        let spec = own.as_deref().unwrap_or(self.args.calculator.as_ref());
         let mut request = self.request;
         if !atoms.any_pbc() {
             request.stress = false; // as wfl: no stress without periodicity
         }
-        let result = ctx.calculator(spec).and_then(|calc| calc.calculate(atoms, request, out));
+        // The op's calculator is at hand; only a per-config spec is looked up again.
+        let calc = match own.as_deref() {
+            Some(spec) => ctx.calculator(spec),
+            None => Ok(calc),
+        };
+        let result = calc.and_then(|calc| calc.calculate(atoms, request, out));
         let mut at = atoms.clone();
         match result {
             Ok(()) => {

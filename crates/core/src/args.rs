@@ -65,7 +65,12 @@ pub fn nested_error<E: serde::de::Error>(e: ArgError) -> E {
 /// (`calculator.sigma: invalid type: string "x", expected f64`); errors
 /// raised through [`nested_error`] keep their own path below the outer one.
 pub fn parse<A: DeserializeOwned>(value: Json) -> Result<A, ArgError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    parse_from(value)
+}
+
+/// [`parse`] from any deserializer (for instance a map whose entries were reordered).
+pub fn parse_from<'de, D: Deserializer<'de>, A: Deserialize<'de>>(de: D) -> Result<A, ArgError> {
+    serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
         match message.strip_prefix(NESTED).and_then(|rest| rest.split_once(NESTED)) {

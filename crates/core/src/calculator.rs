@@ -170,10 +170,7 @@ pub fn spec_from_json(value: Json) -> Result<Box<dyn CalculatorSpec>, ArgError> 
             let (tag, rest): (Vec<_>, Vec<_>) = map.into_iter().partition(|(k, _)| k == "type");
             let entries = tag.into_iter().chain(rest);
             let de = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(entries);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
-                ArgError::new(if path == "." { "-".to_string() } else { path }, e.into_inner().to_string())
-            })?
+            crate::args::parse_from(de)?
         }
         other => crate::args::parse(other)?,
     };
