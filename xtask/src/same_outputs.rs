@@ -155,8 +155,7 @@ fn compare(root: &Path, rev: &str, scratch: &Path) -> Result<(), String> {
         let dir = scratch.join(format!("out-{name}"));
         write_corpus(&dir)?;
         let pipeline = dir.join("corpus.toml");
-        util::run(Command::new(binary).arg("pipeline").arg(&pipeline).arg("--dir").arg(&dir).arg("--quiet"))
-            .or_else(|_| util::run(Command::new(binary).arg("pipeline").arg(&pipeline).arg("--dir").arg(&dir)))?;
+        util::run(Command::new(binary).arg("pipeline").arg(&pipeline).arg("--dir").arg(&dir).arg("--quiet"))?;
         util::run(
             Command::new(binary)
                 .args(["convert"])

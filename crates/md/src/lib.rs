@@ -111,9 +111,9 @@ impl Md {
                 obj.insert(k, v);
             }
         }
-        let args = parse::<MdArgs>(merged).map_err(|e| bad(format!("md: {e}")))?;
-        args.validate().map_err(|e| bad(format!("md: {e}")))?;
-        Ok(Some(args))
+        // Through the op's own constructor, so overrides are validated exactly as its arguments.
+        let md = parse::<MdArgs>(merged).and_then(Md::new).map_err(|e| bad(format!("md: {e}")))?;
+        Ok(Some(md.args))
     }
 }
 
