@@ -153,7 +153,7 @@ autopara_core::register_op!(Buildcell);
 
 impl Buildcell {
     /// The structure for one item (generated, tagged, rattled, symmetry
-    /// recorded) with how it was built; [`Operation::run_chunk`] returns its atoms.
+    /// recorded) with how it was built; [`ItemOp::run_item`] returns its atoms.
     pub fn build_item(&self, item: &Item, ctx: &WorkerContext) -> Result<Generated, ItemFailure> {
         let mut rng = ctx.rng(item);
         let mut generated = self
