@@ -76,7 +76,15 @@ pub fn parse_op_args(text: Option<&str>) -> Result<serde_json::Value> {
 /// Parses `KEY=VALUE` into a tag; the value is typed as in extxyz (`1` int, `T` bool, ...).
 pub fn parse_tag(text: &str) -> Result<(String, autopara_core::Value)> {
     match text.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), autopara_core::extxyz::parse_value(v))),
+        Some((k, v)) if !k.is_empty() => {
+            let value = autopara_core::extxyz::parse_value(v);
+            autopara_core::extxyz::check_info_entry(k, &value).map_err(|message| Error::Args {
+                context: "--tag".into(),
+                field: text.into(),
+                message,
+            })?;
+            Ok((k.to_string(), value))
+        }
         _ => Err(Error::Args { context: "--tag".into(), field: text.into(), message: "expected KEY=VALUE".into() }),
     }
 }

@@ -310,3 +310,104 @@ print(json.dumps({{"ase": ase_frames, "libatoms": lib_frames}}))
     let enc_back: Vec<J> = back.iter().map(enc_frame).collect();
     assert_same(&enc_back, &enc, "autopara");
 }
+
+/// Files that ASE and the libAtoms parser both read, in forms found in public
+/// repositories and QUIP's own files, with the column names ASE maps
+/// (`positions`, `numbers`, `symbols`), no position column (ASE's positions
+/// are then zero) or no element column (ASE's `X`), two position columns (ASE
+/// keeps the later), and 3x3 `stress`/`virial`.
+const ASE_QUIRKS: [(&str, &str); 9] = [
+    ("positions column", "2\nProperties=species:S:1:positions:R:3 pbc=\"F F F\"\nZn 0.5 0.0 0.0\nZn 0.0 2.5 0.0\n"),
+    (
+        "QUIP header with Z",
+        "2\ncutoff=-1.00000000 nneightol=1.20000000 pbc=\"F F F\" Lattice=\"5.000000 0.0 0.0 0.0 5.000000 0.0 0.0 0.0 \
+         6.000000\" Properties=species:S:1:pos:R:3:Z:I:1\nSi 0.0 0.0 0.0 14\nSi 1.36 1.36 1.36 14\n",
+    ),
+    ("no position column", "2\nProperties=species:S:1:velo:R:3:tags:I:1\nH 0.1 0.2 0.3 1\nH -0.1 0.0 0.5 2\n"),
+    ("integer positions, numbers column", "2\nProperties=numbers:I:1:positions:I:3\n6 0 0 0\n8 1 0 0\n"),
+    ("no element column", "2\nProperties=pos:R:3:q:R:1\n0 0 0 0.5\n1 0 0 -0.5\n"),
+    ("symbols and numbers", "2\nProperties=symbols:S:1:numbers:I:1:pos:R:3\nH 2 0 0 0\nH 2 0 0 1\n"),
+    ("pos and positions", "1\nProperties=species:S:1:pos:R:3:positions:R:3\nAr 0 0 0 1.5 2.5 3.5\n"),
+    (
+        "GAP training frame",
+        "2\nLattice=\"3.6 0 0 0 3.6 0 0 0 3.6\" Properties=species:S:1:pos:R:3:force:R:3 dft_energy=-7.5 \
+         dft_virial=\"1 0.1 0.2 0.1 2 0.3 0.2 0.3 3\" virial=\"4 0.5 0.6 0.5 5 0.7 0.6 0.7 6\" config_type=bulk \
+         pbc=\"T T T\"\nCu 0 0 0 0.1 0 0\nCu 1.8 1.8 0 -0.1 0 0\n",
+    ),
+    (
+        "stress as 9 numbers",
+        "1\nLattice=\"3 0 0 0 3 0 0 0 3\" stress=\"1 0.5 0.25 0.5 2 0.125 0.25 0.125 3\" energy=-1.0 \
+         Properties=species:S:1:pos:R:3\nAr 0 0 0\n",
+    ),
+];
+
+/// Every ASE_QUIRKS file: ASE and the libAtoms parser read it; we read what
+/// ASE reads, and ASE reads from what we write the same as from the original.
+#[test]
+fn files_ase_and_libatoms_read_are_read_as_ase_reads_them_and_written_back_readable() {
+    let Some(py) = python_or_skip("files_ase_and_libatoms_read") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for (i, (what, text)) in ASE_QUIRKS.iter().enumerate() {
+        let original = dir.path().join(format!("in{i}.xyz"));
+        std::fs::write(&original, text).unwrap();
+        let frames = extxyz::read_file(&original).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let ours = dir.path().join(format!("out{i}.xyz"));
+        extxyz::write_file(&ours, &frames).unwrap_or_else(|e| panic!("{what}: {e}"));
+        paths.push((*what, original, ours, frames));
+    }
+    let script = format!(
+        r#"{PY_ENCODE}
+import ase.io, extxyz
+out = []
+for original, ours in json.loads(sys.stdin.read()):
+    lib = extxyz.read_dicts(original)
+    lib = len(lib) if isinstance(lib, list) else 1
+    out.append({{"libatoms_frames": lib, "ase": [from_ase(a) for a in ase.io.read(original, ":")],
+                "ase_from_ours": [from_ase(a) for a in ase.io.read(ours, ":")]}})
+print(json.dumps(out))
+"#
+    );
+    let files: Vec<[String; 2]> =
+        paths.iter().map(|(_, o, w, _)| [o.display().to_string(), w.display().to_string()]).collect();
+    let out = run_python_json(&py, &script, &serde_json::to_string(&files).unwrap());
+    for ((what, _, _, frames), r) in paths.iter().zip(out.as_array().unwrap()) {
+        assert_eq!(r["libatoms_frames"].as_u64(), Some(frames.len() as u64), "{what}: libAtoms reads it");
+        let ase = r["ase"].as_array().unwrap();
+        let enc: Vec<J> = frames.iter().map(enc_frame).collect();
+        assert_same(&enc, ase, &format!("{what}: we read what ASE reads"));
+        assert_same(r["ase_from_ours"].as_array().unwrap(), ase, &format!("{what}: ASE reads our file the same"));
+    }
+}
+
+/// A `stress` or `virial` of 6 numbers (Voigt order, as calculators give it)
+/// is written as ASE writes a stress: the full symmetric 3x3 matrix, which
+/// ASE reads (it refuses 6 numbers).
+#[test]
+fn voigt_stress_and_virial_are_written_as_ase_reads_them() {
+    let Some(py) = python_or_skip("voigt_stress_and_virial") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("voigt.xyz");
+    let voigt = [1.0, 2.0, 3.0, 0.25, 0.5, 0.75];
+    let mut at = Atoms::new(vec![18], vec![[0.0; 3]]);
+    at.cell = [[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]];
+    at.pbc = [true; 3];
+    at.info.insert("stress".into(), Value::floats(voigt.to_vec()));
+    at.info.insert("virial".into(), Value::Array { shape: vec![6], data: ArrayData::Int(vec![1, 2, 3, 4, 5, 6]) });
+    extxyz::write_file(&file, &[at]).unwrap();
+    let script = r#"
+import json, sys
+import ase.io
+a = ase.io.read(sys.stdin.read().strip())
+print(json.dumps({"stress": a.calc.results["stress"].tolist(), "virial": a.info["virial"].tolist()}))
+"#;
+    let out = run_python_json(&py, script, &file.display().to_string());
+    // ASE stores the stress as Voigt 6 again, and the virial as a 3x3 matrix.
+    assert_eq!(out["stress"], json!(voigt));
+    assert_eq!(out["virial"], json!([[1, 6, 5], [6, 2, 4], [5, 4, 3]]));
+    let back = extxyz::read_file(&file).unwrap();
+    assert_eq!(
+        back[0].info["virial"],
+        Value::Array { shape: vec![3, 3], data: ArrayData::Int(vec![1, 6, 5, 6, 2, 4, 5, 4, 3]) }
+    );
+}

@@ -513,6 +513,27 @@ pub(crate) fn fortran_3x3(v: Value) -> Value {
     }
 }
 
+/// Checks that a `stress` or `virial` value is one ASE reads and writes: a
+/// numeric 3x3 matrix, or 6 numbers in Voigt order (xx yy zz yz xz xy), which
+/// are written as the full symmetric matrix as ASE's writer does.
+pub(crate) fn check_matrix_value(key: &str, v: &Value) -> Result<(), String> {
+    match v {
+        Value::Array { shape, data } if !matches!(data, ArrayData::Str(_) | ArrayData::Bool(_)) => {
+            if shape == &[3, 3] || shape == &[6] {
+                return Ok(());
+            }
+            Err(format!("{key} must be 9 numbers (a 3x3 matrix) or 6 (Voigt order), got shape {shape:?}"))
+        }
+        _ => Err(format!("{key} must be 9 numbers (a 3x3 matrix) or 6 (Voigt order)")),
+    }
+}
+
+/// The element of a Voigt 6-vector at row-major 3x3 position `i`.
+fn voigt_element(i: usize) -> usize {
+    const FULL: [usize; 9] = [0, 5, 4, 5, 1, 3, 4, 3, 2];
+    FULL[i]
+}
+
 /// True when `s` can be written bare and reads back as the same word.
 fn is_bare_safe(s: &str) -> bool {
     !s.is_empty()
@@ -618,13 +639,17 @@ pub(crate) fn write_value(out: &mut String, key: &str, v: &Value) -> Result<(), 
                 return Err(format!("array of shape {shape:?} holds {} elements", data.len()));
             }
             let numeric = !matches!(data, ArrayData::Str(_));
-            if is_matrix_key(key) && shape == &[3, 3] && numeric {
+            if is_matrix_key(key) {
+                check_matrix_value(key, v)?;
+                // Nine numbers in Fortran order; a Voigt 6-vector as its full
+                // symmetric matrix (ASE reads nothing else for these keys).
+                let voigt = shape == &[6];
                 out.push('"');
                 for i in 0..9 {
                     if i > 0 {
                         out.push(' ');
                     }
-                    write_elem(out, data, (i % 3) * 3 + i / 3);
+                    write_elem(out, data, if voigt { voigt_element(i) } else { (i % 3) * 3 + i / 3 });
                 }
                 out.push('"');
             } else if shape.len() == 1 && numeric && shape[0] >= 2 && shape[0] != 9 {

@@ -115,7 +115,7 @@ impl<R: BufRead> Reader<R> {
             }
         }
         *frame += 1;
-        Ok(Some(cols.into_atoms(header)))
+        Ok(Some(cols.into_atoms(header, natoms)))
     }
 }
 
@@ -205,6 +205,9 @@ enum Role {
     Z,
     Pos,
     Other,
+    /// A column ASE reads and then replaces by a later one of the same role
+    /// (`pos` followed by `positions`): its fields are checked and dropped.
+    Dropped,
 }
 
 /// One `name:type:width` entry of `Properties`.
@@ -242,6 +245,9 @@ impl Header {
                 kv::tokenize(line).map_err(|e| format!("comment line, column {}: {}", e.column + 1, e.message))?;
             for (key, raw) in pairs {
                 let dup = || format!("comment line: key '{key}' appears twice");
+                if key.is_empty() {
+                    return Err("comment line: a key is empty (\"\"=...)".into());
+                }
                 if key.eq_ignore_ascii_case("Properties") {
                     let RawValue::Text(t) = raw else {
                         return Err("comment line: Properties must be name:type:width triplets".into());
@@ -276,7 +282,13 @@ impl Header {
                         }
                     }
                     _ => {
-                        let value = if kv::is_matrix_key(&key) { kv::fortran_3x3(value) } else { value };
+                        let value = if kv::is_matrix_key(&key) {
+                            let value = kv::fortran_3x3(value);
+                            kv::check_matrix_value(&key, &value).map_err(|m| format!("comment line: {m}"))?;
+                            value
+                        } else {
+                            value
+                        };
                         if h.info.contains_key(&key) {
                             return Err(dup());
                         }
@@ -322,6 +334,13 @@ fn lattice(v: &Value) -> std::result::Result<[[f64; 3]; 3], String> {
 }
 
 /// Parses `name:type:width[:...]`.
+///
+/// Column names map as ASE maps them: `species` and `symbols` are the
+/// elements, `Z` and `numbers` the atomic numbers, `pos` and `positions` the
+/// positions; of two columns with the same role the later wins (ASE keeps the
+/// last), so the earlier is dropped. Without a position column the positions
+/// are zero, and without an element column the atoms are `X` (Z = 0), as in
+/// ASE. Other names must be ones the writer can write back.
 fn parse_properties(text: &str) -> std::result::Result<Vec<Prop>, String> {
     let fields: Vec<&str> = text.split(':').collect();
     let bad = |m: String| format!("Properties={text}: {m}");
@@ -346,32 +365,36 @@ fn parse_properties(text: &str) -> std::result::Result<Vec<Prop>, String> {
             .ok_or_else(|| bad(format!("column '{name}' has invalid width '{width}'")))?;
         total = total.checked_add(width).ok_or_else(|| bad("total width overflows".into()))?;
         let role = match name {
-            "species" => Role::Species,
-            "Z" => Role::Z,
-            "pos" => Role::Pos,
+            "species" | "symbols" => Role::Species,
+            "Z" | "numbers" => Role::Z,
+            "pos" | "positions" => Role::Pos,
             _ => Role::Other,
         };
         let expected = match role {
             Role::Species => Some((b'S', 1)),
             Role::Z => Some((b'I', 1)),
             Role::Pos => Some((b'R', 3)),
-            Role::Other => None,
+            Role::Other | Role::Dropped => None,
         };
+        // Integer positions are read as numbers, as ASE reads them.
+        let ty_ok = |ety: u8| ety == ty || (role == Role::Pos && ty == b'I');
         if let Some((ety, ew)) = expected
-            && (ety != ty || ew != width)
+            && (!ty_ok(ety) || ew != width)
         {
             return Err(bad(format!("column '{name}' must be {}:{ew}", ety as char)));
+        }
+        if role == Role::Other {
+            super::writer::check_column_name(name).map_err(|m| bad(format!("column {m}")))?;
         }
         if props.iter().any(|p| p.name == name) {
             return Err(bad(format!("column '{name}' appears twice")));
         }
+        if role != Role::Other
+            && let Some(earlier) = props.iter_mut().find(|p| p.role == role)
+        {
+            earlier.role = Role::Dropped;
+        }
         props.push(Prop { name: name.to_string(), ty, width, role });
-    }
-    if !props.iter().any(|p| p.role == Role::Pos) {
-        return Err(bad("no pos:R:3 column".into()));
-    }
-    if !props.iter().any(|p| matches!(p.role, Role::Species | Role::Z)) {
-        return Err(bad("no species:S:1 or Z:I:1 column".into()));
     }
     Ok(props)
 }
@@ -431,7 +454,7 @@ impl Columns {
                         .parse::<u8>()
                         .ok()
                         .filter(|&z| (z as usize) < crate::elements::SYMBOLS.len())
-                        .ok_or_else(|| format!("Z: invalid atomic number '{t}'"))?;
+                        .ok_or_else(|| format!("{}: invalid atomic number '{t}'", p.name))?;
                     self.z.push(z);
                 }
                 Role::Pos => {
@@ -440,9 +463,23 @@ impl Columns {
                         let t = toks.next().ok_or_else(missing)?;
                         *x = kv::parse_float(t)
                             .filter(|x| x.is_finite())
-                            .ok_or_else(|| format!("pos: '{t}' is not a finite number"))?;
+                            .ok_or_else(|| format!("{}: '{t}' is not a finite number", p.name))?;
                     }
                     self.positions.push(xyz);
+                }
+                Role::Dropped => {
+                    for _ in 0..p.width {
+                        let t = toks.next().ok_or_else(missing)?;
+                        let ok = match p.ty {
+                            b'L' => kv::parse_bool(t).is_some(),
+                            b'I' => kv::parse_int(t).is_some(),
+                            b'R' => kv::parse_float(t).is_some(),
+                            _ => true,
+                        };
+                        if !ok {
+                            return Err(format!("{}: '{t}' is not {}", p.name, type_name(p.ty)));
+                        }
+                    }
                 }
                 Role::Other => {
                     let Some(buf) = other.next() else { return Err("internal: column buffers out of step".into()) };
@@ -465,9 +502,19 @@ impl Columns {
         Ok(())
     }
 
-    fn into_atoms(self, header: Header) -> Atoms {
-        // `Z` wins over `species` when both are given, as in ASE.
-        let numbers = if header.props.iter().any(|p| p.role == Role::Z) { self.z } else { self.numbers };
+    fn into_atoms(self, header: Header, natoms: usize) -> Atoms {
+        let has = |role: Role| header.props.iter().any(|p| p.role == role);
+        // `Z` wins over `species` when both are given, as in ASE; without
+        // either the atoms are ASE's dummy element `X`.
+        let numbers = if has(Role::Z) {
+            self.z
+        } else if has(Role::Species) {
+            self.numbers
+        } else {
+            vec![0; natoms]
+        };
+        // Without a position column ASE's positions are zero.
+        let positions = if has(Role::Pos) { self.positions } else { vec![[0.0; 3]; natoms] };
         let arrays = header
             .props
             .iter()
@@ -476,14 +523,7 @@ impl Columns {
             .map(|(p, data)| (p.name.clone(), Column { width: p.width, data }))
             .collect();
         let pbc = header.pbc.unwrap_or(if header.cell.is_some() { [true; 3] } else { [false; 3] });
-        Atoms {
-            numbers,
-            positions: self.positions,
-            cell: header.cell.unwrap_or_default(),
-            pbc,
-            info: header.info,
-            arrays,
-        }
+        Atoms { numbers, positions, cell: header.cell.unwrap_or_default(), pbc, info: header.info, arrays }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The frame writer.
 
 use super::kv;
-use crate::atoms::{ArrayData, Atoms};
+use crate::atoms::{ArrayData, Atoms, Value};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -30,13 +30,76 @@ pub fn write_frame<W: Write + ?Sized>(w: &mut W, atoms: &Atoms) -> io::Result<()
     w.write_all(s.as_bytes())
 }
 
-/// Characters that a per-atom column name or string element cannot hold.
+/// Characters that a per-atom string element cannot hold.
 fn is_field_safe(s: &str) -> bool {
     !s.is_empty() && !s.chars().any(char::is_whitespace)
 }
 
-fn is_column_name_ok(s: &str) -> bool {
-    is_field_safe(s) && !s.chars().any(|c| matches!(c, ':' | '"' | '\'' | '{' | '}' | '[' | ']' | '=' | ',' | '\\'))
+/// Column names that stand for [`Atoms::numbers`] and [`Atoms::positions`]
+/// (the names ASE maps: `species`/`symbols`, `Z`/`numbers`, `pos`/`positions`).
+pub(crate) const RESERVED_COLUMNS: [&str; 6] = ["species", "symbols", "Z", "numbers", "pos", "positions"];
+
+/// Checks that `name` can be a per-atom column (an entry of [`Atoms::arrays`])
+/// in a file that ASE and the libAtoms parser read back under the same name.
+///
+/// ```
+/// use autopara_core::extxyz::check_column_name;
+/// assert!(check_column_name("REF_forces").is_ok());
+/// assert!(check_column_name("my forces").unwrap_err().contains("whitespace"));
+/// assert!(check_column_name("pos").unwrap_err().contains("reserved"));
+/// ```
+pub fn check_column_name(name: &str) -> Result<(), String> {
+    if RESERVED_COLUMNS.contains(&name) {
+        return Err(format!("'{name}' is reserved (numbers and positions are fields of Atoms)"));
+    }
+    if name.is_empty() {
+        return Err("a column name cannot be empty".into());
+    }
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, ':' | '"' | '\'' | '{' | '}' | '[' | ']' | '=' | ',' | '\\'))
+    {
+        return Err(format!(
+            "'{name}' cannot be an extxyz column name (no whitespace or any of : \" ' {{ }} [ ] = , \\)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `key` can be an info key (a `key=value` pair of the comment
+/// line): not empty and none of the keys the format itself uses (`Lattice`,
+/// `pbc`, `Properties` in any case).
+///
+/// ```
+/// use autopara_core::extxyz::check_info_key;
+/// assert!(check_info_key("config_type").is_ok());
+/// assert!(check_info_key("pbc").is_err());
+/// assert!(check_info_key("").is_err());
+/// ```
+pub fn check_info_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key == "pbc" || key == "Lattice" || key.eq_ignore_ascii_case("Properties") {
+        return Err(format!("info key '{key}' is reserved"));
+    }
+    Ok(())
+}
+
+/// Checks that `key=value` can be written on the comment line so that ASE
+/// and the libAtoms parser read it back: [`check_info_key`], and for
+/// `stress` and `virial` (which ASE reads only as 3x3 matrices) a numeric
+/// 3x3 matrix or 6 Voigt numbers.
+///
+/// ```
+/// use autopara_core::{Value, extxyz::check_info_entry};
+/// assert!(check_info_entry("stress", &Value::floats(vec![1.0; 6])).is_ok());
+/// assert!(check_info_entry("stress", &Value::Float(1.0)).is_err());
+/// assert!(check_info_entry("energy", &Value::Float(1.0)).is_ok());
+/// ```
+pub fn check_info_entry(key: &str, value: &Value) -> Result<(), String> {
+    check_info_key(key)?;
+    if kv::is_matrix_key(key) {
+        kv::check_matrix_value(key, value)?;
+    }
+    Ok(())
 }
 
 fn format_frame(s: &mut String, atoms: &Atoms) -> Result<(), String> {
@@ -45,12 +108,7 @@ fn format_frame(s: &mut String, atoms: &Atoms) -> Result<(), String> {
         return Err(format!("{} atomic numbers but {} positions", n, atoms.positions.len()));
     }
     for (name, col) in &atoms.arrays {
-        if matches!(name.as_str(), "species" | "pos" | "Z") {
-            return Err(format!("array '{name}' is reserved (numbers and positions are fields of Atoms)"));
-        }
-        if !is_column_name_ok(name) {
-            return Err(format!("array name '{name}' cannot be an extxyz column name"));
-        }
+        check_column_name(name).map_err(|m| format!("array {m}"))?;
         if col.width == 0 || col.data.len() != n * col.width {
             return Err(format!(
                 "array '{name}' has {} elements, expected {} atoms x width {}",
@@ -94,9 +152,7 @@ fn format_frame(s: &mut String, atoms: &Atoms) -> Result<(), String> {
         let _ = write!(s, ":{name}:{}:{}", col.data.type_char(), col.width);
     }
     for (key, value) in &atoms.info {
-        if key.is_empty() || key == "pbc" || key == "Lattice" || key.eq_ignore_ascii_case("Properties") {
-            return Err(format!("info key '{key}' is reserved"));
-        }
+        check_info_key(key)?;
         s.push(' ');
         kv::write_str(s, key);
         s.push('=');
