@@ -7,9 +7,12 @@
 //!   `forces`, `stress`, `energies` (per-atom); default `["energy", "forces",
 //!   "stress"]`. `stress` is dropped for configurations periodic in no direction;
 //! - `output_prefix`: default `"_auto_"`, which means the calculator's ASE class
-//!   name and `_` (`EMT_`, `LennardJones_`, `MorsePotential_`); `""` is rejected
-//!   (too easily confused with ASE's own extxyz keys);
-//! - `raise_calc_exceptions`: default false.
+//!   name and `_` (`EMT_`, `LennardJones_`, `MorsePotential_`); `null` stores
+//!   the results under ASE's own names (`energy`, `forces`, `stress`), as wfl's
+//!   `output_prefix=None` does through a SinglePointCalculator; `""` is
+//!   rejected, as in wfl;
+//! - `raise_calc_exceptions`: default false;
+//! - `verbose` (wfl's): accepted and ignored, with a notice.
 //!
 //! Results go to `info["<prefix>energy"]` (and `<prefix>free_energy`),
 //! `arrays["<prefix>forces"]`, `info["<prefix>stress"]` (Voigt 6, ASE order) and
@@ -74,8 +77,8 @@ fn default_properties() -> Vec<Property> {
     vec![Property::Energy, Property::Forces, Property::Stress]
 }
 
-fn default_prefix() -> String {
-    AUTO_PREFIX.to_string()
+fn default_prefix() -> Option<String> {
+    Some(AUTO_PREFIX.to_string())
 }
 
 /// The `calculate` op's arguments.
@@ -88,9 +91,10 @@ pub struct CalculateArgs {
     /// Properties to compute and store.
     #[serde(default = "default_properties")]
     pub properties: Vec<Property>,
-    /// Prefix of the result keys; `_auto_` means `<CalculatorName>_`.
+    /// Prefix of the result keys; `_auto_` means `<CalculatorName>_`, `None`
+    /// (JSON `null`) ASE's own names without a prefix.
     #[serde(default = "default_prefix")]
-    pub output_prefix: String,
+    pub output_prefix: Option<String>,
     /// Turn calculator errors into failure records instead of `calculation_failed` outputs.
     #[serde(default)]
     pub raise_calc_exceptions: bool,
@@ -116,12 +120,21 @@ impl ItemOp for Calculate {
         input_kind: InputKind::Configs,
     };
 
+    const WFL_IGNORED: &'static [autopara_core::wfl_args::Ignored] = &[autopara_core::wfl_args::VERBOSE];
+
     fn new(mut args: CalculateArgs) -> Result<Calculate, ArgError> {
-        if args.output_prefix.is_empty() {
-            return Err(ArgError::new(
-                "output_prefix",
-                "must not be empty (too easily confused with ASE's own extxyz keys); the default is _auto_",
-            ));
+        match args.output_prefix.as_deref() {
+            Some("") => {
+                return Err(ArgError::new(
+                    "output_prefix",
+                    "must not be empty (too easily confused with ASE's own extxyz keys); the default is _auto_, \
+                     and null stores ASE's own keys",
+                ));
+            }
+            Some(prefix) if prefix != AUTO_PREFIX => {
+                autopara_core::results::check_prefix(prefix).map_err(|m| ArgError::new("output_prefix", m))?;
+            }
+            _ => {}
         }
         if args.properties.is_empty() {
             return Err(ArgError::new("properties", "at least one property is needed"));
@@ -216,9 +229,10 @@ impl Calculate {
                 });
             }
         };
-        let prefix = self.prefix.get_or_init(|| match self.args.output_prefix.as_str() {
-            AUTO_PREFIX => format!("{}_", calc.name()),
-            given => given.to_string(),
+        // `None`: ASE's own names, as a SinglePointCalculator writes them.
+        let prefix = self.prefix.get_or_init(|| match self.args.output_prefix.as_deref() {
+            Some(AUTO_PREFIX) => format!("{}_", calc.name()),
+            given => given.unwrap_or_default().to_string(),
         });
         let atoms = item.atoms()?;
         let own = self.override_spec(atoms)?;

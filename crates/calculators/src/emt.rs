@@ -53,6 +53,7 @@ impl CalculatorSpec for Emt {
 inventory::submit! {
     CalculatorInfo {
         name: "emt",
+        aliases: &["EMT"],
         summary: "effective medium theory for Al Cu Ag Au Ni Pd Pt (and toy H C N O), as ASE's EMT",
         fields: &[("asap_cutoff", "bool, default false: cutoff from the elements present, as ASAP")],
     }

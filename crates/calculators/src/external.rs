@@ -134,6 +134,7 @@ impl CalculatorSpec for External {
 inventory::submit! {
     CalculatorInfo {
         name: "external",
+        aliases: &[],
         summary: "runs a command per config in a fresh directory: config written as extxyz, results read from its extxyz output",
         fields: &[
             ("command", "string, required: shell command run in the run directory"),

@@ -111,6 +111,7 @@ impl CalculatorSpec for LennardJones {
 inventory::submit! {
     CalculatorInfo {
         name: "lennard_jones",
+        aliases: &["LennardJones"],
         summary: "Lennard-Jones pair potential, as ASE's LennardJones (energy shift or smooth cutoff)",
         fields: &[
             ("sigma", "float, default 1.0: length scale (A); minimum at 2^(1/6) sigma"),

@@ -100,6 +100,7 @@ impl CalculatorSpec for Morse {
 inventory::submit! {
     CalculatorInfo {
         name: "morse",
+        aliases: &["MorsePotential"],
         summary: "Morse pair potential with a smooth cutoff, as ASE's MorsePotential",
         fields: &[
             ("epsilon", "float, default 1.0: well depth (eV)"),

@@ -107,7 +107,9 @@ pub fn run(cli: Cli) -> autopara_core::Result<()> {
         }
         Command::Calculators => {
             for c in autopara_core::calculator::registered_calculators() {
-                println!("{}: {}", c.name, c.summary);
+                let aliases =
+                    if c.aliases.is_empty() { String::new() } else { format!(" (also {})", c.aliases.join(", ")) };
+                println!("{}{aliases}: {}", c.name, c.summary);
                 for (f, help) in c.fields {
                     println!("    {f}: {help}");
                 }

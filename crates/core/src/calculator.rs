@@ -160,9 +160,23 @@ pub fn spec_to_json(spec: &dyn CalculatorSpec) -> serde_json::Value {
     serde_json::to_value(spec).unwrap_or_else(|e| serde_json::Value::String(format!("{spec:?} ({e})")))
 }
 
+/// Replaces a `"type"` given as one of a registered calculator's aliases by
+/// its tag (see [`CalculatorInfo::aliases`]).
+fn resolve_alias(spec: &mut Json) {
+    let Some(ty) = spec.get_mut("type") else { return };
+    let Some(name) = ty.as_str() else { return };
+    if let Some(info) = inventory::iter::<CalculatorInfo>.into_iter().find(|c| c.aliases.contains(&name)) {
+        *ty = Json::String(info.name.to_string());
+    }
+}
+
 /// Parses and validates a calculator spec, naming the offending field
 /// (`sigma`, `type`) relative to the spec.
-pub fn spec_from_json(value: Json) -> Result<Box<dyn CalculatorSpec>, ArgError> {
+/// A `"type"` given as one of a registered calculator's aliases (ASE's class
+/// name: `EMT`, `LennardJones`, `MorsePotential`) is read as its tag, so both
+/// spellings parse to the same spec (and the same canonical JSON).
+pub fn spec_from_json(mut value: Json) -> Result<Box<dyn CalculatorSpec>, ArgError> {
+    resolve_alias(&mut value);
     // typetag reads an internally tagged value without buffering (and so with
     // field paths) only when the tag comes first; JSON objects are sorted.
     let spec: Box<dyn CalculatorSpec> = match value {
@@ -201,6 +215,9 @@ impl From<CalcError> for ArgError {
 pub struct CalculatorInfo {
     /// The `"type"` tag.
     pub name: &'static str,
+    /// Other names accepted as the `"type"` (ASE's class name, so that a wfl
+    /// script's `EMT()` translates as `{"type": "EMT"}`).
+    pub aliases: &'static [&'static str],
     /// One line on what it is.
     pub summary: &'static str,
     /// Its fields: `(name, "type, default: meaning")`.

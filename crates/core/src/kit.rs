@@ -64,6 +64,7 @@ use crate::args::{ArgError, parse};
 use crate::error::Result;
 use crate::operation::{Item, ItemResult, OpInfo, Operation, WorkerContext};
 use crate::registry::OpRegistration;
+use crate::wfl_args::Ignored;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
@@ -79,6 +80,12 @@ pub trait ItemOp: Send + Sync + Sized + 'static {
 
     /// Name, version, default chunk size, summary, input kind.
     const INFO: &'static OpInfo;
+
+    /// wfl arguments the op accepts and ignores (`verbose`, md's
+    /// `logger_interval`): [`KitOp::from_json`] removes them before parsing,
+    /// with a notice ([`drop_ignored`](crate::wfl_args::drop_ignored)), so they
+    /// change neither the outputs nor the canonical arguments.
+    const WFL_IGNORED: &'static [Ignored] = &[];
 
     /// Validates the arguments and prepares the op; errors name the field.
     fn new(args: Self::Args) -> Result<Self, ArgError>;
@@ -106,7 +113,8 @@ pub struct KitOp<O> {
 
 impl<O: ItemOp> KitOp<O> {
     /// Parses and validates `value` as `O`'s arguments and builds the op.
-    pub fn from_json(value: Json) -> Result<KitOp<O>> {
+    pub fn from_json(mut value: Json) -> Result<KitOp<O>> {
+        crate::wfl_args::drop_ignored(O::INFO.name, &mut value, O::WFL_IGNORED);
         let args = parse::<O::Args>(value).map_err(|e| e.in_context(O::INFO.name))?;
         KitOp::new(args)
     }

@@ -6,14 +6,44 @@
 use crate::atoms::{Atoms, Column, Value};
 use crate::calculator::CalcResults;
 
+/// The keys [`store_results`] writes, without a prefix: ASE's own result
+/// names, as ASE writes a calculator's results.
+pub const RESULT_KEYS: [&str; 5] = ["energy", "free_energy", "stress", "forces", "energies"];
+
 /// Removes stale result keys before new ones are stored: every key starting with
 /// `prefix`, and when the prefix has a `__` group (wfl's `last_op__md_`) every
-/// key of that group (`last_op__*`), as wfl's `save_calc_results` does.
+/// key of that group (`last_op__*`), as wfl's `save_calc_results` does. With
+/// an empty prefix (results under ASE's own names) only [`RESULT_KEYS`] go.
 pub fn clear_results(atoms: &mut Atoms, prefix: &str) {
+    if prefix.is_empty() {
+        atoms.info.retain(|k, _| !RESULT_KEYS.contains(&k.as_str()));
+        atoms.arrays.retain(|k, _| !RESULT_KEYS.contains(&k.as_str()));
+        return;
+    }
     let group = prefix.find("__").map(|i| &prefix[..i + 2]);
     let stale = |k: &str| k.starts_with(prefix) || group.is_some_and(|g| k.starts_with(g));
     atoms.info.retain(|k, _| !stale(k));
     atoms.arrays.retain(|k, _| !stale(k));
+}
+
+/// Checks that the keys [`store_results`] writes under `prefix` can be written
+/// to extxyz and read back (a prefix with whitespace or quotes cannot name a
+/// column), so that a bad prefix is refused with the arguments, not when the
+/// output is written.
+///
+/// ```
+/// use autopara_core::results::check_prefix;
+/// assert!(check_prefix("last_op__md_").is_ok());
+/// assert!(check_prefix("my md ").is_err());
+/// ```
+pub fn check_prefix(prefix: &str) -> Result<(), String> {
+    for key in ["energy", "free_energy", "stress"] {
+        crate::extxyz::check_info_key(&format!("{prefix}{key}"))?;
+    }
+    for column in ["forces", "energies"] {
+        crate::extxyz::check_column_name(&format!("{prefix}{column}"))?;
+    }
+    Ok(())
 }
 
 /// Stores the computed fields of `res` under `prefix` after [`clear_results`].

@@ -1,6 +1,7 @@
 //! Argument forms that several ops share with wfl: the pressure of wfl's
-//! `sample_pressure` (used by `md` and `optimize`) and `update_config_type`
-//! (wfl's `save_config_type`).
+//! `sample_pressure` (used by `md` and `optimize`), `update_config_type`
+//! (wfl's `save_config_type`), and wfl arguments that have no effect here
+//! ([`drop_ignored`]).
 //!
 //! ```
 //! use autopara_core::wfl_args::{ConfigTypeUpdate, Pressure};
@@ -24,6 +25,46 @@ use rand::Rng;
 use rand_distr::{Distribution, Exp1, StandardNormal};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
+
+/// A wfl argument that an op accepts and ignores: its name and why it has no
+/// effect here (shown in the notice).
+pub type Ignored = (&'static str, &'static str);
+
+/// `verbose`, which every wfl op takes: autopara reports progress itself.
+pub const VERBOSE: Ignored = ("verbose", "autopara reports progress and failures itself");
+
+/// Removes the wfl arguments in `ignored` from an op's JSON arguments, so that
+/// a wfl call translates line by line, and prints a one-line notice for each
+/// on standard error (once per process, op and argument). The op then parses
+/// and keys the rest: giving or leaving out an ignored argument changes
+/// neither the outputs nor the cache key.
+///
+/// ```
+/// use autopara_core::wfl_args::{VERBOSE, drop_ignored};
+/// let mut args = serde_json::json!({"steps": 10, "verbose": true});
+/// drop_ignored("md", &mut args, &[VERBOSE]);
+/// assert_eq!(args, serde_json::json!({"steps": 10}));
+/// ```
+pub fn drop_ignored(op: &str, args: &mut Json, ignored: &[Ignored]) {
+    static SHOWN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let Some(obj) = args.as_object_mut() else { return };
+    for (name, why) in ignored {
+        if obj.remove(*name).is_none() {
+            continue;
+        }
+        let id = format!("{op}.{name}");
+        let mut shown = SHOWN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !shown.contains(&id) {
+            eprintln!("autopara: {op}: ignoring wfl's `{name}`: {why}");
+            shown.push(id);
+        }
+    }
+}
+
+/// Largest pressure magnitude (GPa) a spec may hold: 100 TPa, beyond the
+/// centre of Jupiter and any static or shock experiment (LJ in reduced units
+/// with epsilon = 1 eV and sigma = 1 Å has 160 GPa per unit of P*).
+pub const MAX_PRESSURE_GPA: f64 = 1e5;
 
 /// Draws of `normal_positive` before giving up (wfl's limit).
 const NORMAL_POSITIVE_TRIES: usize = 1000;
@@ -121,7 +162,15 @@ impl Pressure {
     pub fn validate(&self, field: &str) -> Result<(), PressureError> {
         let invalid = |message: String| PressureError::InvalidSpec { field: field.to_string(), message };
         let finite = |x: f64, what: &str| {
-            if x.is_finite() { Ok(()) } else { Err(invalid(format!("{what} must be finite, got {x}"))) }
+            if !x.is_finite() {
+                Err(invalid(format!("{what} must be finite, got {x}")))
+            } else if x.abs() > MAX_PRESSURE_GPA {
+                Err(invalid(format!(
+                    "{what} {x} GPa is beyond any sensible pressure (at most {MAX_PRESSURE_GPA:e} GPa)"
+                )))
+            } else {
+                Ok(())
+            }
         };
         match *self {
             Pressure::Value(p) => finite(p, "pressure"),

@@ -4,7 +4,7 @@
 use crate::error::MdError;
 use autopara_core::ArgError;
 use autopara_core::calculator::CalculatorSpec;
-use autopara_core::wfl_args::{ConfigTypeUpdate, Pressure};
+use autopara_core::wfl_args::{self, ConfigTypeUpdate, Ignored, Pressure};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
@@ -80,6 +80,29 @@ pub struct MdArgs {
     #[serde(default)]
     pub abort_check: Option<AbortCheck>,
 }
+
+/// Largest time step (fs) accepted: no atomistic potential is integrated
+/// stably with longer steps (vibrational periods are 10 to 100 fs, and
+/// velocity Verlet needs several steps per period); typical steps are 0.1 to 5 fs.
+pub(crate) const MAX_DT_FS: f64 = 100.0;
+
+/// Highest temperature (K) accepted anywhere in `temperature`: kT = 86 eV,
+/// far above the range of any interatomic potential (LJ in reduced units with
+/// epsilon = 1 eV at T* = 10 is 1.2e5 K).
+pub(crate) const MAX_TEMPERATURE_K: f64 = 1e6;
+
+/// wfl's `md` arguments that have no effect here.
+pub(crate) const IGNORED: [Ignored; 3] = [
+    wfl_args::VERBOSE,
+    (
+        "logger_interval",
+        "there is no ASE MD logger; every saved frame has MD_time_fs, MD_step and MD_current_temperature",
+    ),
+    (
+        "logger_kwargs",
+        "there is no ASE MD logger; every saved frame has MD_time_fs, MD_step and MD_current_temperature",
+    ),
+];
 
 fn default_true() -> bool {
     true
@@ -275,7 +298,26 @@ impl MdArgs {
             return Err(MdError::arg("steps", "must be at least 1"));
         }
         positive("dt", Some(self.dt))?;
+        if self.dt > MAX_DT_FS {
+            return Err(MdError::arg(
+                "dt",
+                format!(
+                    "{} fs is beyond any stable time step (at most {MAX_DT_FS} fs; typical steps are 0.1 to 5 fs)",
+                    self.dt
+                ),
+            ));
+        }
         positive("temperature_tau", self.temperature_tau)?;
+        if let Some(tau) = self.temperature_tau
+            && self.integrator == Integrator::Berendsen
+            && tau < self.dt
+        {
+            // ASE's velocity scale sqrt(1 + dt/tau (T0/T - 1)) is not real for dt/tau > 1.
+            return Err(MdError::arg(
+                "temperature_tau",
+                format!("{tau} fs is shorter than the time step dt = {} fs, which Berendsen cannot follow", self.dt),
+            ));
+        }
         positive("pressure_tau", self.pressure_tau)?;
         positive("compressibility_au", self.compressibility_au)?;
         if !(self.compressibility_fd_displ > 0.0 && self.compressibility_fd_displ < 1.0) {
@@ -290,6 +332,7 @@ impl MdArgs {
         if self.results_prefix.is_empty() {
             return Err(MdError::arg("results_prefix", "must not be empty (it would clash with ASE's own keys)"));
         }
+        autopara_core::results::check_prefix(&self.results_prefix).map_err(|m| MdError::arg("results_prefix", m))?;
         self.validate_temperature()?;
         self.validate_pressure()?;
         match self.abort_check {
@@ -332,6 +375,14 @@ impl MdArgs {
             for (name, v) in [("T_i", s.t_i), ("T_f", s.t_f)] {
                 if !(v.is_finite() && v >= 0.0) {
                     return Err(MdError::arg(field(name), format!("must be a finite temperature >= 0 K, got {v}")));
+                }
+                if v > MAX_TEMPERATURE_K {
+                    return Err(MdError::arg(
+                        field(name),
+                        format!(
+                            "{v} K is above any sensible temperature for atomistic MD (at most {MAX_TEMPERATURE_K:e} K)"
+                        ),
+                    ));
                 }
             }
             if !(s.traj_frac.is_finite() && s.traj_frac >= 0.0) {

@@ -40,6 +40,19 @@ pub enum MdError {
         /// Which quantity.
         quantity: &'static str,
     },
+    /// The atoms' kinetic temperature left any sensible range (the
+    /// integration has blown up, though every number is still finite).
+    #[error(
+        "trajectory blew up at MD step {step}: kinetic temperature {temperature:.3e} K is above any sensible range (at most {limit:e} K)"
+    )]
+    OutOfRange {
+        /// The first step found out of range.
+        step: u64,
+        /// The instantaneous temperature (K).
+        temperature: f64,
+        /// The bound (K).
+        limit: f64,
+    },
     /// An abort check stopped the trajectory (and `skip_failures` is false).
     #[error("MD stopped by abort check {check} at step {step}")]
     Aborted {

@@ -64,6 +64,8 @@ impl ItemOp for Md {
         input_kind: InputKind::Configs,
     };
 
+    const WFL_IGNORED: &'static [autopara_core::wfl_args::Ignored] = &args::IGNORED;
+
     fn new(args: MdArgs) -> Result<Md, ArgError> {
         args.validate()?;
         Ok(Md { args })

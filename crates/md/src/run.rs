@@ -24,6 +24,13 @@ pub const KEY_PRESSURE: &str = "MD_pressure_GPa";
 /// `skip_failures` (an abort check or a calculator error), saying why.
 pub const KEY_STOPPED: &str = "MD_stopped";
 
+/// Kinetic temperature (K) above which a trajectory has left any sensible
+/// range and fails (kT = 8.6 keV per atom): 100 times the highest temperature
+/// the arguments accept, so that a thermostatted run never reaches it, while a
+/// blown-up integration (atoms flung to 1e100 Å with finite numbers) is caught
+/// within a few steps of going wrong.
+pub(crate) const MAX_KINETIC_TEMPERATURE_K: f64 = 100.0 * crate::args::MAX_TEMPERATURE_K;
+
 /// Runs one trajectory of `atoms` and returns its saved frames.
 pub fn trajectory(
     args: &MdArgs,
@@ -90,6 +97,10 @@ pub fn trajectory(
                 }
             }
             step = next;
+            let temperature = state.temperature();
+            if temperature > MAX_KINETIC_TEMPERATURE_K {
+                return Err(MdError::OutOfRange { step, temperature, limit: MAX_KINETIC_TEMPERATURE_K });
+            }
             if step.is_multiple_of(interval) {
                 frames.push(frame(&state, step, args));
                 if let Some(why) = check_abort(&mut abort, &state, step, args)? {

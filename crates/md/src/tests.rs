@@ -412,3 +412,73 @@ fn a_trajectory_continues_from_its_last_frame_read_back_from_extxyz() {
     assert_ne!(end.array_vec3("momenta"), mid.array_vec3("momenta"));
     assert_ne!(mid.array_vec3("momenta").unwrap(), p0);
 }
+
+#[test]
+fn physically_senseless_arguments_are_refused_naming_the_field() {
+    let cases = [
+        (json!({"dt": 1000.0}), "dt", "beyond any stable time step"),
+        (json!({"dt": 1e300}), "dt", "beyond any stable time step"),
+        (json!({"temperature": 1e30}), "temperature", "above any sensible temperature"),
+        (
+            json!({"temperature": [{"T_i": 300.0, "T_f": 1e9, "traj_frac": 1.0}], "temperature_tau": 100.0}),
+            "temperature[0].T_f",
+            "above any sensible temperature",
+        ),
+        (json!({"temperature": 300.0, "temperature_tau": 0.5}), "temperature_tau", "shorter than the time step"),
+        (
+            json!({"temperature": 300.0, "temperature_tau": 100.0, "pressure": 1e9}),
+            "pressure",
+            "beyond any sensible pressure",
+        ),
+        (
+            json!({"temperature": 300.0, "temperature_tau": 100.0, "pressure": ["uniform", 0.0, 1e12]}),
+            "pressure",
+            "beyond any sensible pressure",
+        ),
+    ];
+    for (extra, field, what) in cases {
+        let (f, m) = arg_error(trap_args(extra.clone()));
+        assert_eq!(f, field, "{extra}: {m}");
+        assert!(m.contains(what), "{extra}: {m}");
+    }
+    // The bounds themselves, and Langevin's friction faster than a step, are fine.
+    for ok in [
+        json!({"dt": 100.0}),
+        json!({"temperature": 1e6}),
+        json!({"integrator": "Langevin", "temperature": 300.0, "temperature_tau": 0.5}),
+        json!({"temperature": 300.0, "temperature_tau": 1.0, "pressure": -1e5}),
+    ] {
+        Md::from_json(trap_args(ok.clone())).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}
+
+/// Two Lennard-Jones atoms 0.05 Å apart repel with 1e31 eV/Å: the first step
+/// flings them 1e30 Å apart, where they drift on with finite numbers. The item
+/// fails at that step instead of giving a trajectory at 1e30 Å; a sane item
+/// beside it is unaffected.
+#[test]
+fn a_trajectory_flung_out_of_any_sensible_range_fails_its_item() {
+    let lj = json!({"calculator": {"type": "lennard_jones", "sigma": 3.4, "epsilon": 0.0104, "rc": 8.0},
+                    "steps": 20, "dt": 1.0});
+    let crushed = Atoms::new(vec![18, 18], vec![[0.0; 3], [0.05, 0.0, 0.0]]);
+    let sane = Atoms::new(vec![18, 18], vec![[0.0; 3], [3.8, 0.0, 0.0]]);
+    let r = run_chunked(lj, vec![crushed, sane], &[2], 1);
+    let msg = &r[0].as_ref().expect_err("the crushed dimer must fail").message;
+    assert!(msg.starts_with("trajectory blew up at MD step 1: kinetic temperature"), "{msg}");
+    assert!(msg.contains("above any sensible range"), "{msg}");
+    let traj = r[1].as_ref().expect("the sane dimer runs");
+    assert_eq!(traj.len(), 21);
+    assert!(traj.iter().all(|fr| fr.positions.iter().flatten().all(|x| x.abs() < 10.0)));
+}
+
+#[test]
+fn wfl_logger_and_verbose_arguments_are_ignored_without_changing_the_key() {
+    let plain = Md::from_json(trap_args(json!({"temperature": 300.0}))).expect("plain");
+    let wfl = Md::from_json(trap_args(json!({"temperature": 300.0, "logger_interval": 10,
+        "logger_kwargs": {"logfile": "md.log"}, "verbose": true})))
+    .expect("wfl's logger and verbose arguments are accepted");
+    assert_eq!(Operation::args(&plain), Operation::args(&wfl));
+    let traj =
+        |op: &dyn Operation| op.run_chunk(&items(vec![cluster(4, 3)]), &mut WorkerContext::new(0, 5, "md")).remove(0);
+    assert_eq!(traj(&plain).unwrap(), traj(&wfl).unwrap());
+}

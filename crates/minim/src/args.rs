@@ -3,7 +3,7 @@
 //! offending field.
 
 use crate::error::MinimError;
-use autopara_core::wfl_args::{ConfigTypeUpdate, Pressure};
+use autopara_core::wfl_args::{self, ConfigTypeUpdate, Ignored, Pressure};
 use autopara_core::{ArgError, CalculatorSpec};
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +76,16 @@ pub struct MinimArgs {
     #[serde(default)]
     pub maxstep: Option<f64>,
 }
+
+/// wfl's `optimize` arguments that have no effect here.
+pub(crate) const IGNORED: [Ignored; 2] = [
+    wfl_args::VERBOSE,
+    ("logfile", "there is no ASE optimizer log; every saved frame has optimize_n_steps and the results"),
+];
+
+/// Largest `maxstep` (Å) accepted, for every optimizer: ASE's L-BFGS
+/// optimizers refuse larger steps as "much too large".
+const MAX_STEP: f64 = 1.0;
 
 fn default_fmax() -> f64 {
     1e-3
@@ -227,16 +237,25 @@ impl MinimArgs {
                 });
             }
         }
+        if self.results_prefix.is_empty() {
+            return Err(MinimError::InvalidArg {
+                field: "results_prefix",
+                message: "must not be empty (it would clash with ASE's own keys)".into(),
+            });
+        }
+        autopara_core::results::check_prefix(&self.results_prefix)
+            .map_err(|message| MinimError::InvalidArg { field: "results_prefix", message })?;
         if self.traj_step_interval == 0 {
             return Err(MinimError::InvalidArg { field: "traj_step_interval", message: "must be at least 1".into() });
         }
         if let Some(m) = self.maxstep {
             positive("maxstep", m)?;
-            // ASE refuses larger steps for its L-BFGS optimizers.
-            if m > 1.0 && self.optimizer != OptimizerKind::Fire {
+            // ASE refuses larger steps for its L-BFGS optimizers; no atom
+            // relaxes sensibly by more than 1 Å in one step with FIRE either.
+            if m > MAX_STEP {
                 return Err(MinimError::InvalidArg {
                     field: "maxstep",
-                    message: format!("{m} Å is much too large a step (at most 1.0 for L-BFGS)"),
+                    message: format!("{m} Å is much too large a step (at most {MAX_STEP} Å)"),
                 });
             }
         }

@@ -58,6 +58,8 @@ impl ItemOp for Minim {
         input_kind: InputKind::Configs,
     };
 
+    const WFL_IGNORED: &'static [autopara_core::wfl_args::Ignored] = &args::IGNORED;
+
     fn new(args: MinimArgs) -> Result<Minim, ArgError> {
         args.validate()?;
         Ok(Minim { args })

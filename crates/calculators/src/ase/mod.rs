@@ -191,6 +191,7 @@ impl CalculatorSpec for Ase {
 inventory::submit! {
     CalculatorInfo {
         name: "ase",
+        aliases: &[],
         summary: "any ASE calculator, built once per worker in a long-lived Python process (binary protocol on its pipes)",
         fields: &[
             ("constructor", "string, required: import path of the calculator class or factory, pkg.mod.Name or pkg.mod:name"),
