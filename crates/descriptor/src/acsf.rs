@@ -19,7 +19,9 @@
 
 use crate::error::DescriptorError;
 use crate::neighbours::{Lists, Neighbours};
-use crate::spec::{Descriptor, DescriptorInfo, DescriptorSpec, Species, index_atoms, parse_spec, require_positive};
+use crate::spec::{
+    Descriptor, DescriptorInfo, DescriptorSpec, Species, index_atoms, parse_spec, require_positive, use_periodic,
+};
 use autopara_core::Atoms;
 use autopara_geometry::vec3::{norm2, sub};
 use serde::{Deserialize, Serialize};
@@ -57,9 +59,11 @@ pub struct AcsfSpec {
     /// G5 parameters `[eta, zeta, lambda]`.
     #[serde(default)]
     pub g5_params: Vec<[f64; 3]>,
-    /// Use periodic images along the configuration's periodic directions.
+    /// Use periodic images along the configuration's periodic directions:
+    /// `None` (absent or `null`, the default) follows each configuration's own
+    /// `pbc`; `true` on a configuration with no periodic direction is an error.
     #[serde(default)]
-    pub periodic: bool,
+    pub periodic: Option<bool>,
 }
 
 inventory::submit! {
@@ -73,7 +77,7 @@ inventory::submit! {
             ("g3_params", "list of kappa, default []: G3 functions"),
             ("g4_params", "list of [eta, zeta, lambda], default []: G4 functions"),
             ("g5_params", "list of [eta, zeta, lambda], default []: G5 functions"),
-            ("periodic", "bool, default false: use periodic images"),
+            ("periodic", "bool, default: each configuration's pbc: use periodic images"),
         ],
         parse: parse_spec::<AcsfSpec>,
     }
@@ -161,8 +165,9 @@ impl Descriptor for Acsf {
         lists: &mut Lists,
     ) -> Result<(), DescriptorError> {
         let species = index_atoms(NAME, self.species(), atoms)?;
+        let periodic = use_periodic(NAME, self.spec.periodic, atoms)?;
         out.fill(0.0);
-        Neighbours::with(NAME, atoms, self.spec.r_cut, self.spec.periodic, lists, |neighbours| {
+        Neighbours::with(NAME, atoms, self.spec.r_cut, periodic, lists, |neighbours| {
             self.compute_with(neighbours, &species, centers, out)
         })
     }

@@ -169,12 +169,21 @@ impl ItemOp for DescriptorOp {
         input_kind: InputKind::Configs,
     };
 
+    const WFL_IGNORED: &'static [autopara_core::wfl_args::Ignored] = &[autopara_core::wfl_args::VERBOSE];
+
     /// Builds every descriptor, checking that each gives the rows the op
     /// needs: one per atom for `per_atom`, one averaged row otherwise.
     fn new(args: DescriptorArgs) -> Result<DescriptorOp, ArgError> {
         if args.key.is_empty() {
             return Err(ArgError::new("key", "must not be empty"));
         }
+        // The key must be one the output file can hold and ASE read back.
+        let writable = if args.per_atom {
+            autopara_core::extxyz::check_column_name(&args.key)
+        } else {
+            autopara_core::extxyz::check_info_entry(&args.key, &Value::floats(vec![0.0; 2]))
+        };
+        writable.map_err(|m| ArgError::new("key", m))?;
         let build = |path: String, spec: &dyn DescriptorSpec| -> Result<(String, Box<dyn Descriptor>), ArgError> {
             let d = spec.build().map_err(|e| match e {
                 DescriptorError::InvalidSpec { field, message, .. } => {

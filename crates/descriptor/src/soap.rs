@@ -28,7 +28,9 @@
 use crate::error::DescriptorError;
 use crate::harmonics::RealHarmonics;
 use crate::neighbours::{Environment, Lists, Neighbours};
-use crate::spec::{Descriptor, DescriptorInfo, DescriptorSpec, Species, index_atoms, parse_spec, require_positive};
+use crate::spec::{
+    Descriptor, DescriptorInfo, DescriptorSpec, Species, index_atoms, parse_spec, require_positive, use_periodic,
+};
 use autopara_core::Atoms;
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
@@ -99,9 +101,11 @@ pub struct SoapSpec {
     /// Radial basis; only `"gto"` is supported.
     #[serde(default = "default_rbf")]
     pub rbf: String,
-    /// Use periodic images along the configuration's periodic directions.
+    /// Use periodic images along the configuration's periodic directions:
+    /// `None` (absent or `null`, the default) follows each configuration's own
+    /// `pbc`; `true` on a configuration with no periodic direction is an error.
     #[serde(default)]
-    pub periodic: bool,
+    pub periodic: Option<bool>,
     /// Averaging over centres: `off`, `inner` or `outer`.
     #[serde(default)]
     pub average: Average,
@@ -126,7 +130,7 @@ inventory::submit! {
             ("l_max", "int 0..=20, required: maximum spherical harmonic degree"),
             ("sigma", "float > 0, default 1.0: atomic Gaussian width (Å)"),
             ("rbf", "\"gto\" (only), default \"gto\": radial basis"),
-            ("periodic", "bool, default false: use periodic images"),
+            ("periodic", "bool, default: each configuration's pbc: use periodic images"),
             ("average", "\"off\" | \"inner\" | \"outer\", default \"off\": averaging over centres"),
         ],
         parse: parse_spec::<SoapSpec>,
@@ -146,7 +150,7 @@ pub struct Soap {
     species: Vec<u8>,
     n_max: usize,
     l_max: usize,
-    periodic: bool,
+    periodic: Option<bool>,
     average: Average,
     /// `r_cut` plus dscribe's Gaussian padding: atoms this close contribute.
     cutoff: f64,
@@ -335,13 +339,14 @@ impl Descriptor for Soap {
         lists: &mut Lists,
     ) -> Result<(), DescriptorError> {
         let species = index_atoms(NAME, &self.species, atoms)?;
+        let periodic = use_periodic(NAME, self.periodic, atoms)?;
         out.fill(0.0);
         if centers.is_empty() {
             return Ok(());
         }
         // Neighbours at exactly the cutoff count, as in dscribe: the list
         // keeps distances below its cutoff, so give it the next double.
-        Neighbours::with(NAME, atoms, self.cutoff.next_up(), self.periodic, lists, |neighbours| {
+        Neighbours::with(NAME, atoms, self.cutoff.next_up(), periodic, lists, |neighbours| {
             self.compute_with(neighbours, &species, centers, out)
         })
     }

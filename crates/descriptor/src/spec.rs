@@ -283,6 +283,33 @@ impl<'de> Deserialize<'de> for Element {
     }
 }
 
+/// Whether a descriptor uses periodic images for `atoms`: as `periodic` says
+/// when it is given, else as the configuration's own `pbc` (any periodic
+/// direction). An explicit `true` on a configuration with no periodic
+/// direction, or whose cell has no volume, is an error as in dscribe, which
+/// refuses periodic descriptors there.
+pub(crate) fn use_periodic(
+    descriptor: &'static str,
+    periodic: Option<bool>,
+    atoms: &Atoms,
+) -> Result<bool, DescriptorError> {
+    match periodic {
+        None => Ok(atoms.any_pbc()),
+        Some(false) => Ok(false),
+        Some(true) if !atoms.any_pbc() => Err(DescriptorError::Geometry {
+            descriptor,
+            message: "periodic is true but the configuration has no periodic direction (pbc is F F F); \
+                      leave periodic out to follow each configuration's pbc"
+                .into(),
+        }),
+        Some(true) if atoms.volume() == 0.0 => Err(DescriptorError::Geometry {
+            descriptor,
+            message: "periodic is true but the cell has zero volume (dscribe refuses this too)".into(),
+        }),
+        Some(true) => Ok(true),
+    }
+}
+
 /// Checks a strictly positive, finite spec value.
 pub(crate) fn require_positive(descriptor: &'static str, field: &str, value: f64) -> Result<(), DescriptorError> {
     if value.is_finite() && value > 0.0 {

@@ -35,8 +35,11 @@ out = []
 for case in json.load(sys.stdin):
     spec = dict(case['spec'])
     kind = spec.pop('type')
+    a = atoms(case['atoms'])
+    # Without `periodic`, ours follows the configuration's pbc.
+    spec.setdefault('periodic', bool(a.pbc.any()))
     d = (SOAP if kind == 'soap' else ACSF)(**spec)
-    out.append(np.asarray(d.create(atoms(case['atoms']))).tolist())
+    out.append(np.asarray(d.create(a)).tolist())
 print(json.dumps(out))
 "
         );
@@ -146,6 +149,23 @@ fn all_cases() -> Vec<Case> {
     lattice.pbc = [true; 3];
     add("at_the_cutoff", &lattice, soap(&["Cu"], 3.0, 4, 3, 0.5, true, "off"));
     add("at_the_cutoff", &dimer(4.0), acsf(&["Cu"], 4.0, false, false));
+
+    // No `periodic`: each configuration's own pbc decides (periodic cells,
+    // a slab, a cluster), for SOAP and ACSF.
+    let cu = fcc(29, 3.61, 2, 0.15, 11);
+    let mut cu_cluster = fcc(29, 3.61, 1, 0.15, 12);
+    cu_cluster.pbc = [false; 3];
+    cu_cluster.cell = [[0.0; 3]; 3];
+    let mut cu_slab = fcc(29, 3.61, 2, 0.15, 13);
+    cu_slab.pbc = [true, false, true];
+    for at in [&cu, &cu_cluster, &cu_slab] {
+        let mut s = soap(&["Cu"], 5.0, 4, 4, 0.5, false, "off");
+        s.as_object_mut().map(|o| o.remove("periodic"));
+        add("periodic_follows_pbc", at, s);
+        let mut a = acsf(&["Cu"], 5.0, false, false);
+        a.as_object_mut().map(|o| o.remove("periodic"));
+        add("periodic_follows_pbc", at, a);
+    }
     cases
 }
 
@@ -177,4 +197,41 @@ fn at_the_cutoff() {
 #[test]
 fn acsf_all_functions() {
     check("acsf_all_functions");
+}
+
+#[test]
+fn periodic_follows_pbc() {
+    check("periodic_follows_pbc");
+}
+
+/// `periodic: true` on a configuration with nothing periodic is an error, as
+/// dscribe's SOAP refuses it; `false` gives the cluster descriptor of a
+/// periodic cell, as dscribe does.
+#[test]
+fn explicit_periodic_true_without_periodicity_is_an_error() {
+    let mut cluster = fcc(29, 3.61, 1, 0.1, 14);
+    cluster.pbc = [false; 3];
+    cluster.cell = [[0.0; 3]; 3];
+    for spec in [soap(&["Cu"], 4.0, 2, 2, 0.5, true, "off"), acsf(&["Cu"], 4.0, true, false)] {
+        let spec: Box<dyn DescriptorSpec> = serde_json::from_value(spec).expect("spec parses");
+        let d = spec.build().expect("spec builds");
+        let mut out = vec![0.0; cluster.len() * d.n_features()];
+        let centers: Vec<usize> = (0..cluster.len()).collect();
+        let mut lists = autopara_descriptor::Lists::default();
+        let err = d.compute(&cluster, &centers, &mut out, &mut lists).expect_err("refused");
+        assert!(err.to_string().contains("no periodic direction"), "{err}");
+    }
+    let Some(python) = python("explicit_periodic_true") else { return };
+    let script = format!(
+        "{PY_ATOMS}
+from dscribe.descriptors import SOAP
+try:
+    SOAP(species=['Cu'], r_cut=4.0, n_max=2, l_max=2, periodic=True).create(atoms(json.load(sys.stdin)))
+    print(json.dumps('computed'))
+except ValueError as e:
+    print(json.dumps(str(e)))
+"
+    );
+    let said = autopara_testkit::run_python_json(&python, &script, &atoms_json(&cluster).to_string());
+    assert_eq!(said, json!("System doesn't have cell to justify periodicity."));
 }
