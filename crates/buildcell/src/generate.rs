@@ -9,6 +9,15 @@
 //! parameters, so the symmetry is kept exactly) until every separation is at
 //! least its `MINSEP`. An attempt that fails at any stage is abandoned and a new
 //! one drawn, up to a limit.
+//!
+//! `MINSEP` is the target the atoms are pushed towards. When the push cannot
+//! reach it (the target volume is too small for hard spheres of diameter
+//! `MINSEP`, as in wfl's own test inputs), an attempt whose separations are all
+//! at least `(1 - SLACK) × MINSEP` is kept as a candidate: after
+//! [`HARD_ATTEMPTS`] attempts without one meeting `MINSEP` in full, the best
+//! candidate (largest smallest separation relative to `MINSEP`) is the structure,
+//! and when the densest sphere packing proves that `MINSEP` cannot be met the
+//! first candidate is.
 
 use crate::input::BuildcellInput;
 use crate::symmetry::{Affine, SpaceGroupModel, space_groups_with_ops, wrap};
@@ -40,6 +49,10 @@ const SHAKE_AMPLITUDE: f64 = 0.3;
 
 /// Largest lattice-translation index searched for periodic images.
 const MAX_IMAGE_RANGE: f64 = 50.0;
+
+/// Attempts that look for a structure meeting `MINSEP` in full before the best
+/// one within `SLACK` of it is taken.
+pub const HARD_ATTEMPTS: usize = 40;
 
 /// Random Wyckoff decompositions tried per attempt before drawing a new group.
 const DECOMPOSITION_TRIES: usize = 8;
@@ -75,6 +88,8 @@ pub struct Generator {
     groups: Vec<(usize, Vec<SpaceGroupModel>)>,
     /// `sigma[a][b]`: pushed-apart separation for species indices `a`, `b`.
     sigma: Vec<Vec<f64>>,
+    /// Whether `MINSEP` can be met at all ([`BuildcellInput::minsep_can_fit`]).
+    minsep_fits: bool,
 }
 
 /// One atom during placement: which orbit it belongs to and the map from the
@@ -151,7 +166,7 @@ impl Generator {
             .iter()
             .map(|a| input.species.iter().map(|b| input.minsep(a.z, b.z) * (1.0 + SEPARATION_MARGIN)).collect())
             .collect();
-        Generator { input, groups, sigma }
+        Generator { minsep_fits: input.minsep_can_fit(), input, groups, sigma }
     }
 
     /// The parsed input.
@@ -159,13 +174,26 @@ impl Generator {
         &self.input
     }
 
-    /// Builds one structure from `rng`, trying up to `max_attempts` times.
+    /// Builds one structure from `rng`, trying up to `max_attempts` times: the
+    /// first meeting `MINSEP` in full, else (from attempt [`HARD_ATTEMPTS`] on)
+    /// the best one within `SLACK` of it.
     pub fn generate<R: Rng>(&self, rng: &mut R, max_attempts: usize) -> Result<Generated, PlacementFailure> {
         let mut last_reason = String::from("no attempt made");
-        for _ in 0..max_attempts {
+        let mut best: Option<(f64, Generated)> = None;
+        for n in 1..=max_attempts {
             match self.attempt(rng) {
-                Ok(g) => return Ok(g),
+                Ok((g, None)) => return Ok(g),
+                Ok((g, Some(ratio))) => {
+                    if best.as_ref().is_none_or(|(r, _)| ratio > *r) {
+                        best = Some((ratio, g));
+                    }
+                }
                 Err(reason) => last_reason = reason,
+            }
+            if (n >= HARD_ATTEMPTS || !self.minsep_fits)
+                && let Some((_, g)) = best.take()
+            {
+                return Ok(g);
             }
         }
         Err(PlacementFailure { attempts: max_attempts, last_reason })
@@ -205,8 +233,10 @@ impl Generator {
         None
     }
 
-    /// One attempt; the error says which stage failed.
-    fn attempt<R: Rng>(&self, rng: &mut R) -> Result<Generated, String> {
+    /// One attempt, with `None` when every separation meets `MINSEP` and else
+    /// the smallest separation relative to its `MINSEP` (at least `1 - SLACK`);
+    /// the error says which stage failed.
+    fn attempt<R: Rng>(&self, rng: &mut R) -> Result<(Generated, Option<f64>), String> {
         let input = &self.input;
         let nform = *input.nform.choose(rng).ok_or("empty NFORM")?;
         let counts: Vec<u32> = input.species.iter().map(|s| s.num * nform).collect();
@@ -260,7 +290,7 @@ impl Generator {
                 atoms.push(PlacedAtom { species, orbit, jacobian: basis * a, offset: basis * b });
             }
         }
-        let params = self.relax(rng, &atoms, params, &reduced_basis)?;
+        let (params, ratio) = self.relax(rng, &atoms, params, &reduced_basis)?;
 
         // Output: fractional coordinates of the reduced cell, ASE orientation.
         let out_basis =
@@ -279,7 +309,8 @@ impl Generator {
         let cols = out_basis.transpose();
         out.cell = std::array::from_fn(|i| [cols[(i, 0)], cols[(i, 1)], cols[(i, 2)]]);
         out.pbc = [true; 3];
-        if let Some(reason) = self.violation(&out) {
+        let slack = if ratio.is_some() { 1.0 - input.slack } else { 1.0 };
+        if let Some(reason) = first_violation(&out, |za, zb| slack * input.minsep(za, zb)) {
             return Err(reason);
         }
         let operations = group
@@ -291,22 +322,24 @@ impl Generator {
                 (std::array::from_fn(|i| std::array::from_fn(|j| w_red[(i, j)])), [t_red.x, t_red.y, t_red.z])
             })
             .collect();
-        Ok(Generated { atoms: out, nform, space_group: group.number, operations })
+        Ok((Generated { atoms: out, nform, space_group: group.number, operations }, ratio))
     }
 
     /// Pushes atoms apart by steepest descent on `Σ (σ − d)²` over pairs closer
-    /// than σ, in the orbits' free parameters. Succeeds when no pair overlaps.
+    /// than σ, in the orbits' free parameters. Succeeds with `None` when no pair
+    /// overlaps, or with the smallest separation relative to `MINSEP` when
+    /// overlaps remain but no pair is closer than `(1 - SLACK) × MINSEP`.
     fn relax<R: Rng>(
         &self,
         rng: &mut R,
         atoms: &[PlacedAtom],
         mut params: Vec<Vector3<f64>>,
         reduced_basis: &Matrix3<f64>,
-    ) -> Result<Vec<Vector3<f64>>, String> {
+    ) -> Result<(Vec<Vector3<f64>>, Option<f64>), String> {
         let sigma_max = self.sigma.iter().flatten().copied().fold(0.0, f64::max);
         let sigma_min = self.sigma.iter().flatten().copied().fold(f64::INFINITY, f64::min);
         if sigma_max <= 0.0 {
-            return Ok(params);
+            return Ok((params, None));
         }
         let skin = 0.3 * sigma_max;
         let cutoff = sigma_max + skin;
@@ -381,7 +414,7 @@ impl Generator {
         let max_step = 0.2 * sigma_min;
         for _ in 0..MAX_RELAX_EVALUATIONS {
             if e == 0.0 {
-                return Ok(params);
+                return Ok((params, None));
             }
             // Preconditioned force on the free parameters.
             let mut force = vec![Vector3::zeros(); params.len()];
@@ -450,15 +483,21 @@ impl Generator {
             e = energy(&pos, &list, &mut grad_r);
         }
         if e == 0.0 {
-            Ok(params)
-        } else {
-            Err(format!("atoms still overlap after {MAX_RELAX_EVALUATIONS} relaxation steps"))
+            return Ok((params, None));
         }
-    }
-
-    /// The first pair closer than its MINSEP (periodic images included), if any.
-    pub fn violation(&self, atoms: &Atoms) -> Option<String> {
-        first_violation(atoms, |za, zb| self.input.minsep(za, zb))
+        // σ is MINSEP × (1 + SEPARATION_MARGIN): the ratio is to MINSEP.
+        let ratio = list
+            .iter()
+            .map(|p| (pos[p.j] + p.shift - pos[p.i]).norm() / p.sigma * (1.0 + SEPARATION_MARGIN))
+            .fold(f64::INFINITY, f64::min);
+        if ratio >= 1.0 - self.input.slack {
+            Ok((params, Some(ratio.min(1.0))))
+        } else {
+            Err(format!(
+                "atoms still closer than (1 - SLACK) x MINSEP after {MAX_RELAX_EVALUATIONS} relaxation steps \
+                 (smallest separation {ratio:.3} x MINSEP)"
+            ))
+        }
     }
 }
 

@@ -45,7 +45,8 @@ pub struct BuildcellInput {
     pub nform: Vec<u32>,
     /// `#SYMMOPS=`: the numbers of symmetry operations to choose from.
     pub symmops: Vec<usize>,
-    /// `#SLACK=` (read and checked; see docs/ops/buildcell.md).
+    /// `#SLACK=`: separations may fall to `(1 - SLACK) × MINSEP` when the push
+    /// cannot reach `MINSEP` (see [`crate::generate`]).
     pub slack: f64,
     /// `#OVERLAP=` (read and checked; see docs/ops/buildcell.md).
     pub overlap: f64,
@@ -238,6 +239,7 @@ impl BuildcellInput {
                 if let Some(kv) = rest.strip_prefix("EXTRA_INFO") {
                     let pairs = extxyz::parse_key_values(kv).map_err(|m| line_error(&seen, m))?;
                     for (key, v) in pairs {
+                        extxyz::check_info_entry(&key, &v).map_err(|m| line_error(&seen, m))?;
                         extra_info.retain(|(k, _)| *k != key);
                         extra_info.push((key, v));
                     }
@@ -339,47 +341,66 @@ impl BuildcellInput {
     }
 
     /// Rejects inputs where even the largest target volume cannot hold the atoms
-    /// at their minimum separations (densest sphere packing bound), per element
-    /// and for all atoms at the smallest separation.
+    /// at the closest separations a structure may have, `(1 - SLACK) × MINSEP`
+    /// (densest sphere packing bound), per element and for all atoms at the
+    /// smallest separation. `MINSEP` itself is a target the atoms are pushed
+    /// towards, so an input it overfills is fine within `SLACK` (wfl's own test
+    /// inputs are such).
     fn check_packing(&self, targvol: &Seen, minsep: &Seen) -> Result<(), InputError> {
-        let sphere = |d: f64| PI / 6.0 * d * d * d;
+        self.packing_conflict(1.0 - self.slack).map_or(Ok(()), |message| {
+            Err(InputError::Conflict {
+                message,
+                line_a: minsep.line,
+                text_a: minsep.text.clone(),
+                line_b: targvol.line,
+                text_b: targvol.text.clone(),
+            })
+        })
+    }
+
+    /// True unless the densest packing of spheres of diameter `MINSEP` cannot
+    /// fit the largest target volume: then no structure meets `MINSEP` in full
+    /// and the generator takes the first one within `SLACK` of it.
+    pub fn minsep_can_fit(&self) -> bool {
+        self.packing_conflict(1.0).is_none()
+    }
+
+    /// Why spheres of diameter `soft × MINSEP` cannot fit the largest target
+    /// volume, if they cannot.
+    fn packing_conflict(&self, soft: f64) -> Option<String> {
+        let sphere = |d: f64| PI / 6.0 * (soft * d).powi(3);
         // Per formula unit; volume and atom counts both scale with NFORM.
         let (_, v_max) = self.volume_range(1);
         let capacity = MAX_PACKING_FRACTION * v_max;
         let present: Vec<&Species> = self.species.iter().filter(|s| s.num > 0).collect();
-        let conflict = |message: String| InputError::Conflict {
-            message,
-            line_a: minsep.line,
-            text_a: minsep.text.clone(),
-            line_b: targvol.line,
-            text_b: targvol.text.clone(),
-        };
         for s in &present {
             let need = f64::from(s.num) * sphere(self.minsep(s.z, s.z));
             if need > capacity {
-                return Err(conflict(format!(
+                return Some(format!(
                     "MINSEP makes the target volume impossible: {} {} atoms per formula unit need at least {:.3} Å³ \
-                     (spheres of diameter {} packed as densely as possible), TARGVOL allows at most {:.3} Å³",
+                     (spheres of diameter {} = (1 - SLACK) x MINSEP packed as densely as possible), TARGVOL allows \
+                     at most {:.3} Å³",
                     s.num,
                     elements::symbol(s.z),
                     need / MAX_PACKING_FRACTION,
-                    self.minsep(s.z, s.z),
+                    soft * self.minsep(s.z, s.z),
                     v_max
-                )));
+                ));
             }
         }
         let d_min =
             present.iter().flat_map(|a| present.iter().map(|b| self.minsep(a.z, b.z))).fold(f64::INFINITY, f64::min);
         let need = f64::from(self.atoms_per_formula_unit()) * sphere(d_min);
         if need > capacity {
-            return Err(conflict(format!(
-                "MINSEP makes the target volume impossible: {} atoms per formula unit at separations of at least {d_min} \
-                 need at least {:.3} Å³, TARGVOL allows at most {:.3} Å³",
+            return Some(format!(
+                "MINSEP makes the target volume impossible: {} atoms per formula unit at separations of at least {} \
+                 = (1 - SLACK) x {d_min} need at least {:.3} Å³, TARGVOL allows at most {:.3} Å³",
                 self.atoms_per_formula_unit(),
+                soft * d_min,
                 need / MAX_PACKING_FRACTION,
                 v_max
-            )));
+            ));
         }
-        Ok(())
+        None
     }
 }

@@ -100,6 +100,11 @@ impl ItemOp for Buildcell {
         input_kind: InputKind::Counters,
     };
 
+    const WFL_IGNORED: &'static [autopara_core::wfl_args::Ignored] = &[
+        autopara_core::wfl_args::VERBOSE,
+        ("buildcell_cmd", "structures are built natively, without AIRSS's buildcell program"),
+    ];
+
     /// Reads and checks the input text (from `buildcell_input` or the file).
     fn new(mut args: BuildcellArgs) -> Result<Buildcell, ArgError> {
         let text = match (&args.buildcell_input, &args.buildcell_input_file) {
@@ -130,6 +135,7 @@ impl ItemOp for Buildcell {
         let mut extra_info = input.extra_info.clone();
         for (k, v) in &args.extra_info {
             let v = json_to_value(k, v)?;
+            autopara_core::extxyz::check_info_entry(k, &v).map_err(|m| args_error(&format!("extra_info.{k}"), m))?;
             extra_info.retain(|(key, _)| key != k);
             extra_info.push((k.clone(), v));
         }

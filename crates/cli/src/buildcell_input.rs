@@ -41,7 +41,7 @@ pub struct BuildcellInputArgs {
     #[arg(long = "rss-min-vol-factor", default_value_t = 0.5)]
     pub rss_min_vol_factor: f64,
     /// Volume range as factors of the target volume: `LO,HI`.
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [0.95, 1.05])]
+    #[arg(long, value_delimiter = ',', num_args = 1..=2, value_name = "LO,HI", default_values_t = [0.95, 1.05])]
     pub vol_range: Vec<f64>,
     /// MINSEP as a fraction of the mean bond length of each pair.
     #[arg(long, default_value_t = 0.9)]
@@ -50,7 +50,7 @@ pub struct BuildcellInputArgs {
     #[arg(long, default_value = "1-8")]
     pub symmops: String,
     /// Range of total atom counts: `MIN,MAX`.
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [6, 24])]
+    #[arg(long, value_delimiter = ',', num_args = 1..=2, value_name = "MIN,MAX", default_values_t = [6, 24])]
     pub natom: Vec<u32>,
     /// Odd or even atom counts.
     #[arg(long, value_enum, default_value_t = OddArg::No)]
@@ -73,12 +73,13 @@ fn parse_element(s: &str) -> std::result::Result<u8, String> {
 }
 
 fn pair<T: Copy>(v: &[T], field: &str) -> Result<(T, T)> {
+    // `--vol-range 0.9,1.1` and `--vol-range 0.9 1.1` both give two values.
     match v {
         [a, b] => Ok((*a, *b)),
         _ => Err(Error::Args {
             context: "buildcell-input".into(),
             field: field.into(),
-            message: "expected two values".into(),
+            message: format!("expected two values (LO,HI), got {}", v.len()),
         }),
     }
 }

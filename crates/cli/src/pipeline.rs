@@ -161,10 +161,19 @@ pub struct StepReport {
     pub failed: u64,
 }
 
+/// One input of a planned step.
+enum Input {
+    /// A file or glob (resolved against the pipeline's directory).
+    Path(String),
+    /// The outputs of the earlier step with this index: one file, or one per
+    /// input file for a `{stem}` template, known once that step has run.
+    Step(usize),
+}
+
 /// A step with everything resolved, checked before any step runs.
 struct Planned<'a> {
     step: &'a Step,
-    inputs: Vec<String>,
+    inputs: Vec<Input>,
     output: String,
     args: serde_json::Value,
     settings: StepSettings,
@@ -194,11 +203,11 @@ fn plan<'a>(pipeline: &'a Pipeline, dir: &Path, cli_workers: Option<usize>) -> R
                 Some(name) => {
                     let earlier = planned
                         .iter()
-                        .find(|p| p.step.name == name)
+                        .position(|p| p.step.name == name)
                         .ok_or_else(|| step_error(step, "inputs", format!("'@{name}' is not an earlier step")))?;
-                    inputs.push(earlier.output.clone());
+                    inputs.push(Input::Step(earlier));
                 }
-                None => inputs.push(resolve(input)),
+                None => inputs.push(Input::Path(resolve(input))),
             }
         }
         if inputs.is_empty() == step.count.is_none() {
@@ -225,22 +234,38 @@ pub fn run_pipeline(args: &PipelineArgs) -> Result<Vec<StepReport>> {
     };
     let planned = plan(&pipeline, &dir, args.workers)?;
     let mut reports = Vec::new();
+    // Each step's output files once known (a `{stem}` template resolves
+    // against that step's inputs), for later steps' `@name` inputs.
+    let mut resolved: Vec<Option<Vec<PathBuf>>> = Vec::new();
     for p in &planned {
         let op = build_op(&p.step.op, p.args.clone())?;
+        let mut paths_in = Vec::new();
+        for input in &p.inputs {
+            match input {
+                Input::Path(path) => paths_in.push(path.clone()),
+                Input::Step(i) => match &resolved[*i] {
+                    Some(files) => paths_in.extend(files.iter().map(|f| f.to_string_lossy().into_owned())),
+                    // Only in a dry run: the earlier step's inputs do not exist yet.
+                    None => paths_in.push(planned[*i].output.clone()),
+                },
+            }
+        }
+        resolved.push(None);
         let inputs = match p.step.count {
             Some(n) => ConfigSet::counters(n),
-            None if args.dry_run && p.inputs.iter().any(|i| !Path::new(i).exists() && !i.contains(['*', '?', '['])) => {
+            None if args.dry_run && paths_in.iter().any(|i| !Path::new(i).exists() && !i.contains(['*', '?', '['])) => {
                 println!("step {}: compute: its inputs do not exist yet", p.step.name);
                 continue;
             }
-            None => ConfigSet::from_paths(&p.inputs)?,
+            None => ConfigSet::from_paths(&paths_in)?,
         };
         let mut outputs = OutputSpec::from_arg(&p.output);
         for (k, v) in &p.step.tags {
-            outputs = outputs.with_tag(
-                k.clone(),
-                toml_to_value(v).ok_or_else(|| step_error(p.step, "tags", format!("{k}: unsupported value")))?,
-            );
+            let value =
+                toml_to_value(v).ok_or_else(|| step_error(p.step, "tags", format!("{k}: unsupported value")))?;
+            autopara_core::extxyz::check_info_entry(k, &value)
+                .map_err(|m| step_error(p.step, &format!("tags.{k}"), m))?;
+            outputs = outputs.with_tag(k.clone(), value);
         }
         let info = AutoparaInfo {
             backend: p.backend.clone(),
@@ -253,6 +278,9 @@ pub fn run_pipeline(args: &PipelineArgs) -> Result<Vec<StepReport>> {
         };
         let mut run = PreparedRun::new(op.as_ref(), &inputs, &outputs, &info)?;
         let paths = run.paths().to_vec();
+        if let Some(last) = resolved.last_mut() {
+            *last = Some(paths.clone());
+        }
         // A step whose earlier output (ours, keyed) no longer matches is recomputed.
         let ours = paths.iter().all(|path| !path.exists() || cache::read_record(path).is_ok_and(|r| r.is_some()));
         let stale = matches!(run.plan(), Err(Error::Cache(_)));
