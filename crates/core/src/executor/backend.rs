@@ -242,7 +242,7 @@ impl Backend for ThreadsBackend {
                 let task_rx = Arc::clone(&task_rx);
                 let out_tx = out_tx.clone();
                 let cancelled = &cancelled;
-                scope.spawn(move || {
+                let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
                     let mut ctx = match job.worker_context(worker) {
                         Ok(ctx) => ctx,
                         Err(e) => {
@@ -273,6 +273,15 @@ impl Backend for ThreadsBackend {
                         }
                     }
                 });
+                if let Err(e) = spawned {
+                    // Closing the task channel lets the workers started so far exit.
+                    drop(task_tx);
+                    return Err(Error::Other(format!(
+                        "could not start worker {} of {}: {e}; ask for fewer workers",
+                        worker + 1,
+                        self.workers
+                    )));
+                }
             }
             drop(out_tx);
             let mut pool = ThreadPool {

@@ -38,6 +38,9 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+/// Most items a chunk's buffer reserves before they are read.
+const RESERVE_MAX: usize = 1 << 12;
+
 /// Everything a worker anywhere needs to rebuild the op: serializable, sent
 /// once per worker by remote backends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,7 +243,9 @@ pub fn execute(
         loop {
             while !input_done && next_submit - next_write < pool.capacity().max(1) as u64 {
                 let mut chunk = pool.spare_items().unwrap_or_default();
-                chunk.reserve(chunk_size);
+                // Room for a chunk of ordinary size up front; a larger one grows
+                // as its items are read (a --chunk-size of 10^18 reserves nothing huge).
+                chunk.reserve(chunk_size.min(RESERVE_MAX));
                 while chunk.len() < chunk_size {
                     match items.next() {
                         Some(item) => chunk.push(item?),

@@ -155,13 +155,15 @@ impl Bins {
     /// within `sqrt(search2)` of its wrapped position, from the bins within
     /// `reach` of its own (one image vector per visited bin), unsorted;
     /// returns how many distances were evaluated. `cell` has the rows of open
-    /// directions zeroed.
+    /// directions zeroed. Stops early once `out` holds more than `limit`
+    /// candidates (the caller refuses the list).
     pub(super) fn cell_candidates(
         &self,
         cell: &[[f64; 3]; 3],
         kind: ListKind,
         i: usize,
         search2: f64,
+        limit: usize,
         out: &mut Vec<(u64, usize, [i32; 3])>,
     ) -> u64 {
         let [_, nby, nbz] = self.count;
@@ -172,6 +174,9 @@ impl Bins {
         let wi = self.wrapped[i];
         let mut examined = 0;
         for ox in -rx..=rx {
+            if out.len() > limit {
+                break;
+            }
             let Some((wx, sx)) = self.neighbour_bin(0, bi[0], ox) else { continue };
             for oy in -ry..=ry {
                 let Some((wy, sy)) = self.neighbour_bin(1, bi[1], oy) else { continue };

@@ -148,7 +148,8 @@ impl NeighbourList {
                 continue;
             }
             self.scratch.clear();
-            self.examined += bins.cell_candidates(cell, self.kind, i, search2, &mut self.scratch);
+            let limit = MAX_PAIRS - self.pairs.len();
+            self.examined += bins.cell_candidates(cell, self.kind, i, search2, limit, &mut self.scratch);
             if self.pairs.len() + self.scratch.len() > MAX_PAIRS {
                 return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
             }
@@ -236,7 +237,7 @@ impl Pairs {
         self.distances.clear();
     }
 
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.j.len()
     }
 

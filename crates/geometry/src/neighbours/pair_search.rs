@@ -1,9 +1,9 @@
 //! The pair search: every other atom's periodic images within the bins'
 //! fractional extent, for small systems where that beats visiting bins.
 
-use super::ListKind;
 use super::bins::Bins;
 use super::list::{Candidate, Pairs};
+use super::{ListKind, MAX_PAIRS};
 use crate::float::{ceil_i32, floor_i32};
 
 /// The pairs of atom `i`, by testing every other atom's images whose
@@ -17,6 +17,11 @@ use crate::float::{ceil_i32, floor_i32};
 /// within the cutoff are kept by writing each and counting it or not. About
 /// half pass, so a branch would mispredict often, and counting while
 /// computing would chain every candidate to the previous one.
+///
+/// Candidates are filtered in batches of about [`CANDIDATE_BATCH`], and the
+/// search stops once `out` holds more than [`MAX_PAIRS`] pairs (the caller
+/// refuses the list), so neither grows with the number of images a tiny
+/// cell has within the cutoff.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn pair_search(
     bins: &Bins,
@@ -31,7 +36,7 @@ pub(super) fn pair_search(
     let (fi, ki) = (bins.frac[i], bins.wraps[i]);
     let e = bins.extent;
     let first = if kind == ListKind::Half { i } else { 0 };
-    let mut m = 0;
+    let (mut m, mut examined) = (0, 0);
     for (j, &fj) in bins.frac.iter().enumerate().skip(first) {
         // Range of image shifts along each axis: |Δf + s| <= extent.
         let mut lo = [0i32; 3];
@@ -46,16 +51,26 @@ pub(super) fn pair_search(
             }
         }
         let count: [i32; 3] = std::array::from_fn(|k| (hi[k] - lo[k] + 1).max(0));
-        let total = (count[0] * count[1] * count[2]) as usize;
-        if total == 0 {
+        if count.contains(&0) {
             continue;
         }
-        if candidates.len() < m + total {
-            candidates.resize(m + total, Candidate::default());
-        }
+        let slice = (count[1] * count[2]) as usize;
         let kj = bins.wraps[j];
         // Exclusive ranges: inclusive ones iterate slowly.
         for sx in lo[0]..hi[0] + 1 {
+            if m + slice > candidates.len() {
+                if m > 0 && m + slice > CANDIDATE_BATCH {
+                    out.keep_within(&candidates[..m], kind, i, cut2);
+                    examined += m as u64;
+                    m = 0;
+                    if out.len() > MAX_PAIRS {
+                        return examined;
+                    }
+                }
+                if candidates.len() < m + slice {
+                    candidates.resize(m + slice, Candidate::default());
+                }
+            }
             for sy in lo[1]..hi[1] + 1 {
                 for sz in lo[2]..hi[2] + 1 {
                     let s = [sx - kj[0] + ki[0], sy - kj[1] + ki[1], sz - kj[2] + ki[2]];
@@ -66,5 +81,8 @@ pub(super) fn pair_search(
         }
     }
     out.keep_within(&candidates[..m], kind, i, cut2);
-    m as u64
+    examined + m as u64
 }
+
+/// Candidates held before those within the cutoff are kept (3 MB).
+const CANDIDATE_BATCH: usize = 1 << 16;

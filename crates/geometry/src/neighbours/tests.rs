@@ -129,6 +129,16 @@ fn cutoff_larger_than_cell_sees_self_images() {
 }
 
 #[test]
+fn tiny_cells_with_more_candidates_than_a_batch_match_brute_force() {
+    // 8 atoms in a 0.3 Å cell, cutoff 3: about 74,000 candidate images per
+    // centre, so the pair search filters them in several batches.
+    let mut rng = StdRng::seed_from_u64(5);
+    let cell = [[0.3, 0.0, 0.0], [0.02, 0.3, 0.0], [0.0, 0.01, 0.3]];
+    let pos = random_positions(&mut rng, 8, &cell, 0.2);
+    check(&pos, &cell, [true; 3], 3.0);
+}
+
+#[test]
 fn no_cell_and_open_directions_with_zero_vectors() {
     let mut rng = StdRng::seed_from_u64(3);
     let pos: Vec<[f64; 3]> = (0..60).map(|_| std::array::from_fn(|_| rng.random_range(-5.0..5.0))).collect();
