@@ -11,6 +11,7 @@ use autopara::{
 use autopara_testkit::fixtures::cu_pairs;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -393,15 +394,22 @@ fn paths_that_cannot_be_inputs_or_outputs_are_named_and_leave_nothing_behind() {
     let sub_slash = format!("{}/", s(&d.join("new")));
     // (input, output, what the error must say); a reader that opened the
     // pipe would wait for a writer forever.
-    let cases: [(&str, &str, &[&str]); 5] = [
+    // (Even with --overwrite, a pipe or device is never replaced by a file.)
+    let cases: [(&str, &str, &[&str]); 8] = [
         (s(&input), "", &["output path is empty"]),
         (s(&input), s(&sub), &["sub names a directory", "sub/out.xyz"]),
         (s(&input), &sub_slash, &["new/ names a directory"]),
+        (s(&input), s(&fifo), &["pipe.xyz is a named pipe (FIFO), not a regular file"]),
+        (s(&input), "-", &["'-': standard output cannot be an output", "give a file name"]),
         (s(&sub), &out, &["sub: is a directory", "sub/*.xyz"]),
         (s(&fifo), &out, &["pipe.xyz: is a named pipe (FIFO)", "save it to a file first"]),
+        ("-", &out, &["'-': standard input cannot be an input", "save it to a file first"]),
     ];
     for (inp, output, says) in cases {
-        for cmd in [["run", "test_slow", "-i", inp, "-o", output].as_slice(), &["convert", inp, "-o", output]] {
+        for cmd in [
+            ["run", "test_slow", "-i", inp, "-o", output, "--overwrite"].as_slice(),
+            &["convert", inp, "-o", output, "--overwrite"],
+        ] {
             let (ok, e) = run_child(cmd);
             assert!(!ok, "{cmd:?} succeeded");
             for said in says {
@@ -409,6 +417,7 @@ fn paths_that_cannot_be_inputs_or_outputs_are_named_and_leave_nothing_behind() {
             }
             assert_eq!(listing(d), ["in.xyz", "pipe.xyz", "sub"], "{cmd:?} left files behind");
             assert!(listing(&sub).is_empty());
+            assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "{cmd:?} replaced the pipe");
         }
     }
     // A run that fails at its first item leaves no journal or partial file.

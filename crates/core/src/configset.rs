@@ -88,6 +88,13 @@ impl ConfigSet {
                 files.push(literal);
                 continue;
             }
+            if pat == "-" {
+                return Err(Error::Input(
+                    "'-': standard input cannot be an input; autopara reads its inputs twice (once to key the \
+                     outputs, once to compute), so save it to a file first"
+                        .into(),
+                ));
+            }
             if !pat.contains(['*', '?', '[']) {
                 return Err(Error::Input(format!("{pat}: no such file")));
             }
@@ -194,9 +201,30 @@ pub(crate) fn check_input_file(path: &Path) -> Result<()> {
          save it to a file first"
             .to_string()
     } else {
-        "is not a regular file".to_string()
+        format!("is {}, not a regular file", special_file_kind(&meta))
     };
     Err(Error::Input(format!("{}: {what}", path.display())))
+}
+
+/// What a file that is neither a regular file nor a directory is, for messages
+/// ("a named pipe (FIFO)", "a character device", ...).
+pub(crate) fn special_file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a named pipe (FIFO)";
+        } else if t.is_char_device() {
+            return "a character device";
+        } else if t.is_block_device() {
+            return "a block device";
+        } else if t.is_socket() {
+            return "a socket";
+        }
+    }
+    let _ = meta;
+    "a special file"
 }
 
 #[cfg(unix)]

@@ -153,16 +153,35 @@ impl OutputSpec {
     }
 }
 
-/// Fails, saying why, when `out` cannot name an output file: empty, or a directory.
+/// Fails, saying why, when `out` cannot name an output file: empty, `-`, a
+/// directory, or an existing file that is not a regular file (a pipe, a
+/// device), which the final rename would replace.
 fn check_output_path(out: &Path) -> Result<()> {
     if out.as_os_str().is_empty() {
         return Err(Error::Output("the output path is empty; give a file name (for example -o out.xyz)".into()));
+    }
+    if out.as_os_str() == "-" {
+        return Err(Error::Output(
+            "'-': standard output cannot be an output; autopara writes each output as a file that appears only \
+             when complete, so give a file name (for example -o out.xyz)"
+                .into(),
+        ));
     }
     if out.is_dir() || out.file_name().is_none() || out.to_string_lossy().ends_with(std::path::MAIN_SEPARATOR) {
         return Err(Error::Output(format!(
             "{} names a directory; give a file name in it (for example {})",
             out.display(),
             out.join("out.xyz").display()
+        )));
+    }
+    if let Ok(meta) = std::fs::metadata(out)
+        && !meta.is_file()
+    {
+        return Err(Error::Output(format!(
+            "{} is {}, not a regular file; autopara writes each output to a file beside it and renames that into \
+             place, which would replace it, so give a regular file's name",
+            out.display(),
+            crate::configset::special_file_kind(&meta)
         )));
     }
     Ok(())

@@ -230,6 +230,13 @@ fn resume_never_fabricates_data() {
     interrupted_run(&out, &key(1), 14);
     assert_eq!(finish_as_planned(&outs, &key(1), false, 20), "resume");
     check("undamaged");
+    // With --overwrite it starts from nothing all the same.
+    std::fs::remove_file(&out).unwrap();
+    interrupted_run(&out, &key(1), 14);
+    let Plan::Compute(why) = plan(&outs, &key(1), true).unwrap() else { panic!("--overwrite resumed") };
+    assert!(why.contains("discarding an interrupted run (overwrite)"), "{why}");
+    assert_eq!(finish_as_planned(&outs, &key(1), true, 20), "compute");
+    check("undamaged, overwrite");
 }
 
 #[test]
