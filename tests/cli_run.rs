@@ -4,10 +4,10 @@
 //! registered (`cli_child`).
 
 use autopara as _;
-use autopara::cache;
 use autopara::{
     InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration, Operation, Value, WorkerContext, extxyz,
 };
+use autopara::{cache, sidecar};
 use autopara_testkit::fixtures::cu_pairs;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -108,7 +108,7 @@ fn s(p: &Path) -> &str {
 }
 
 fn journal_lines(out: &Path) -> usize {
-    std::fs::read_to_string(cache::journal_path(out)).map(|t| t.matches('\n').count()).unwrap_or(0)
+    std::fs::read_to_string(sidecar::journal_path(out)).map(|t| t.matches('\n').count()).unwrap_or(0)
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
@@ -264,8 +264,8 @@ fn killed_runs_resume_to_byte_identical_outputs() {
         }
         assert_eq!(std::fs::read(&out).unwrap(), ref_bytes, "kill point {n}");
         assert_eq!(
-            std::fs::read(cache::failures_path(&out)).unwrap(),
-            std::fs::read(cache::failures_path(&reference)).unwrap()
+            std::fs::read(sidecar::failures_path(&out)).unwrap(),
+            std::fs::read(sidecar::failures_path(&reference)).unwrap()
         );
     }
 }

@@ -179,7 +179,7 @@ fn killed_worker_rank_fails_the_run_and_keeps_finished_chunks() {
         .expect("mpirun");
     // Wait until some chunks are journaled (a checkpoint line after the
     // journal's header), then kill rank 1.
-    let journal = autopara::cache::journal_path(&output);
+    let journal = autopara::sidecar::journal_path(&output);
     let start = Instant::now();
     while std::fs::read_to_string(&journal).map_or(0, |j| j.lines().count()) < 2 {
         assert!(start.elapsed() < Duration::from_secs(120), "no progress journaled");

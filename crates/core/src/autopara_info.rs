@@ -23,7 +23,8 @@
 
 use crate::error::{Error, Result};
 use crate::executor::backend::{Backend, SerialBackend, ThreadsBackend};
-use crate::operation::{OpInfo, WorkerContext};
+use crate::executor::{Initializer, ResolvedAutopara};
+use crate::operation::OpInfo;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -66,11 +67,6 @@ pub fn mpi_launch(env: impl Fn(&str) -> Option<String>) -> Option<String> {
         .or_else(|| ranks.iter().filter_map(|k| number(k)).find(|(n, _)| *n > 0))
         .map(|(_, what)| what)
 }
-
-/// A function run once per worker before its first chunk (in serial runs too),
-/// for example to build calculators ahead of time with [`WorkerContext::calculator`].
-/// An error stops the run, naming the worker.
-pub type Initializer = Arc<dyn Fn(&mut WorkerContext) -> std::result::Result<(), String> + Send + Sync>;
 
 /// How to run an op: every field optional; see the module docs for precedence.
 #[derive(Clone, Default)]
@@ -120,38 +116,6 @@ pub fn set_process_backend(backend: Arc<dyn Backend>) -> bool {
 /// The backend installed by [`set_process_backend`], if any.
 pub fn process_backend() -> Option<Arc<dyn Backend>> {
     PROCESS_BACKEND.get().cloned()
-}
-
-/// Settings with every choice made, for one run of one op.
-#[derive(Clone)]
-pub struct ResolvedAutopara {
-    /// Number of workers (at least 1).
-    pub workers: usize,
-    /// Items per chunk (at least 1).
-    pub chunk_size: usize,
-    /// Seed of the per-item random streams.
-    pub seed: u64,
-    /// Keep going after failures.
-    pub skip_failed: bool,
-    /// Per-worker initializer.
-    pub initializer: Option<Initializer>,
-    /// The backend that runs chunks.
-    pub backend: Arc<dyn Backend>,
-    /// Show progress and the start line.
-    pub progress: bool,
-}
-
-impl fmt::Debug for ResolvedAutopara {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResolvedAutopara")
-            .field("workers", &self.workers)
-            .field("chunk_size", &self.chunk_size)
-            .field("seed", &self.seed)
-            .field("skip_failed", &self.skip_failed)
-            .field("backend", &self.backend.name())
-            .field("progress", &self.progress)
-            .finish()
-    }
 }
 
 impl AutoparaInfo {

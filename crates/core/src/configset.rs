@@ -20,10 +20,10 @@
 //! ```
 
 use crate::atoms::Atoms;
-use crate::cache;
 use crate::error::{Error, Result};
 use crate::extxyz;
 use crate::operation::{Item, Location, Payload};
+use crate::sidecar;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -238,11 +238,11 @@ fn is_fifo(_: &std::fs::Metadata) -> bool {
 }
 
 /// A reader over an input file, or `None` for a complete autopara output
-/// without configurations ([`cache::is_empty_output`]), which contributes no
+/// without configurations ([`sidecar::is_empty_output`]), which contributes no
 /// items; any other empty file is an error when read.
 fn open_input(path: &Path) -> Result<Option<FileReader>> {
     check_input_file(path)?;
-    if cache::is_empty_output(path)? { Ok(None) } else { extxyz::open(path).map(Some) }
+    if sidecar::is_empty_output(path)? { Ok(None) } else { extxyz::open(path).map(Some) }
 }
 
 enum Inner<'a> {

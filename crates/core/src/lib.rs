@@ -1,7 +1,24 @@
-//! autopara core: the data model ([`Atoms`]), extxyz I/O, inputs
-//! ([`ConfigSet`]) and outputs ([`OutputSpec`]), the [`Operation`] trait and
-//! its registry, the calculator seam, reproducible per-item randomness, the
-//! executor, and argument forms shared with wfl ([`wfl_args`]).
+//! autopara core: the data model, the op kit and the engine that runs ops.
+//!
+//! # For op authors
+//!
+//! `use autopara_core::prelude::*;` brings what an op needs: [`Atoms`] and
+//! its values, [`ItemOp`] (the kit), [`ArgError`], the item and
+//! [`WorkerContext`] types, and the calculator seam. Beyond the prelude an op
+//! may use the modules [`kit`], [`args`], [`calculator`], [`results`], [`rng`],
+//! [`units`], [`elements`], [`wfl_args`] and [`extxyz`] (to hand frames to an
+//! external program) (ARCHITECTURE.md, rule 3; the
+//! test `tests/architecture.rs` checks it). `docs/writing-an-op.md` opens with
+//! a complete op.
+//!
+//! # The engine (for the CLI, backends and the Python package)
+//!
+//! Inputs [`configset`], outputs [`outputspec`], run settings
+//! [`autopara_info`], the op [`registry`], the [`executor`] and its backends,
+//! the content-keyed [`cache`] with the files it keeps beside an output
+//! ([`sidecar`]), the [`runner`] that prepares and carries out a run, closure
+//! maps ([`map`]). Modules form layers: none imports one
+//! that imports it back.
 //!
 //! See `docs/` in the repository for the user guide.
 
@@ -23,6 +40,7 @@ pub mod registry;
 pub mod results;
 pub mod rng;
 pub mod runner;
+pub mod sidecar;
 pub mod units;
 pub mod wfl_args;
 

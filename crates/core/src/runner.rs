@@ -21,11 +21,12 @@
 //! ```
 
 use crate::atoms::{Atoms, Value};
-use crate::autopara_info::{AutoparaInfo, ResolvedAutopara};
+use crate::autopara_info::AutoparaInfo;
 use crate::cache::lock::OutputLock;
 use crate::cache::{self, FailureEntry, FileSink, InputDigest, Plan, RunKey, RunRecord};
 use crate::configset::ConfigSet;
 use crate::error::{Error, Result};
+use crate::executor::ResolvedAutopara;
 use crate::executor::{FailureRecord, ResultSink, RunStats, execute};
 use crate::map::{IntoItemResult, Map};
 use crate::operation::{InputKind, Item, Location, OpInfo, Operation};
@@ -169,7 +170,7 @@ fn report(op: &dyn Operation, stats: &RunStats, paths: &[PathBuf], records: &[Ru
         .iter()
         .zip(records)
         .filter(|(_, r)| r.failed > 0)
-        .map(|(p, _)| cache::failures_path(p).display().to_string())
+        .map(|(p, _)| crate::sidecar::failures_path(p).display().to_string())
         .collect();
     if !failed.is_empty() {
         line += &format!("; failure records in {}", failed.join(", "));

@@ -5,6 +5,7 @@
 use autopara_core::cache::{self, lock::OutputLock};
 use autopara_core::outputspec::Outputs;
 use autopara_core::runner::{self, Action};
+use autopara_core::sidecar;
 use autopara_core::{
     Atoms, AutoparaInfo, ConfigSet, Error, InputKind, Item, ItemFailure, ItemResult, OpInfo, OpRegistration, Operation,
     OutputSpec, Value, WorkerContext, extxyz,
@@ -150,7 +151,10 @@ fn failures_are_recorded_beside_the_output_and_stop_resumes() {
     let s = runner::run(failing.as_ref(), &inputs(&input), &OutputSpec::file(&stop), &info(1, 5)).unwrap();
     assert_eq!(s.action, Action::Resumed { from: 3 });
     assert_eq!(std::fs::read(&stop).unwrap(), std::fs::read(&out).unwrap());
-    assert_eq!(std::fs::read(cache::failures_path(&stop)).unwrap(), std::fs::read(cache::failures_path(&out)).unwrap());
+    assert_eq!(
+        std::fs::read(sidecar::failures_path(&stop)).unwrap(),
+        std::fs::read(sidecar::failures_path(&out)).unwrap()
+    );
 }
 
 #[test]
@@ -219,7 +223,7 @@ fn empty_outputs_are_complete_and_keyed_and_feed_next_steps_as_no_items() {
     assert_eq!(s.stats.failed, 4);
     assert_eq!(std::fs::read(&failed).unwrap(), b"");
     assert_eq!(cache::read_record(&failed).unwrap().map(|r| (r.items, r.configs)), Some((4, 0)));
-    assert!(cache::is_empty_output(&failed).unwrap());
+    assert!(sidecar::is_empty_output(&failed).unwrap());
     assert_eq!(cache::read_failures(&failed).unwrap().len(), 4);
     let again = runner::run(all_fail.as_ref(), &inputs(&input), &OutputSpec::file(&failed), &info(2, 1)).unwrap();
     assert_eq!(again.action, Action::Reused);
@@ -230,7 +234,7 @@ fn empty_outputs_are_complete_and_keyed_and_feed_next_steps_as_no_items() {
     let s = runner::run(a.as_ref(), &inputs(&failed), &OutputSpec::file(&next), &info(2, 1)).unwrap();
     assert_eq!((s.action, s.stats.items), (Action::Computed, 0));
     assert_eq!(std::fs::read(&next).unwrap(), b"");
-    assert!(cache::is_empty_output(&next).unwrap());
+    assert!(sidecar::is_empty_output(&next).unwrap());
     let s = runner::run(a.as_ref(), &inputs(&failed), &OutputSpec::file(&next), &info(2, 1)).unwrap();
     assert_eq!(s.action, Action::Reused);
     // Beside other inputs it contributes nothing and keeps their file indices.
@@ -248,7 +252,7 @@ fn empty_outputs_are_complete_and_keyed_and_feed_next_steps_as_no_items() {
     std::fs::write(&full, "").unwrap();
     for (bad, text) in [(&empty_in, ""), (&empty_in, "\n \n"), (&full, "")] {
         std::fs::write(bad, text).unwrap();
-        assert!(!cache::is_empty_output(bad).unwrap());
+        assert!(!sidecar::is_empty_output(bad).unwrap());
         let out = dir.path().join("never.xyz");
         let e = runner::run(a.as_ref(), &inputs(bad), &OutputSpec::file(&out), &info(2, 1)).unwrap_err();
         assert!(e.to_string().starts_with(&format!("{}: frame 0, line 1: no frames", bad.display())), "{e}");
@@ -281,15 +285,15 @@ fn retry_failed_merges_in_input_order() {
     assert_eq!((s.stats.items, s.stats.failed), (4, 1));
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&still5).unwrap());
     assert_eq!(
-        std::fs::read(cache::failures_path(&out)).unwrap(),
-        std::fs::read(cache::failures_path(&still5)).unwrap()
+        std::fs::read(sidecar::failures_path(&out)).unwrap(),
+        std::fs::read(sidecar::failures_path(&still5)).unwrap()
     );
     assert_eq!(cache::read_record(&out).unwrap(), cache::read_record(&still5).unwrap(), "key and counts updated");
     // The full fix.
     let fixed = op(serde_json::json!({}));
     runner::retry_failed(fixed.as_ref(), &inputs(&input), &OutputSpec::file(&out), &info(1, 1)).unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&clean).unwrap());
-    assert!(!cache::failures_path(&out).exists());
+    assert!(!sidecar::failures_path(&out).exists());
     let s = runner::run(fixed.as_ref(), &inputs(&input), &OutputSpec::file(&out), &info(1, 1)).unwrap();
     assert_eq!(s.action, Action::Reused);
     // Nothing left to retry; other inputs are refused.
@@ -427,7 +431,7 @@ fn a_journal_left_beside_complete_outputs_is_removed_and_never_resumed() {
     let spec = OutputSpec::file(&out);
     let strict = AutoparaInfo { skip_failed: Some(false), ..info(1, 1) };
     assert!(runner::run(a.as_ref(), &inputs(&input), &spec, &strict).is_err());
-    let journal = cache::journal_path(&out);
+    let journal = sidecar::journal_path(&out);
     let interrupted = std::fs::read(&journal).unwrap();
     let s = runner::run(a.as_ref(), &inputs(&input), &spec, &info(1, 1)).unwrap();
     assert_eq!(s.action, Action::Resumed { from: 4 });
@@ -476,7 +480,7 @@ fn a_run_that_fails_before_any_item_leaves_no_journal_or_partial_file() {
     let e =
         runner::run(op(serde_json::json!({"fail": [4]})).as_ref(), &inputs(&input), &OutputSpec::file(&out), &strict);
     assert!(matches!(e, Err(Error::ItemFailed { index: 4, .. })), "{e:?}");
-    assert!(cache::journal_path(&out).exists());
+    assert!(sidecar::journal_path(&out).exists());
     let s = runner::run(
         op(serde_json::json!({"fail": [4]})).as_ref(),
         &inputs(&input),

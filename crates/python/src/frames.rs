@@ -182,7 +182,7 @@ impl FrameReader {
 /// (it reads as zero frames instead of an error).
 #[pyfunction]
 fn is_empty_output(path: std::path::PathBuf) -> PyResult<bool> {
-    guarded(|| autopara::cache::is_empty_output(&path).map_err(to_py))
+    guarded(|| autopara::sidecar::is_empty_output(&path).map_err(to_py))
 }
 
 /// A plain frame through our extxyz writer and reader (for tests of the conversion).

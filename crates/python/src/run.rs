@@ -13,8 +13,9 @@
 use crate::frames::{from_plain, to_plain};
 use crate::procs::ProcessBackend;
 use crate::{guarded, panic_error, to_py};
-use autopara::autopara_info::{AutoparaInfo, ResolvedAutopara};
+use autopara::autopara_info::AutoparaInfo;
 use autopara::configset::Nested;
+use autopara::executor::ResolvedAutopara;
 use autopara::executor::backend::{Backend, Job, Pool, SerialBackend, ThreadsBackend};
 use autopara::executor::{ChunkOutcome, ChunkTask, FailureRecord, ResultSink, execute};
 use autopara::outputspec::Outputs;

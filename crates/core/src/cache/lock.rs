@@ -18,7 +18,7 @@ pub struct OutputLock {
 
 /// The lock file of `output`.
 pub fn lock_path(output: &Path) -> PathBuf {
-    super::hidden_sibling(output, "autopara-lock")
+    crate::sidecar::hidden_sibling(output, "autopara-lock")
 }
 
 /// True when `a` and `b` are the same file (same device and inode on Unix).

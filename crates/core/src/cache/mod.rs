@@ -42,6 +42,9 @@ use crate::atoms::Atoms;
 use crate::error::{Error, Result};
 use crate::executor::{FailureRecord, ResultSink};
 use crate::operation::Location;
+use crate::sidecar::{
+    failures_path, journal_path, partial_failures_path, partial_path, read_json, record_path, record_tmp_path,
+};
 use journal::{Journal, JournalState, OutputState, Resumable};
 pub use key::{AUTOPARA_VERSION, InputDigest, RunKey, canonical_json, input_digest};
 use serde::{Deserialize, Serialize};
@@ -50,46 +53,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// `DIR/.NAME.suffix` for `DIR/NAME`.
-pub(crate) fn hidden_sibling(path: &Path, suffix: &str) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{suffix}"))
-}
-
-/// `DIR/NAME.suffix` for `DIR/NAME`.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!("{name}.{suffix}"))
-}
-
-/// The run record of `output` (`NAME.autopara.json`).
-pub fn record_path(output: &Path) -> PathBuf {
-    sibling(output, "autopara.json")
-}
-
-/// The failure records of `output` (`NAME.failures.jsonl`).
-pub fn failures_path(output: &Path) -> PathBuf {
-    sibling(output, "failures.jsonl")
-}
-
-fn partial_path(output: &Path) -> PathBuf {
-    hidden_sibling(output, "autopara-partial")
-}
-
-fn partial_failures_path(output: &Path) -> PathBuf {
-    hidden_sibling(output, "autopara-failures-partial")
-}
-
-/// The run record of `output` while it is being written.
-fn record_tmp_path(output: &Path) -> PathBuf {
-    hidden_sibling(output, "autopara-record")
-}
-
-/// The resume journal of a run whose first output is `output`.
-pub fn journal_path(output: &Path) -> PathBuf {
-    hidden_sibling(output, "autopara-journal")
-}
 
 /// Format version of [`RunRecord`].
 pub const RECORD_FORMAT: u32 = 1;
@@ -157,28 +120,7 @@ pub fn file_digest(path: &Path) -> Result<String> {
 
 /// Reads the record of `output`, `None` when there is none.
 pub fn read_record(output: &Path) -> Result<Option<RunRecord>> {
-    let path = record_path(output);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(&path, e)),
-    };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| Error::Cache(format!("{}: unreadable autopara record: {e}", path.display())))
-}
-
-/// Whether `path` is a complete autopara output that holds no configurations:
-/// an empty file whose run record says it is complete and empty (every item
-/// failed, or the op produced nothing). Such a file is the one extxyz file
-/// that reads as zero frames (see [`crate::configset`]); any other empty file
-/// is an error, never silently nothing.
-pub fn is_empty_output(path: &Path) -> Result<bool> {
-    if std::fs::metadata(path).map_err(io_err(path))?.len() != 0 {
-        return Ok(false);
-    }
-    // An unreadable record proves nothing: the reader's error names the file.
-    Ok(read_record(path).ok().flatten().is_some_and(|r| r.bytes == 0 && r.configs == 0))
+    read_json(&record_path(output), "autopara record")
 }
 
 /// Reads the failure records of a complete `output` (none when the file is absent).

@@ -1,4 +1,5 @@
 use super::*;
+use crate::sidecar::{journal_path, partial_path};
 use std::collections::BTreeMap;
 
 fn key(steps: u64) -> RunKey {

@@ -7,8 +7,7 @@
 //! The driver (in [`crate::executor`]) owns input order, output order and
 //! memory bounds; a backend only moves tasks to workers and outcomes back.
 
-use super::{ChunkOutcome, ChunkTask, JobSpec, execute_items};
-use crate::autopara_info::Initializer;
+use super::{ChunkOutcome, ChunkTask, Initializer, JobSpec, execute_items};
 use crate::error::{Error, Result};
 use crate::operation::{Item, Operation, WorkerContext};
 use std::collections::VecDeque;

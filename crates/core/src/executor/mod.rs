@@ -26,14 +26,15 @@
 
 pub mod backend;
 pub mod progress;
+mod settings;
 
 use crate::atoms::Atoms;
-use crate::autopara_info::ResolvedAutopara;
 use crate::error::{Error, Result};
 use crate::operation::{Item, ItemFailure, ItemResult, Location, Operation, WorkerContext};
 use backend::Job;
 use progress::Progress;
 use serde::{Deserialize, Serialize};
+pub use settings::{Initializer, ResolvedAutopara};
 use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -88,7 +88,7 @@ fn items(n: u64, fail: &[(u64, &str)]) -> Vec<Result<Item>> {
         .collect()
 }
 
-fn settings(workers: usize, chunk: usize, seed: u64, skip_failed: bool) -> crate::autopara_info::ResolvedAutopara {
+fn settings(workers: usize, chunk: usize, seed: u64, skip_failed: bool) -> super::ResolvedAutopara {
     AutoparaInfo {
         workers: Some(workers),
         chunk_size: Some(chunk),
@@ -101,7 +101,7 @@ fn settings(workers: usize, chunk: usize, seed: u64, skip_failed: bool) -> crate
     .unwrap()
 }
 
-fn run(n: u64, fail: &[(u64, &str)], s: &crate::autopara_info::ResolvedAutopara) -> (Result<RunStats>, Collect) {
+fn run(n: u64, fail: &[(u64, &str)], s: &super::ResolvedAutopara) -> (Result<RunStats>, Collect) {
     let mut sink = Collect::default();
     let r = execute(&Rattle, items(n, fail), &mut sink, s, Some(n));
     (r, sink)
