@@ -5,14 +5,14 @@
 //! worker outlives autopara, however it ends.
 
 use autopara::{Value, extxyz};
+use autopara_testkit::bridge::{Recorded, alive};
 use serde_json::{Value as Json, json};
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_autopara");
-const MODULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/calculators/tests/python");
 
 /// Rattled fcc Cu cells (ASE's bulk and rattle), with Maxwell-Boltzmann momenta at 300 K.
 const WRITE_CU: &str = r#"
@@ -60,7 +60,7 @@ impl Case {
     fn spec(&self, constructor: &str, kwargs: Json) -> Json {
         json!({
             "type": "ase", "constructor": constructor, "kwargs": kwargs,
-            "python": self.python, "pythonpath": [MODULES],
+            "python": self.python, "pythonpath": [autopara_testkit::bridge::modules()],
         })
     }
 
@@ -75,34 +75,6 @@ fn ok(out: Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "autopara failed ({}):\n{stderr}", out.status);
     stderr
-}
-
-/// Per line kind (`construct`, `calculate`) of a RecordingEMT log, the count per process id.
-fn log_counts(log: &Path) -> BTreeMap<String, BTreeMap<u32, usize>> {
-    let mut out: BTreeMap<String, BTreeMap<u32, usize>> = BTreeMap::new();
-    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
-        let (what, pid) = line.split_once(' ').unwrap();
-        *out.entry(what.into()).or_default().entry(pid.parse().unwrap()).or_default() += 1;
-    }
-    out
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie is gone for our purposes, but a reaped or absent process has no stat.
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-}
-
-/// One construction per worker that did work, its process ended with the run.
-fn assert_once_per_worker(log: &Path, workers: usize, calls: usize) {
-    let counts = log_counts(log);
-    let constructed = counts.get("construct").cloned().unwrap_or_default();
-    let calculated = counts.get("calculate").cloned().unwrap_or_default();
-    let what = format!("{}: {counts:?}", log.display());
-    assert!(!constructed.is_empty() && constructed.len() <= workers, "{what}");
-    assert!(constructed.values().all(|&n| n == 1), "a worker built its calculator twice: {what}");
-    assert_eq!(constructed.keys().collect::<Vec<_>>(), calculated.keys().collect::<Vec<_>>(), "{what}");
-    assert_eq!(calculated.values().sum::<usize>(), calls, "{what}");
-    assert!(constructed.keys().all(|&pid| !alive(pid)), "a worker outlived the run: {what}");
 }
 
 #[test]
@@ -125,11 +97,12 @@ fn one_worker_per_autopara_worker_across_chunks_ops_and_a_pipeline() {
     std::fs::write(case.path("pipeline.toml"), pipeline).unwrap();
     ok(case.autopara(&["pipeline", "pipeline.toml", "--quiet"]).output().unwrap());
 
-    assert_once_per_worker(&case.path("single.log"), 2, 6);
+    Recorded::read(&case.path("single.log")).assert_once_per_worker("calculate", 2, 6);
     // md: the first evaluation and one per step, for each of 6 configs.
-    assert_once_per_worker(&case.path("md.log"), 2, 6 * 13);
-    let minim_calls: usize = log_counts(&case.path("minim.log"))["calculate"].values().sum();
-    assert_once_per_worker(&case.path("minim.log"), 2, minim_calls);
+    Recorded::read(&case.path("md.log")).assert_once_per_worker("md", 2, 6 * 13);
+    let minim = Recorded::read(&case.path("minim.log"));
+    let minim_calls = minim.calculations();
+    minim.assert_once_per_worker("minim", 2, minim_calls);
     assert!(minim_calls > 6, "minim made {minim_calls} calls");
 
     // The results are ASE's EMT: the same as the built-in EMT to its tested 1e-8.
@@ -244,7 +217,7 @@ fn minim_through_the_bridge_reaches_ases_minimum_with_as_many_calculations() {
     let last = extxyz::read_file(case.path("min.xyz")).unwrap().pop().unwrap();
     assert_eq!(last.info["optimize_config_type"].as_str(), Some("optimize_last_converged"));
     assert_eq!(theirs["converged"], json!(true));
-    let ours: usize = log_counts(&case.path("minim.log"))["calculate"].values().sum();
+    let ours = Recorded::read(&case.path("minim.log")).calculations();
     assert_eq!(ours as u64, theirs["calls"].as_u64().unwrap(), "EMT calculations: ours vs ASE's LBFGS");
     for (p, q) in last.positions.iter().zip(theirs["positions"].as_array().unwrap()) {
         for k in 0..3 {
@@ -325,7 +298,7 @@ fn configs_may_change_the_kwargs_of_the_runs_constructor_but_not_choose_another(
     let Some(case) = Case::new("ase bridge overrides") else { return };
     let lj = case.spec("ase.calculators.lj.LennardJones", json!({"sigma": 2.3, "epsilon": 0.4, "rc": 6.0}));
     let mut configs = Vec::new();
-    for k in 0..3 {
+    for k in 0..4 {
         let mut at = autopara::Atoms::new(vec![18; 2], vec![[0.0; 3], [2.6, 0.0, 0.0]]);
         at.info.insert("k".into(), Value::Int(k));
         configs.push(at);
@@ -337,6 +310,10 @@ fn configs_may_change_the_kwargs_of_the_runs_constructor_but_not_choose_another(
         .insert("AUTOPARA_CALCULATOR_KWARGS".into(), Value::Str(json!({"kwargs": kwargs["kwargs"]}).to_string()));
     let emt = case.spec("ase.calculators.emt.EMT", json!({}));
     configs[2].info.insert("AUTOPARA_CALCULATOR".into(), Value::Str(emt.to_string()));
+    // A whole spec of the run's constructor, interpreter and path: its own kwargs.
+    let mut own = lj.clone();
+    own["kwargs"]["sigma"] = json!(2.4);
+    configs[3].info.insert("AUTOPARA_CALCULATOR".into(), Value::Str(own.to_string()));
     extxyz::write_file(case.path("in.xyz"), &configs).unwrap();
     let args = json!({"calculator": lj, "properties": ["energy"]}).to_string();
     ok(case.autopara(&["run", "calculate", "-i", "in.xyz", "-o", "out.xyz", "--args", &args, "-q"]).output().unwrap());
@@ -347,9 +324,11 @@ fn configs_may_change_the_kwargs_of_the_runs_constructor_but_not_choose_another(
     };
     let e0 = out[0].info_f64("LennardJones_energy").unwrap();
     let e1 = out[1].info_f64("LennardJones_energy").unwrap();
+    let e3 = out[2].info_f64("LennardJones_energy").unwrap();
     assert!((e0 - lj_energy(2.3)).abs() < 1e-12 && (e1 - lj_energy(2.5)).abs() < 1e-12, "{e0} {e1}");
+    assert!((e3 - lj_energy(2.4)).abs() < 1e-12, "{e3}");
     // The third would have run another constructor: refused, as a failure record.
-    assert_eq!(out.len(), 2);
+    assert_eq!(out.len(), 3);
     let failures = std::fs::read_to_string(case.path("out.xyz.failures.jsonl")).unwrap();
     let record: Json = serde_json::from_str(failures.trim()).unwrap();
     let why = record["message"].as_str().unwrap();
@@ -378,11 +357,20 @@ fn no_worker_outlives_autopara_ended_by_a_signal() {
     for _ in 0..4 {
         let mut at = autopara::Atoms::new(vec![1, 1], vec![[0.0; 3], [0.74, 0.0, 0.0]]);
         at.info.insert("fault".into(), Value::Str("sleep".into()));
+        at.info.insert("mark".into(), Value::Str(case.path("marks").to_string_lossy().into_owned()));
         configs.push(at);
     }
     extxyz::write_file(case.path("in.xyz"), &configs).unwrap();
     let args = json!({"calculator": case.spec("bridge_test_calculators.Probe", json!({})), "steps": 5, "dt": 1.0});
+    // The pids of the workers that are sleeping in a calculation.
+    let sleeping = || -> BTreeSet<u32> {
+        std::fs::read_dir(case.path("marks"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("sleeping-")?.parse().ok())
+            .collect()
+    };
     for signal in ["TERM", "INT", "KILL"] {
+        std::fs::create_dir_all(case.path("marks")).unwrap();
         let tag = format!("{}-{signal}", std::process::id());
         let mut run = case
             .autopara(&["run", "md", "-i", "in.xyz", "-o", &format!("{signal}.xyz"), "--workers", "2"])
@@ -392,14 +380,15 @@ fn no_worker_outlives_autopara_ended_by_a_signal() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Both workers' Python processes are up and sleeping in a calculation.
+        // Both workers' Python processes are up and sleeping in a calculation
+        // (not reading their input, whose end would make them exit).
         let start = Instant::now();
-        while tagged(&tag).len() < 3 {
+        while sleeping().len() < 2 {
             assert!(start.elapsed() < Duration::from_secs(60), "SIG{signal}: workers never started");
             std::thread::sleep(Duration::from_millis(50));
         }
         let children: BTreeSet<u32> = tagged(&tag).into_iter().filter(|&p| p != run.id()).collect();
-        assert_eq!(children.len(), 2, "SIG{signal}: {children:?}");
+        assert_eq!(children, sleeping(), "SIG{signal}");
         Command::new("kill").args([&format!("-{signal}"), &run.id().to_string()]).status().unwrap();
         run.wait().unwrap();
         let start = Instant::now();
@@ -411,5 +400,52 @@ fn no_worker_outlives_autopara_ended_by_a_signal() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        std::fs::remove_dir_all(case.path("marks")).unwrap();
+    }
+}
+
+#[test]
+fn listed_by_autopara_calculators_and_the_interpreter_is_the_field_then_autopara_python_then_python3() {
+    let Some(case) = Case::new("ase bridge interpreter") else { return };
+    let listing = Command::new(BIN).arg("calculators").output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let mut lines = listing.lines().skip_while(|l| !l.starts_with("ase: "));
+    assert!(lines.next().is_some(), "no ase in:\n{listing}");
+    let fields: Vec<&str> =
+        lines.take_while(|l| l.starts_with("    ")).filter_map(|l| Some(l.trim_start().split_once(':')?.0)).collect();
+    assert_eq!(fields, ["constructor", "args", "kwargs", "python", "pythonpath", "timeout"], "{listing}");
+
+    // Three interpreters, each the reference Python noting its name when started.
+    let bin = case.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let which = case.path("which.log");
+    for name in ["field", "env", "python3"] {
+        let exe = bin.join(name);
+        let script =
+            format!("#!/bin/sh\necho {name} >> '{}'\nexec '{}' \"$@\"\n", which.display(), case.python.display());
+        autopara_testkit::bridge::write_executable(&exe, &script);
+    }
+    extxyz::write_file(case.path("in.xyz"), &[autopara::Atoms::new(vec![1, 1], vec![[0.0; 3], [0.74, 0.0, 0.0]])])
+        .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut spec = case.spec("bridge_test_calculators.Probe", json!({}));
+    for (python, env, expected) in [(Some("field"), true, "field"), (None, true, "env"), (None, false, "python3")] {
+        match python {
+            Some(name) => spec["python"] = json!(bin.join(name)),
+            None => drop(spec.as_object_mut().unwrap().remove("python")),
+        }
+        let args = json!({"calculator": spec, "properties": ["energy"]}).to_string();
+        let mut cmd = case.autopara(&["run", "calculate", "-i", "in.xyz", "-o", "out.xyz", "--overwrite", "-q"]);
+        cmd.args(["--args", &args]).env("PATH", &path).env_remove("AUTOPARA_PYTHON");
+        if env {
+            cmd.env("AUTOPARA_PYTHON", bin.join("env"));
+        }
+        let _ = std::fs::remove_file(&which);
+        ok(cmd.output().unwrap());
+        let started = std::fs::read_to_string(&which).unwrap_or_default();
+        assert!(
+            !started.is_empty() && started.lines().all(|l| l == expected),
+            "python field {python:?}, AUTOPARA_PYTHON set: {env}: started {started:?}, expected {expected}"
+        );
     }
 }

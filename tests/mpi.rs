@@ -1,7 +1,7 @@
 //! The MPI backend under a real `mpirun -np 2` (OpenMPI): byte-identical to
 //! serial runs, every rank busy, hybrid threads, the example program, and a
 //! worker rank killed mid-run failing the run (no hang) with finished chunks
-//! kept for resume.
+//! kept for resume, and an `ase` calculator built once on each rank.
 #![cfg(feature = "mpi")]
 
 use autopara::{Value, extxyz};
@@ -250,4 +250,43 @@ fn failed_item_stops_the_run_without_hanging_on_busy_ranks() {
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
     assert!(!status.success(), "a failed item with --skip-failed false must fail the run: {stderr}");
     assert!(stderr.contains("item 2"), "the error names the failed item: {stderr}");
+}
+
+#[test]
+fn ase_calculator_each_rank_builds_its_own_once() {
+    let Some(mpirun) = mpirun() else { return };
+    let Some(python) = autopara_testkit::python_or_skip("mpi ase calculator") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = write_inputs(dir.path());
+    let args = |log: &str| {
+        serde_json::json!({
+            "calculator": {
+                "type": "ase", "constructor": "bridge_test_calculators.RecordingEMT",
+                "kwargs": {"log": dir.path().join(log)},
+                "python": python, "pythonpath": [autopara_testkit::bridge::modules()],
+            },
+            "steps": 10, "dt": 1.0, "temperature": 300, "temperature_tau": 50, "integrator": "Langevin",
+            "traj_step_interval": 5,
+        })
+        .to_string()
+    };
+    let serial = dir.path().join("serial.xyz");
+    serial_run("md", &args("serial.log"), &input, &serial);
+    let par = dir.path().join("mpi.xyz");
+    let out = mpi_command(&mpirun, 2, BIN)
+        .env("AUTOPARA_NUM_WORKERS", "1")
+        .args(["run", "md", "-i"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&par)
+        .args(["--args", &args("mpi.log"), "--seed", "5", "--chunk-size", "1"])
+        .output()
+        .expect("mpirun");
+    let stderr = check(out, "mpirun md with an ase calculator");
+    assert!(chunks_per_rank(&stderr).iter().all(|&n| n > 0), "a rank was idle: {stderr}");
+    // One Python worker per rank (one autopara worker each), each built once.
+    let recorded = autopara_testkit::bridge::Recorded::read(&dir.path().join("mpi.log"));
+    recorded.assert_once_per_worker("mpi", 2, 16 * 11);
+    assert_eq!(recorded.constructed.len(), 2, "{recorded:?}");
+    assert!(std::fs::read(&serial).ok() == std::fs::read(&par).ok(), "mpi output differs from serial");
 }

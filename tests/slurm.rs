@@ -5,7 +5,8 @@
 //! equals a local run with the same seed, a driver killed mid-run re-attaches
 //! to its jobs when rerun, and a failed job's items,
 //! written flagged under `ignore_failed_jobs`, count as failed until
-//! `--retry-failed` runs them again. Jobs run this build's `autopara worker`.
+//! `--retry-failed` runs them again. An `ase` calculator is built in each job,
+//! whose `pre_cmds` choose the interpreter. Jobs run this build's `autopara worker`.
 //!
 //! Run with `cargo test -p autopara --test slurm`.
 
@@ -328,4 +329,46 @@ fn remote_info_without_an_entry_for_the_op() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.contains("no entry for op label 'md'; running locally"), "{stderr}");
     assert_eq!(extxyz::read_file(dir.join("b.xyz")).unwrap().len(), 18);
+}
+
+#[test]
+fn an_ase_calculator_in_slurm_jobs_is_built_in_each_job_with_its_pre_cmds() {
+    let Some(python) = autopara_testkit::python_or_skip("slurm ase calculator") else { return };
+    let Some(cluster) = LocalCluster::start_or_skip("an_ase_calculator_in_slurm_jobs") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_inputs(&dir.join("in.xyz"));
+    // No `python` in the spec: the interpreter comes from AUTOPARA_PYTHON,
+    // which the jobs' pre_cmds set (the driver's own points nowhere).
+    let args = |log: &str| {
+        serde_json::json!({
+            "calculator": {
+                "type": "ase", "constructor": "bridge_test_calculators.RecordingEMT",
+                "kwargs": {"log": dir.join(log)}, "pythonpath": [autopara_testkit::bridge::modules()],
+            },
+            "steps": 6, "dt": 1.0, "temperature": 500, "traj_step_interval": 3,
+        })
+        .to_string()
+    };
+    let run = |out: &str, log: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let (input, output) = (dir.join("in.xyz"), dir.join(out));
+        let mut a = vec!["run", "md", "-i", input.to_str().unwrap(), "-o", output.to_str().unwrap()];
+        let args = args(log);
+        a.extend(["--args", &args, "--seed", "7", "--chunk-size", "1", "-q"]);
+        a.extend(extra);
+        ok(autopara(&cluster, &a, env))
+    };
+    let py = python.to_str().unwrap();
+    run("local.xyz", "local.log", &["--workers", "1"], &[("AUTOPARA_PYTHON", py)]);
+    let jobs = dir.join("jobs");
+    let export = format!("export AUTOPARA_PYTHON={py}");
+    // One autopara worker per job, so one Python worker per job.
+    let info = remote_info(&jobs, &[&export, "export AUTOPARA_NUM_WORKERS=1"]);
+    run("remote.xyz", "remote.log", &["--remote-info", &info], &[("AUTOPARA_PYTHON", "/nonexistent/python3")]);
+    assert_same_bytes(&dir.join("local.xyz"), &dir.join("remote.xyz"));
+    assert_eq!(submissions(&jobs).len(), 3);
+    // Each of the 3 jobs (2 configs each) started its own Python worker, built once.
+    let recorded = autopara_testkit::bridge::Recorded::read(&dir.join("remote.log"));
+    recorded.assert_once_per_worker("slurm", 3, 6 * 7);
+    assert_eq!(recorded.constructed.len(), 3, "{recorded:?}");
 }

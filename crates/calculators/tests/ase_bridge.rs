@@ -8,18 +8,13 @@ use autopara_testkit::fixtures::fcc;
 use serde_json::{Value as Json, json};
 use std::path::PathBuf;
 
-/// The directory of the test calculators module.
-fn test_modules() -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").to_string_lossy().into_owned()
-}
-
 /// A spec for `constructor` run by the reference interpreter, or `None` (skip).
 fn spec(test: &str, constructor: &str, kwargs: Json) -> Option<Ase> {
     let python = autopara_testkit::python_or_skip(test)?;
     let mut s = Ase::new(constructor);
     s.kwargs = kwargs.as_object().cloned().unwrap_or_default();
     s.python = Some(python.to_string_lossy().into_owned());
-    s.pythonpath = vec![test_modules()];
+    s.pythonpath = vec![autopara_testkit::bridge::modules()];
     Some(s)
 }
 
@@ -304,4 +299,134 @@ fn spec_fields_are_validated() {
     let unknown =
         serde_json::from_value::<Box<dyn CalculatorSpec>>(json!({"type": "ase", "constructor": "a.B", "x": 1}));
     assert!(unknown.is_err());
+}
+
+/// A worker written from `docs/ase-bridge.md` alone (plain Python, no ASE, no
+/// numpy), standing in for a code in another language: it skips the Python
+/// worker's code autopara sends first, then serves a harmonic potential of
+/// the documented messages. Energy `0.5 k Σ|r|² + Σ Z + Σ q + len(label) +
+/// flag + count`, with `k`, `label`, `flag` and `count` from `info` and `q`
+/// the `charges` array; forces `-k r`; stress the cell's diagonal, then
+/// `a[1][0]` plus the pbc flags as digits, `a[2][1]` and `a[0][1]`; per-atom
+/// energies `0.5 k |r_i|²` plus the last column of the `v` array (n x 2).
+const DOCUMENTED_WORKER: &str = r#"
+import json, struct, sys
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+
+def read(k):
+    b = b""
+    while len(b) < k:
+        c = inp.read(k - len(b))
+        if not c:
+            sys.exit(0)
+        b += c
+    return b
+
+def send(tag, payload):
+    out.write(tag + struct.pack("<Q", len(payload)) + payload)
+    out.flush()
+
+def entries(b, at):
+    (count,) = struct.unpack_from("<I", b, at); at += 4
+    got = {}
+    for _ in range(count):
+        (klen,) = struct.unpack_from("<I", b, at); at += 4
+        key = b[at:at + klen].decode(); at += klen
+        kind, dims = b[at], b[at + 1]; at += 2
+        shape = struct.unpack_from(f"<{dims}Q", b, at); at += 8 * dims
+        size = 1
+        for s in shape:
+            size *= s
+        values = []
+        for _ in range(size):
+            if kind == 0:
+                values.append(bool(b[at])); at += 1
+            elif kind in (1, 2):
+                values.append(struct.unpack_from("<q" if kind == 1 else "<d", b, at)[0]); at += 8
+            else:
+                (slen,) = struct.unpack_from("<I", b, at); at += 4
+                values.append(b[at:at + slen].decode()); at += slen
+        if dims == 2:
+            values = [values[i * shape[1]:(i + 1) * shape[1]] for i in range(shape[0])]
+        got[key] = values[0] if dims == 0 else values
+    return got, at
+
+read(int(sys.argv[-1]))  # the Python worker's code, which this worker does not run
+numbers, info, arrays = [], {}, {}
+while True:
+    head = inp.read(12)
+    if len(head) < 12:
+        break
+    tag, (size,) = head[:4], struct.unpack("<Q", head[4:])
+    body = read(size)
+    if tag == b"INIT":
+        assert json.loads(body)["protocol"] == 1
+        send(b"REDY", json.dumps({"name": "Spring"}).encode())
+    elif tag == b"NUMS":
+        (n,) = struct.unpack_from("<I", body)
+        numbers, info, arrays = struct.unpack_from(f"<{n}i", body, 4), {}, {}
+    elif tag == b"META":
+        info, at = entries(body, 0)
+        arrays, _ = entries(body, at)
+    elif tag == b"CALC":
+        wanted, n = struct.unpack_from("<II", body)
+        pbc = body[8:11]
+        cell = struct.unpack_from("<9d", body, 16)
+        r = struct.unpack_from(f"<{3 * n}d", body, 88)
+        k = info.get("k", 1.0)
+        per_atom = [0.5 * k * sum(x * x for x in r[3 * i:3 * i + 3]) for i in range(n)]
+        energy = (sum(per_atom) + sum(numbers) + sum(arrays.get("charges", [])) + len(info.get("label", ""))
+                  + info.get("flag", False) + info.get("count", 0))
+        present, tail = 1 | 4, struct.pack(f"<{3 * n}d", *[-k * x for x in r])
+        if wanted & 4:
+            present |= 8
+            tail += struct.pack("<6d", cell[0], cell[4], cell[8], cell[3] + pbc[0] * 10 + pbc[1] * 100 + pbc[2] * 1000, cell[7], cell[1])
+        if wanted & 8:
+            present |= 16
+            extra = [row[-1] for row in arrays.get("v", [[0.0]] * n)]
+            tail += struct.pack(f"<{n}d", *[e + x for e, x in zip(per_atom, extra)])
+        send(b"RSLT", struct.pack("<IIdd", present, n, energy, float("nan")) + tail)
+"#;
+
+#[test]
+fn a_worker_written_from_the_protocol_docs_serves_autopara() {
+    let Some(python) = autopara_testkit::python_or_skip("ase_bridge documented protocol") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("worker.py");
+    std::fs::write(&script, DOCUMENTED_WORKER).unwrap();
+    // The spec's `python` is an executable that autopara runs as `python -c BOOTSTRAP LENGTH`.
+    let exe = dir.path().join("spring-worker");
+    let text = format!("#!/bin/sh\nexec '{}' '{}' \"$@\"\n", python.display(), script.display());
+    autopara_testkit::bridge::write_executable(&exe, &text);
+    let mut spec = Ase::new("any.Thing");
+    spec.python = Some(exe.to_string_lossy().into_owned());
+    let mut calc = spec.start().expect("the documented worker starts");
+    assert_eq!(calc.name(), "Spring");
+
+    let mut a = Atoms::new(vec![29, 1, 8], vec![[0.5, -1.0, 2.0], [1.5, 0.25, -0.5], [3.0, 2.0, 1.0]]);
+    a.cell = [[4.0, 0.0, 0.0], [0.5, 5.0, 0.0], [0.0, 0.25, 6.0]];
+    a.pbc = [true, false, true];
+    a.info.insert("k".into(), Value::Float(2.0));
+    a.info.insert("label".into(), Value::Str("fünf".into()));
+    a.info.insert("flag".into(), Value::Bool(true));
+    a.info.insert("count".into(), Value::Int(-7));
+    a.arrays.insert("charges".into(), Column::scalars(vec![0.5, -0.25, 1.0]));
+    a.arrays.insert("v".into(), Column { width: 2, data: ArrayData::Float(vec![9.0, 1.0, 9.0, 2.0, 9.0, 3.0]) });
+    let r2: Vec<f64> = a.positions.iter().map(|p| p.iter().map(|x| x * x).sum()).collect();
+    let mut out = CalcResults::default();
+    for step in 0..2 {
+        // The second call sends only CALC: the worker keeps numbers, info and arrays.
+        calc.calculate(&a, Properties { stress: true, ..Properties::ALL }, &mut out).unwrap();
+        let e = r2.iter().sum::<f64>() + 38.0 + 1.25 + 4.0 + 1.0 - 7.0;
+        assert_eq!(out.energy, e, "step {step}");
+        let forces: Vec<f64> = a.positions.concat().iter().map(|x| -2.0 * x).collect();
+        assert_eq!(out.forces.concat(), forces);
+        assert_eq!(out.stress, [4.0, 5.0, 6.0, 1010.5, 0.25, 0.0]);
+        assert_eq!(out.energies, vec![r2[0] + 1.0, r2[1] + 2.0, r2[2] + 3.0]);
+    }
+    // New numbers and no info: NUMS starts the configuration afresh.
+    let b = Atoms::new(vec![2, 2], vec![[1.0, 0.0, 0.0], [0.0, 0.0, 3.0]]);
+    calc.calculate(&b, Properties::ENERGY_FORCES, &mut out).unwrap();
+    assert_eq!(out.energy, 0.5 * 10.0 + 4.0);
+    assert_eq!(out.forces, vec![[-1.0, 0.0, 0.0], [0.0, 0.0, -3.0]]);
 }

@@ -7,6 +7,7 @@
 //! loud `SKIPPED` line and pass, unless `AUTOPARA_REQUIRE_REFERENCES=1` (set by
 //! `cargo xtask test` in CI), which turns a missing environment into a failure.
 
+pub mod bridge;
 pub mod fixtures;
 
 use std::io::Write;

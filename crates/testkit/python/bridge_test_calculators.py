@@ -35,7 +35,9 @@ class Probe(Calculator):
     request. Energy: number of atoms + info["shift"] + sum of the initial
     charges; forces: x = initial magnetic moments, y = atomic numbers, z = the
     length of info["label"]; per-atom energies: the "weights" array. What
-    info["fault"] says happens first: raise, exit, segv, sleep, print."""
+    info["fault"] says happens first: raise, exit, segv, sleep, print; before
+    sleeping it creates the file `sleeping-PID` in the directory info["mark"]
+    names, if any."""
 
     implemented_properties = ["energy", "forces", "energies"]
 
@@ -50,6 +52,8 @@ class Probe(Calculator):
         if fault == "segv":
             os.kill(os.getpid(), signal.SIGSEGV)
         if fault == "sleep":
+            if "mark" in atoms.info:
+                open(os.path.join(atoms.info["mark"], f"sleeping-{os.getpid()}"), "w").close()
             time.sleep(60)
         if fault == "print":
             print("probe: noise on stdout")
