@@ -80,9 +80,18 @@ pub fn target_dir(root: &Path) -> PathBuf {
 /// Prints the load average and core count; wall-clock figures only mean
 /// something on an otherwise idle machine.
 pub fn print_load() {
+    print_load_as("before");
+}
+
+/// Prints the load average at the end of a benchmark (the machine may be shared).
+pub fn print_load_after() {
+    print_load_as("after");
+}
+
+fn print_load_as(when: &str) {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "load average before: {} (cores: {})",
+        "load average {when}: {} (cores: {})",
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );

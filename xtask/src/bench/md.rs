@@ -115,9 +115,14 @@ fn report(ours: &Ours, lammps: Option<(&str, &Throughput)>, wfl: Option<&(Throug
     }
 }
 
-/// `n` copies of a 3x3x3 fcc cell of element `z` (lattice constant `a`),
-/// with a `masses` column when `mass` is given.
+/// `SYSTEMS` copies of [`fcc_system`].
 pub(super) fn write_systems(path: &Path, z: u8, a: f64, mass: Option<f64>) -> Result<(), String> {
+    extxyz::write_file(path, &vec![fcc_system(z, a, mass); SYSTEMS]).map_err(|e| e.to_string())
+}
+
+/// A 3x3x3 fcc cell of element `z` (lattice constant `a`, 108 atoms), with a
+/// `masses` column when `mass` is given.
+pub(super) fn fcc_system(z: u8, a: f64, mass: Option<f64>) -> Atoms {
     let basis = [[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]];
     let mut positions = Vec::with_capacity(ATOMS);
     for i in 0..3 {
@@ -135,7 +140,7 @@ pub(super) fn write_systems(path: &Path, z: u8, a: f64, mass: Option<f64>) -> Re
     if let Some(m) = mass {
         at.arrays.insert("masses".into(), Column::scalars(vec![m; ATOMS]));
     }
-    extxyz::write_file(path, &vec![at; SYSTEMS]).map_err(|e| e.to_string())
+    at
 }
 
 fn measure_ours(bin: &Path, dir: &Path, name: &str, input: &Path, args: &Json) -> Result<Ours, String> {

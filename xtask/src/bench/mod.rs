@@ -8,6 +8,7 @@
 /// Registered benchmarks: name and entry point.
 type Bench = (&'static str, fn() -> Result<(), String>);
 
+mod ase;
 mod buildcell;
 mod calculate;
 mod descriptor;
@@ -20,6 +21,7 @@ mod python;
 mod queue;
 
 const BENCHES: &[Bench] = &[
+    ("ase", ase::run),
     ("buildcell", buildcell::run),
     ("calculate", calculate::run),
     ("descriptor", descriptor::run),
