@@ -91,6 +91,10 @@ pub(crate) const MAX_DT_FS: f64 = 100.0;
 /// epsilon = 1 eV at T* = 10 is 1.2e5 K).
 pub(crate) const MAX_TEMPERATURE_K: f64 = 1e6;
 
+/// Most constant-temperature sub-stages a run may have (each is built up
+/// front and gets a fresh integrator; wfl's ramps use a few to a few hundred).
+pub(crate) const MAX_STAGES: u64 = 1_000_000;
+
 /// wfl's `md` arguments that have no effect here.
 pub(crate) const IGNORED: [Ignored; 3] = [
     wfl_args::VERBOSE,
@@ -391,6 +395,11 @@ impl MdArgs {
             if s.n_stages == 0 {
                 return Err(MdError::arg(field("n_stages"), "must be at least 1"));
             }
+        }
+        let total = stages.iter().fold(0u64, |n, s| n.saturating_add(s.n_stages));
+        if total > MAX_STAGES {
+            let field = if matches!(t, Temperature::Stages(_)) { "temperature[].n_stages" } else { "temperature" };
+            return Err(MdError::arg(field, format!("{total} sub-stages in all; at most {MAX_STAGES} are allowed")));
         }
         Ok(())
     }

@@ -53,6 +53,22 @@ pub enum MdError {
         /// The bound (K).
         limit: f64,
     },
+    /// The saved frames would take more memory than one trajectory may.
+    #[error(
+        "the trajectory would keep {frames} frames of {atoms} atoms in memory (about {:.1} GB, more than {:.1} GB); save fewer frames (a larger traj_step_interval) or run fewer steps",
+        *bytes as f64 / 1e9,
+        *limit as f64 / 1e9
+    )]
+    TooManyFrames {
+        /// Frames the trajectory would save.
+        frames: u64,
+        /// Atoms per frame.
+        atoms: usize,
+        /// Their estimated size (bytes).
+        bytes: u64,
+        /// The bound (bytes).
+        limit: u64,
+    },
     /// An abort check stopped the trajectory (and `skip_failures` is false).
     #[error("MD stopped by abort check {check} at step {step}")]
     Aborted {

@@ -8,7 +8,7 @@ use crate::abort::AbortState;
 use crate::args::{Integrator, MdArgs};
 use crate::dynamics::{LangevinCoefficients, Propagator, State, StepError};
 use crate::error::MdError;
-use crate::stages::{Stage, frame_count, stages};
+use crate::stages::{Stage, frame_count, stages, total_steps};
 use autopara_core::calculator::{Calculator, Properties};
 use autopara_core::results::store_results;
 use autopara_core::rng::ItemRng;
@@ -31,6 +31,17 @@ pub const KEY_STOPPED: &str = "MD_stopped";
 /// within a few steps of going wrong.
 pub(crate) const MAX_KINETIC_TEMPERATURE_K: f64 = 100.0 * crate::args::MAX_TEMPERATURE_K;
 
+/// Most memory the saved frames of one trajectory may take: they are kept
+/// until the item ends, so a trajectory that would keep more fails before its
+/// first step instead of exhausting memory hours later.
+pub(crate) const MAX_TRAJECTORY_BYTES: u64 = 4 << 30;
+
+/// Memory a saved frame of `atoms` atoms takes, rounded up (about 1.9 KB for
+/// 2 atoms and 22 KB for 256 measured: info, results and per-atom arrays).
+fn frame_bytes(atoms: usize) -> u64 {
+    2048 + 96 * atoms as u64
+}
+
 /// Runs one trajectory of `atoms` and returns its saved frames.
 pub fn trajectory(
     args: &MdArgs,
@@ -38,6 +49,13 @@ pub fn trajectory(
     calc: &mut dyn Calculator,
     rng: &mut ItemRng,
 ) -> Result<Vec<Atoms>, MdError> {
+    let stages = stages(args);
+    let interval = args.traj_step_interval;
+    let kept = frame_count(&stages, interval);
+    let bytes = kept.saturating_mul(frame_bytes(atoms.len()));
+    if bytes > MAX_TRAJECTORY_BYTES {
+        return Err(MdError::TooManyFrames { frames: kept, atoms: atoms.len(), bytes, limit: MAX_TRAJECTORY_BYTES });
+    }
     let mut state = initial_state(atoms)?;
     let dt = args.dt * FS;
     // The one test for a cell with a volume (the calculators give stress only then).
@@ -60,12 +78,10 @@ pub fn trajectory(
         state.maxwell_boltzmann(t, rng);
     }
 
-    let stages = stages(args);
-    let interval = args.traj_step_interval;
-    let total: u64 = stages.iter().map(|s| s.steps).sum();
+    let total = total_steps(&stages);
     let sample_request = Properties { energy: true, forces: true, stress: has_cell, energies: true };
     let step_request = Properties { stress: npt.is_some(), ..Properties::ENERGY_FORCES };
-    let capacity = usize::try_from(frame_count(&stages, interval)).unwrap_or(usize::MAX).min(1 << 16);
+    let capacity = usize::try_from(kept).unwrap_or(usize::MAX).min(1 << 16);
     let mut frames: Vec<Atoms> = Vec::with_capacity(capacity);
     let mut abort = args.abort_check.clone().map(AbortState::new).transpose()?;
 

@@ -54,8 +54,14 @@ fn linspace(a: f64, b: f64, n: u64) -> impl Iterator<Item = f64> {
 /// aborts: step 0, every multiple of `interval`, and the final step when it is
 /// not a multiple.
 pub fn frame_count(stages: &[Stage], interval: u64) -> u64 {
-    let total: u64 = stages.iter().map(|s| s.steps).sum();
+    let total = total_steps(stages);
     1 + total / interval + u64::from(!total.is_multiple_of(interval))
+}
+
+/// The steps of all `stages` (at most `u64::MAX`: stages whose `traj_frac`
+/// add up to more than 1 may ask for more).
+pub fn total_steps(stages: &[Stage]) -> u64 {
+    stages.iter().fold(0, |n, s| n.saturating_add(s.steps))
 }
 
 #[cfg(test)]

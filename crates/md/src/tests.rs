@@ -482,3 +482,32 @@ fn wfl_logger_and_verbose_arguments_are_ignored_without_changing_the_key() {
         |op: &dyn Operation| op.run_chunk(&items(vec![cluster(4, 3)]), &mut WorkerContext::new(0, 5, "md")).remove(0);
     assert_eq!(traj(&plain).unwrap(), traj(&wfl).unwrap());
 }
+
+/// Arguments that size memory: a trajectory that would keep more frames than
+/// fit in memory fails its item before the first step (it ran until the
+/// allocation failed and aborted the process);
+/// millions of ramp sub-stages are refused naming the field (they were
+/// allocated up front: an abort); stages whose steps add up past `u64::MAX`
+/// no longer overflow (a panic).
+#[test]
+fn arguments_that_size_memory_are_bounded() {
+    let args = trap_args(json!({"steps": 100_000_000_000u64}));
+    let r = run_chunked(args, vec![cluster(4, 1)], &[1], 1);
+    let msg = &r[0].as_ref().expect_err("1e11 frames cannot be kept").message;
+    assert!(msg.starts_with("the trajectory would keep 100000000001 frames of 4 atoms in memory"), "{msg}");
+    assert!(msg.contains("a larger traj_step_interval"), "{msg}");
+
+    let ramp = json!({"temperature": [100.0, 300.0, 100_000_000_000_000u64], "temperature_tau": 100.0});
+    let (field, message) = arg_error(trap_args(ramp));
+    assert_eq!(field, "temperature");
+    assert!(message.contains("at most 1000000"), "{message}");
+
+    let over = json!({"steps": u64::MAX, "temperature_tau": 100.0, "traj_step_interval": u64::MAX,
+                      "temperature": [{"T_i": 100.0, "T_f": 100.0, "traj_frac": 0.9},
+                                      {"T_i": 100.0, "T_f": 100.0, "traj_frac": 0.9}]});
+    Md::from_json(trap_args(over.clone())).unwrap();
+    let args: crate::args::MdArgs = serde_json::from_value(trap_args(over)).unwrap();
+    let stages = crate::stages::stages(&args);
+    assert_eq!(crate::stages::total_steps(&stages), u64::MAX);
+    assert_eq!(crate::stages::frame_count(&stages, u64::MAX), 2);
+}
