@@ -174,13 +174,13 @@ impl Bins {
         let wi = self.wrapped[i];
         let mut examined = 0;
         for ox in -rx..=rx {
-            if out.len() > limit {
-                break;
-            }
             let Some((wx, sx)) = self.neighbour_bin(0, bi[0], ox) else { continue };
             for oy in -ry..=ry {
                 let Some((wy, sy)) = self.neighbour_bin(1, bi[1], oy) else { continue };
                 for oz in -rz..=rz {
+                    if out.len() > limit {
+                        return examined;
+                    }
                     let Some((wz, sz)) = self.neighbour_bin(2, bi[2], oz) else { continue };
                     let b = (wx * nby + wy) * nbz + wz;
                     let image = shift_vector([sx, sy, sz], cell);

@@ -18,7 +18,7 @@ use crate::float::{ceil_i32, floor_i32};
 /// half pass, so a branch would mispredict often, and counting while
 /// computing would chain every candidate to the previous one.
 ///
-/// Candidates are filtered in batches of about [`CANDIDATE_BATCH`], and the
+/// Candidates are filtered in batches of [`CANDIDATE_BATCH`], and the
 /// search stops once `out` holds more than [`MAX_PAIRS`] pairs (the caller
 /// refuses the list), so neither grows with the number of images a tiny
 /// cell has within the cutoff.
@@ -54,25 +54,24 @@ pub(super) fn pair_search(
         if count.contains(&0) {
             continue;
         }
-        let slice = (count[1] * count[2]) as usize;
         let kj = bins.wraps[j];
         // Exclusive ranges: inclusive ones iterate slowly.
         for sx in lo[0]..hi[0] + 1 {
-            if m + slice > candidates.len() {
-                if m > 0 && m + slice > CANDIDATE_BATCH {
-                    out.keep_within(&candidates[..m], kind, i, cut2);
-                    examined += m as u64;
-                    m = 0;
-                    if out.len() > MAX_PAIRS {
-                        return examined;
-                    }
-                }
-                if candidates.len() < m + slice {
-                    candidates.resize(m + slice, Candidate::default());
-                }
-            }
             for sy in lo[1]..hi[1] + 1 {
                 for sz in lo[2]..hi[2] + 1 {
+                    // Rarely taken: the buffer is full (grow it, or keep a batch).
+                    if m == candidates.len() {
+                        if m >= CANDIDATE_BATCH {
+                            out.keep_within(&candidates[..m], kind, i, cut2);
+                            examined += m as u64;
+                            m = 0;
+                            if out.len() > MAX_PAIRS {
+                                return examined;
+                            }
+                        } else {
+                            candidates.resize((2 * m).clamp(1024, CANDIDATE_BATCH), Candidate::default());
+                        }
+                    }
                     let s = [sx - kj[0] + ki[0], sy - kj[1] + ki[1], sz - kj[2] + ki[2]];
                     candidates[m] = Candidate::exact(positions, rows, i, j, s);
                     m += 1;
