@@ -95,20 +95,31 @@ fn run_in(bin: &Path, python: &Path, dir: &Path) -> Result<(), String> {
             return Err(format!("md on {workers} workers wrote {frames} frames, expected {}", 2 * SYSTEMS));
         }
         let calc = calculator_cpu(&log)?;
+        if workers == 1 && calc.calls != steps as u64 + SYSTEMS as u64 {
+            return Err(format!(
+                "{} EMT calls on 1 worker, expected one per step and system and one at each start",
+                calc.calls
+            ));
+        }
         ours.push((Throughput { amount: steps * ATOMS as f64, cpu, wall }, calc));
     }
-    let ((one, (one_calc, one_calls)), (two, _)) = (&ours[0], &ours[1]);
+    let ((one, w), (two, _)) = (&ours[0], &ours[1]);
     let k = |x: f64| x / 1e3;
     // Everything but the calculator's own calculate(), per md step of one system.
     let outside = |cpu: f64, calc: f64, steps: f64| (cpu - calc) / steps * 1e6;
     println!(
         "autopara + bridge, 1 worker: {:.2} k atom-steps per CPU-s ({:.2} s CPU with the Python worker, {:.2} s of it in \
-         {one_calls} EMT calls, {:.1} ms each; {:.0} us per step outside EMT, start-up included)",
+         {} EMT calls, {:.1} ms each; {:.0} us per step outside EMT, start-up included: autopara {:.0} us, \
+         the Python worker {:.0} us besides its start-up and imports, {:.2} s once)",
         k(one.per_cpu()),
         one.cpu,
-        one_calc,
-        one_calc / *one_calls as f64 * 1e3,
-        outside(one.cpu, *one_calc, steps)
+        w.emt,
+        w.calls,
+        w.emt / w.calls as f64 * 1e3,
+        outside(one.cpu, w.emt, steps),
+        outside(one.cpu, w.process, steps),
+        outside(w.process - w.startup, w.emt, steps),
+        w.startup
     );
     if util::python_has(Path::new(python), "wfl.generate.md") {
         let request = json!({"input": input, "dir": dir, "n": WFL_SYSTEMS, "steps": WFL_STEPS});
@@ -153,22 +164,29 @@ fn run_in(bin: &Path, python: &Path, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// ASE's EMT, adding up the CPU time of its calculate() calls; each process
-/// appends its total to `$BENCH_EMT_LOG` when it exits.
+/// ASE's EMT, adding up the CPU time and number of its calculate() calls;
+/// each process appends them, its own CPU time and its CPU time up to the
+/// end of the construction (start-up and imports) to `$BENCH_EMT_LOG` when
+/// it exits.
 const TIMED_EMT: &str = r#"
 import atexit, os, time
 from ase.calculators.emt import EMT
 
 CPU = [0.0, 0]
+STARTUP = [0.0]
 
 @atexit.register
 def _report():
     log = os.environ.get("BENCH_EMT_LOG")
     if log:
         with open(log, "a") as f:
-            f.write(f"{CPU[0]} {CPU[1]}\n")
+            f.write(f"{CPU[0]} {CPU[1]} {time.process_time()} {STARTUP[0]}\n")
 
 class TimedEMT(EMT):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        STARTUP[0] = time.process_time()
+
     def calculate(self, *args, **kwargs):
         t = time.process_time()
         super().calculate(*args, **kwargs)
@@ -199,16 +217,32 @@ assert n == 2 * d["n"], n
 print(json.dumps({"wall": wall, "cpu": cpu, "calc_cpu": bench_emt.CPU[0], "calls": bench_emt.CPU[1]}))
 "#;
 
-/// The CPU seconds the workers spent in EMT and their number of EMT
-/// calculations, from their `BENCH_EMT_LOG` lines (`seconds calls`).
-fn calculator_cpu(log: &Path) -> Result<(f64, u64), String> {
+/// What the Python workers of a run spent, summed over them.
+#[derive(Default)]
+struct WorkerCpu {
+    /// CPU seconds in EMT's calculate().
+    emt: f64,
+    /// EMT calculations.
+    calls: u64,
+    /// CPU seconds of the worker processes.
+    process: f64,
+    /// CPU seconds until the calculator was built (interpreter, imports).
+    startup: f64,
+}
+
+/// The workers' CPU time from their `BENCH_EMT_LOG` lines (`emt calls process startup`).
+fn calculator_cpu(log: &Path) -> Result<WorkerCpu, String> {
     let text = std::fs::read_to_string(log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let mut total = (0.0, 0);
+    let mut total = WorkerCpu::default();
     for line in text.lines() {
         let bad = || format!("{}: malformed line {line:?}", log.display());
-        let (cpu, calls) = line.trim().split_once(' ').ok_or_else(bad)?;
-        total.0 += cpu.parse::<f64>().map_err(|_| bad())?;
-        total.1 += calls.parse::<u64>().map_err(|_| bad())?;
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [emt, calls, process, startup] = fields[..] else { return Err(bad()) };
+        let seconds = |s: &str| s.parse::<f64>().map_err(|_| bad());
+        total.emt += seconds(emt)?;
+        total.calls += calls.parse::<u64>().map_err(|_| bad())?;
+        total.process += seconds(process)?;
+        total.startup += seconds(startup)?;
     }
     Ok(total)
 }
