@@ -308,7 +308,8 @@ fn spec_fields_are_validated() {
 /// flag + count`, with `k`, `label`, `flag` and `count` from `info` and `q`
 /// the `charges` array; forces `-k r`; stress the cell's diagonal, then
 /// `a[1][0]` plus the pbc flags as digits, `a[2][1]` and `a[0][1]`; per-atom
-/// energies `0.5 k |r_i|²` plus the last column of the `v` array (n x 2).
+/// energies `0.5 k |r_i|²` plus the last column of the `v` array (n x 2);
+/// free energy: 1000 x the `NUMS` and 1 x the `META` messages received so far.
 const DOCUMENTED_WORKER: &str = r#"
 import json, struct, sys
 inp, out = sys.stdin.buffer, sys.stdout.buffer
@@ -353,12 +354,14 @@ def entries(b, at):
 
 read(int(sys.argv[-1]))  # the Python worker's code, which this worker does not run
 numbers, info, arrays = [], {}, {}
+received = {b"NUMS": 0, b"META": 0}
 while True:
     head = inp.read(12)
     if len(head) < 12:
         break
     tag, (size,) = head[:4], struct.unpack("<Q", head[4:])
     body = read(size)
+    received[tag] = received.get(tag, 0) + 1
     if tag == b"INIT":
         assert json.loads(body)["protocol"] == 1
         send(b"REDY", json.dumps({"name": "Spring"}).encode())
@@ -385,7 +388,9 @@ while True:
             present |= 16
             extra = [row[-1] for row in arrays.get("v", [[0.0]] * n)]
             tail += struct.pack(f"<{n}d", *[e + x for e, x in zip(per_atom, extra)])
-        send(b"RSLT", struct.pack("<IIdd", present, n, energy, float("nan")) + tail)
+        present |= 2
+        free = 1000 * received[b"NUMS"] + received[b"META"]
+        send(b"RSLT", struct.pack("<IIdd", present, n, energy, free) + tail)
 "#;
 
 #[test]
@@ -417,6 +422,7 @@ fn a_worker_written_from_the_protocol_docs_serves_autopara() {
     for step in 0..2 {
         // The second call sends only CALC: the worker keeps numbers, info and arrays.
         calc.calculate(&a, Properties { stress: true, ..Properties::ALL }, &mut out).unwrap();
+        assert_eq!(out.free_energy, Some(1001.0), "NUMS and META once, step {step}");
         let e = r2.iter().sum::<f64>() + 38.0 + 1.25 + 4.0 + 1.0 - 7.0;
         assert_eq!(out.energy, e, "step {step}");
         let forces: Vec<f64> = a.positions.concat().iter().map(|x| -2.0 * x).collect();
@@ -429,4 +435,10 @@ fn a_worker_written_from_the_protocol_docs_serves_autopara() {
     calc.calculate(&b, Properties::ENERGY_FORCES, &mut out).unwrap();
     assert_eq!(out.energy, 0.5 * 10.0 + 4.0);
     assert_eq!(out.forces, vec![[-1.0, 0.0, 0.0], [0.0, 0.0, -3.0]]);
+    assert_eq!(out.free_energy, Some(2001.0), "a second NUMS, no META for a config without info or arrays");
+    // The same numbers with new info: META alone.
+    let mut c = b.clone();
+    c.info.insert("k".into(), Value::Float(4.0));
+    calc.calculate(&c, Properties::ENERGY_FORCES, &mut out).unwrap();
+    assert_eq!((out.energy, out.free_energy), (2.0 * 10.0 + 4.0, Some(2002.0)));
 }
