@@ -48,6 +48,15 @@ const BATCH: usize = 4;
 /// dscribe's largest supported `l_max`.
 const MAX_L: usize = 20;
 
+/// Largest `n_max`: the basis and its tables grow as its square, and beyond
+/// a few dozen functions the GTO basis cannot be orthonormalised anyway.
+const MAX_N: usize = 100;
+
+/// Largest reach of the density, `r_cut` plus the Gaussians' padding (Å):
+/// the radial table grows with it (a local descriptor reaching 100 Å is
+/// already far beyond any use).
+const MAX_CUTOFF: f64 = 100.0;
+
 /// Initial knot spacing of the radial table (Å), halved until the table is
 /// accurate to [`TABLE_TOLERANCE`].
 const TABLE_SPACING: f64 = 0.05;
@@ -125,8 +134,8 @@ inventory::submit! {
         summary: "SOAP power spectrum, GTO radial basis, equal to dscribe's SOAP(rbf=\"gto\")",
         fields: &[
             ("species", "list of symbols or atomic numbers, required: elements covered"),
-            ("r_cut", "float > 1, required: radial cutoff (Å)"),
-            ("n_max", "int >= 1, required: radial basis functions"),
+            ("r_cut", "float > 1, required: radial cutoff (Å); r_cut + 3.72 sigma at most 100"),
+            ("n_max", "int 1..=100, required: radial basis functions"),
             ("l_max", "int 0..=20, required: maximum spherical harmonic degree"),
             ("sigma", "float > 0, default 1.0: atomic Gaussian width (Å)"),
             ("rbf", "\"gto\" (only), default \"gto\": radial basis"),
@@ -181,12 +190,27 @@ impl Soap {
         if spec.n_max == 0 {
             return Err(invalid("n_max", "must be >= 1, got 0".into()));
         }
+        if spec.n_max > MAX_N {
+            return Err(invalid("n_max", format!("must be <= {MAX_N}, got {}", spec.n_max)));
+        }
         if spec.l_max > MAX_L {
             return Err(invalid("l_max", format!("must be <= {MAX_L}, got {}", spec.l_max)));
         }
         let (n_max, l_max) = (spec.n_max, spec.l_max);
         let eta = 1.0 / (2.0 * spec.sigma * spec.sigma);
-        let cutoff = spec.r_cut + spec.sigma * (-2.0 * THRESHOLD.ln()).sqrt();
+        let padding = spec.sigma * (-2.0 * THRESHOLD.ln()).sqrt();
+        let cutoff = spec.r_cut + padding;
+        if cutoff > MAX_CUTOFF {
+            let field = if spec.r_cut >= padding { "r_cut" } else { "sigma" };
+            return Err(invalid(
+                field,
+                format!(
+                    "r_cut + 3.72 sigma (how far the density reaches, {cutoff:e} Å) must be at most {MAX_CUTOFF} Å; \
+                     got r_cut = {}, sigma = {}",
+                    spec.r_cut, spec.sigma
+                ),
+            ));
+        }
         let basis = GtoBasis::new(spec.r_cut, n_max, l_max).map_err(|(l, message)| {
             invalid(
                 "n_max",

@@ -200,6 +200,12 @@ fn argument_errors_name_the_field() {
         ("n_max", json!(0), "descriptor.n_max"),
         ("n_max", json!(-2), "n_max"),
         ("l_max", json!(21), "descriptor.l_max"),
+        // Sizes of the basis and radial table: these aborted the process
+        // (allocations of 72 TB and 19 GB) or overflowed (a panic).
+        ("n_max", json!(1_000_000), "descriptor.n_max: must be <= 100"),
+        ("r_cut", json!(1e6), "descriptor.r_cut: r_cut + 3.72 sigma"),
+        ("sigma", json!(1e300), "descriptor.sigma: r_cut + 3.72 sigma"),
+        ("sigma", json!(f64::MAX), "descriptor.sigma"),
         ("rbf", json!("polynomial"), "descriptor.rbf"),
         ("average", json!("mean"), "average"),
         ("species", json!(["Cu", "Qq"]), "species"),
