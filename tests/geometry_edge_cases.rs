@@ -122,7 +122,7 @@ fn ops() -> [(&'static str, Json); 4] {
         (
             "descriptor",
             json!({"descriptor": {"type": "soap", "species": ["Cu", "Ni", "Al"], "r_cut": 4.0, "n_max": 3,
-                                  "l_max": 2, "sigma": 0.5, "periodic": true}, "key": "soap", "per_atom": true}),
+                                  "l_max": 2, "sigma": 0.5}, "key": "soap", "per_atom": true}),
         ),
     ]
 }
