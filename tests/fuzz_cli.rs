@@ -393,6 +393,11 @@ fn inputs_and_arguments_fuzzing_found_end_in_results_or_errors() {
     // A cell 1e-7 Å thin along b: one row of images held 7-13 GB.
     let thin = "2\nLattice=\"3610 0 0 0 1e-7 0 0 0 3610\" pbc=\"T T T\"\nCu 0 0 0\nCu 1.805 0 1.805\n";
     std::fs::write(d.join("thin.xyz"), thin).unwrap();
+    // 3.6e-9 Å thin: the range of images along a overflowed i32 (a panic),
+    // and then tested 1.6e9 images in 46 s before the first pair was kept.
+    let thinner = "4\nLattice=\"0.00000000361 0 0 0 3.61 0 0 0 99999999999999999999999\" pbc=\"T T T\"\n\
+                   Cu 0 0 0\nCu 1.805 1.805 0\nCu 1.805 0 1.805\nCu 0 1.805 1.805\n";
+    std::fs::write(d.join("thinner.xyz"), thinner).unwrap();
     let calculate = |input: &'static str, extra: &'static [&'static str]| {
         let mut args = vec!["run", "calculate", "-i", input, "-o", "out.xyz", "--overwrite", "-q", "--args", emt];
         args.extend(extra);
@@ -400,9 +405,10 @@ fn inputs_and_arguments_fuzzing_found_end_in_results_or_errors() {
     };
     // (arguments, exit code, what standard error says, what the output says)
     let refused = "EMT_calculation_error=\"neighbour list: more than 25000000 neighbour pairs";
-    let cases: [(Vec<&str>, i32, &str, &str); 5] = [
+    let cases: [(Vec<&str>, i32, &str, &str); 6] = [
         (calculate("tiny.xyz", &["--workers", "1"]), 0, "", refused),
         (calculate("thin.xyz", &["--workers", "1"]), 0, "", refused),
+        (calculate("thinner.xyz", &["--workers", "1"]), 0, "", refused),
         // A chunk size of 2^64 - 1 once reserved room for that many items.
         (calculate("cu.xyz", &["--workers", "1", "--chunk-size", "18446744073709551615"]), 0, "", "EMT_energy="),
         (calculate("cu.xyz", &["--workers", "2", "--chunk-size", "4000000000"]), 0, "", "EMT_energy="),

@@ -5,7 +5,7 @@
 use super::bins::Bins;
 use super::images::NearImages;
 use super::pair_search::pair_search;
-use super::{ListKind, MARGIN, MAX_PAIRS, NeighbourError, pair_vector};
+use super::{ListKind, MARGIN, MAX_CANDIDATES, MAX_PAIRS, NeighbourError, pair_vector};
 use crate::cell::{periodic_rows, shift_vector};
 use crate::vec3::norm2;
 use std::ops::Range;
@@ -112,7 +112,7 @@ impl NeighbourList {
         // Refuse before looping when the candidates alone would be far too many.
         let visits: f64 = bins.reach.iter().map(|&r| (2 * r + 1) as f64).product();
         let total = bins.count.iter().product::<usize>() as f64;
-        if n as f64 * visits * (n as f64 / total).max(1.0) > 8.0 * MAX_PAIRS as f64 {
+        if n as f64 * visits * (n as f64 / total).max(1.0) > MAX_CANDIDATES as f64 {
             return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
         }
         let search2 = (self.cutoff * (1.0 + MARGIN)).powi(2);
@@ -141,7 +141,7 @@ impl NeighbourList {
                         pair_search(bins, cell, self.kind, i, positions, cut2, &mut self.candidates, &mut self.pairs)
                     }
                 };
-                if self.pairs.len() > MAX_PAIRS {
+                if self.pairs.len() > MAX_PAIRS || self.examined > MAX_CANDIDATES {
                     return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
                 }
                 self.first[i + 1] = self.pairs.len();

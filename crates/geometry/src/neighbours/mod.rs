@@ -109,6 +109,10 @@ pub enum NeighbourError {
 /// Upper limit on stored pairs (about 1.5 GB of list).
 const MAX_PAIRS: usize = 25_000_000;
 
+/// Upper limit on candidate images tested in one build: far more than a list
+/// within [`MAX_PAIRS`] needs, so a build past it is refused as too many pairs.
+const MAX_CANDIDATES: u64 = 8 * MAX_PAIRS as u64;
+
 /// How many cells outside the cell (along a periodic direction) an atom may
 /// lie: lattice shifts then fit `i32` with room for the search's offsets.
 const MAX_CELLS: f64 = (1 << 29) as f64;

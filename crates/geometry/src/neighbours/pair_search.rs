@@ -3,7 +3,7 @@
 
 use super::bins::Bins;
 use super::list::{Candidate, Pairs};
-use super::{ListKind, MAX_PAIRS};
+use super::{ListKind, MAX_CANDIDATES, MAX_CELLS, MAX_PAIRS};
 use crate::float::{ceil_i32, floor_i32};
 
 /// The pairs of atom `i`, by testing every other atom's images whose
@@ -19,9 +19,10 @@ use crate::float::{ceil_i32, floor_i32};
 /// computing would chain every candidate to the previous one.
 ///
 /// Candidates are filtered in batches of [`CANDIDATE_BATCH`], and the
-/// search stops once `out` holds more than [`MAX_PAIRS`] pairs (the caller
-/// refuses the list), so neither grows with the number of images a tiny
-/// cell has within the cutoff.
+/// search stops once `out` holds more than [`MAX_PAIRS`] pairs or it has
+/// tested more than [`MAX_CANDIDATES`] images (the caller refuses the list),
+/// so neither memory nor time grows with the number of images a tiny cell
+/// has within the cutoff.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn pair_search(
     bins: &Bins,
@@ -44,8 +45,10 @@ pub(super) fn pair_search(
         for k in 0..3 {
             let df = fj[k] - fi[k];
             if bins.periodic[k] {
-                lo[k] = ceil_i32(-e[k] - df);
-                hi[k] = floor_i32(e[k] - df);
+                // Clamped so that the range and its shifts fit i32: a range
+                // that wide (a cell 1e-8 Å thin) passes the pair limit first.
+                lo[k] = ceil_i32((-e[k] - df).max(-MAX_CELLS));
+                hi[k] = floor_i32((e[k] - df).min(MAX_CELLS));
             } else {
                 hi[k] = i32::from(df.abs() <= e[k]) - 1;
             }
@@ -65,7 +68,7 @@ pub(super) fn pair_search(
                             out.keep_within(&candidates[..m], kind, i, cut2);
                             examined += m as u64;
                             m = 0;
-                            if out.len() > MAX_PAIRS {
+                            if out.len() > MAX_PAIRS || examined > MAX_CANDIDATES {
                                 return examined;
                             }
                         } else {
