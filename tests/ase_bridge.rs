@@ -387,8 +387,10 @@ fn no_worker_outlives_autopara_ended_by_a_signal() {
             assert!(start.elapsed() < Duration::from_secs(60), "SIG{signal}: workers never started");
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Those sleeping are autopara's own workers (another child may be
+        // starting or ending; it too must be gone once autopara is).
         let children: BTreeSet<u32> = tagged(&tag).into_iter().filter(|&p| p != run.id()).collect();
-        assert_eq!(children, sleeping(), "SIG{signal}");
+        assert!(sleeping().is_subset(&children), "SIG{signal}: sleeping {:?}, children {children:?}", sleeping());
         Command::new("kill").args([&format!("-{signal}"), &run.id().to_string()]).status().unwrap();
         run.wait().unwrap();
         let start = Instant::now();
