@@ -82,7 +82,15 @@ pub fn requested() -> bool {
 /// `main`) and, when [`requested`], installs the MPI backend as the process
 /// default for every executor call. On other ranks serves work until rank 0
 /// is done, then exits the process with status 0 (or 1 if serving failed).
+///
+/// A process that no MPI launcher started with more than one rank, and whose
+/// environment does not ask for MPI, does not initialize it: a plain command
+/// pays nothing for MPI (Open MPI's singleton start-up took about 0.3 s and
+/// writes to pipes of its own).
 pub fn init() -> MpiGuard {
+    if !requested() && autopara_core::autopara_info::mpi_launch(|k| std::env::var(k).ok()).is_none() {
+        return MpiGuard { universe: None };
+    }
     let Some((universe, _threading)) = mpi::initialize_with_threading(Threading::Serialized) else {
         // Already initialized (a second call): nothing to do.
         return MpiGuard { universe: None };
