@@ -8,6 +8,7 @@ runs; Ctrl-C stops it, and the next call resumes a file output.
 """
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -72,6 +73,9 @@ def _ase_spec(ctor, args, kwargs):
         "constructor": f"{ctor.__module__}:{ctor.__qualname__}",
         "args": _jsonable(list(args), "calculator args"),
         "kwargs": _jsonable(dict(kwargs), "calculator kwargs"),
+        # The workers run in this interpreter, which imported the calculator
+        # (AUTOPARA_PYTHON, when set, still decides, as on the command line).
+        **({} if os.environ.get("AUTOPARA_PYTHON") else {"python": sys.executable}),
     }
 
 

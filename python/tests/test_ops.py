@@ -113,7 +113,8 @@ def test_reruns_reuse_or_refuse_as_the_cli(tmp_path, cli, cu_file, capfd):
 
 def test_python_and_cli_share_the_lock(tmp_path, cli, cu_file):
     out = tmp_path / "md.xyz"
-    args = {"calculator": EMT, "steps": 1000000, "dt": 1.0}
+    # Few frames kept: a trajectory of every step would be refused before it starts.
+    args = {"calculator": EMT, "steps": 1000000, "dt": 1.0, "traj_step_interval": 1000000}
     proc = subprocess.Popen([str(_cli_binary()), "run", "md", "-i", str(cu_file), "-o", str(out),
                              "--workers", "1", "-q", "--args", json.dumps(args)])
     try:
@@ -122,7 +123,7 @@ def test_python_and_cli_share_the_lock(tmp_path, cli, cu_file):
         while not (lock.exists() and lock.read_text().strip()) and time.time() < deadline:
             time.sleep(0.05)
         with pytest.raises(OutputError, match="lock"):
-            md(ConfigSet(cu_file), OutputSpec(out), EMT, steps=1000000, dt=1.0)
+            md(ConfigSet(cu_file), OutputSpec(out), EMT, steps=1000000, dt=1.0, traj_step_interval=1000000)
     finally:
         proc.kill()
         proc.wait()
@@ -223,6 +224,8 @@ def test_python_calculators_go_through_the_ase_workers(tmp_path, cu_file):
     from autopara.ops import calculator_spec
 
     spec = {"type": "ase", "constructor": "ase.calculators.emt:EMT", "args": [], "kwargs": {}}
+    if not os.environ.get("AUTOPARA_PYTHON"):
+        spec["python"] = sys.executable  # the workers run in this interpreter
     if "ase" not in _native.calculator_names():
         with pytest.raises(ArgsError, match="needs autopara's 'ase' calculator"):
             calculate(ConfigSet(cu_file), OutputSpec(), (EMT, [], {}))
