@@ -1,7 +1,8 @@
-//! The vectorised EMT kernel gives bit-identical results whichever vector
-//! unit runs it (AVX-512, AVX2 or the x86-64 baseline, forced through
-//! `AUTOPARA_SIMD`), so outputs do not depend on the machine: single points
-//! and MD trajectories, for one element and a mixture, periodic and not.
+//! The vectorised kernels (EMT, SOAP) give bit-identical results whichever
+//! vector unit runs them (AVX-512, AVX2 or the x86-64 baseline, forced
+//! through `AUTOPARA_SIMD`), so outputs do not depend on the machine: single
+//! points, MD trajectories and SOAP vectors, for one element and a mixture,
+//! periodic and not.
 
 use autopara::extxyz;
 use autopara_testkit::fixtures::fcc;
@@ -48,7 +49,7 @@ fn run(op: &str, args: &str, input: &Path, out: &Path, level: Option<&str>) -> V
 }
 
 #[test]
-fn emt_outputs_are_bit_identical_on_every_vector_unit() {
+fn outputs_are_bit_identical_on_every_vector_unit() {
     #[cfg(target_arch = "x86_64")]
     for feature in ["avx2", "avx512f"] {
         let present = match feature {
@@ -56,14 +57,16 @@ fn emt_outputs_are_bit_identical_on_every_vector_unit() {
             _ => std::arch::is_x86_feature_detected!("avx512f"),
         };
         if !present {
-            eprintln!("emt_outputs_are_bit_identical_on_every_vector_unit: no {feature} here; that unit not compared");
+            eprintln!("outputs_are_bit_identical_on_every_vector_unit: no {feature} here; that unit not compared");
         }
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let input = write_inputs(dir.path());
     let md = r#"{"calculator": {"type": "emt"}, "steps": 40, "dt": 2.0, "temperature": 500,
                  "temperature_tau": 50, "integrator": "Langevin", "traj_step_interval": 10}"#;
-    for (op, args) in [("calculate", r#"{"calculator": {"type": "emt"}}"#), ("md", md)] {
+    let soap = r#"{"descriptor": {"type": "soap", "species": ["Cu", "Au"], "r_cut": 4.0, "n_max": 6,
+                   "l_max": 5, "sigma": 0.5}, "key": "soap", "per_atom": true}"#;
+    for (op, args) in [("calculate", r#"{"calculator": {"type": "emt"}}"#), ("md", md), ("descriptor", soap)] {
         let widest = run(op, args, &input, &dir.path().join(format!("{op}-widest.xyz")), None);
         assert!(!widest.is_empty());
         for level in ["avx2", "baseline"] {

@@ -24,12 +24,12 @@
 //! ```
 
 use crate::pair::{add_virial, overlap_error};
-use crate::simd::{self, Kernel};
 use crate::{check_finite, neighbour_error};
 use autopara_core::elements::symbol;
 use autopara_core::{Atoms, CalcError, CalcResults, Calculator, CalculatorInfo, CalculatorSpec, Properties};
 use autopara_geometry::cell;
 use autopara_geometry::neighbours::{ListKind, VerletList, pair_vector};
+use autopara_geometry::simd::{self, Kernel};
 use autopara_geometry::vec3::norm2;
 use serde::{Deserialize, Serialize};
 

@@ -20,7 +20,6 @@ pub mod external;
 pub mod lennard_jones;
 pub mod morse;
 mod pair;
-mod simd;
 
 pub use ase::{Ase, AseCalculator};
 pub use calculate::{Calculate, CalculateArgs};

@@ -56,6 +56,7 @@ impl RealHarmonics {
 
     /// Fills `out[l² + l + m]` with `Y_lm` of the unit vector `u`
     /// (`out.len() >= self.len()`; `u` must have unit length).
+    #[inline(always)]
     pub(crate) fn eval(&self, u: [f64; 3], out: &mut [f64]) {
         let [x, y, z] = u;
         // cos(mφ) sinᵐθ and sin(mφ) sinᵐθ as Re/Im of (x + iy)^m.

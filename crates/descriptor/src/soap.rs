@@ -32,6 +32,7 @@ use crate::spec::{
     Descriptor, DescriptorInfo, DescriptorSpec, Species, index_atoms, parse_spec, require_positive, use_periodic,
 };
 use autopara_core::Atoms;
+use autopara_geometry::simd::{self, Kernel};
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
@@ -241,6 +242,7 @@ impl Soap {
     /// survives because `R_ln(0) = 0` for l > 0) are grouped by species and
     /// taken [`BATCH`] at a time, so each coefficient is loaded and stored
     /// once per batch rather than once per neighbour.
+    #[inline(always)]
     fn add_coefficients(&self, env: Environment<'_>, species: &[usize], c: &mut [f64], ws: &mut Workspace) {
         let (n_max, n_lm, n_funcs) = (self.n_max, self.harmonics.len(), self.radial.n_funcs);
         // Group by species with a counting sort: slot ranges per species,
@@ -308,6 +310,7 @@ impl Soap {
 
     /// The power spectrum of coefficients `c` into `out` (`n_features` values),
     /// in dscribe's order, adding `scale ×` the values to what is there.
+    #[inline(always)]
     fn add_power_spectrum(&self, c: &[f64], scale: f64, out: &mut [f64], pair: &mut [f64]) {
         let (n_max, n_lm, n_species) = (self.n_max, self.harmonics.len(), self.species.len());
         let mut k = 0;
@@ -377,39 +380,61 @@ impl Descriptor for Soap {
 }
 
 impl Soap {
-    /// [`Descriptor::compute`] once the neighbours are known (`centers` not empty).
+    /// [`Descriptor::compute`] once the neighbours are known (`centers` not
+    /// empty), compiled for the widest vector unit the CPU has (the results
+    /// are the same bits on every unit).
     fn compute_with(&self, neighbours: &Neighbours, species: &[usize], centers: &[usize], out: &mut [f64]) {
-        let n_coeff = self.species.len() * self.harmonics.len() * self.n_max;
+        simd::run(SoapKernel { soap: self, neighbours, species, centers, out });
+    }
+}
+
+/// One configuration's SOAP rows, as a loop for [`simd::run`]: everything
+/// it calls is inlined into it, so each vector unit gets its own copy.
+struct SoapKernel<'a> {
+    soap: &'a Soap,
+    neighbours: &'a Neighbours,
+    species: &'a [usize],
+    centers: &'a [usize],
+    out: &'a mut [f64],
+}
+
+impl Kernel for SoapKernel<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let SoapKernel { soap, neighbours, species, centers, out } = self;
+        let n_coeff = soap.species.len() * soap.harmonics.len() * soap.n_max;
         let mut c = vec![0.0; n_coeff];
         let mut ws = Workspace {
             entries: Vec::new(),
-            counts: vec![0; self.species.len()],
-            starts: vec![0; self.species.len()],
-            y: vec![0.0; BATCH * self.harmonics.len()],
-            radial: vec![0.0; BATCH * self.radial.n_funcs],
+            counts: vec![0; soap.species.len()],
+            starts: vec![0; soap.species.len()],
+            y: vec![0.0; BATCH * soap.harmonics.len()],
+            radial: vec![0.0; BATCH * soap.radial.n_funcs],
         };
-        let mut pair = vec![0.0; self.n_max * self.n_max];
+        let mut pair = vec![0.0; soap.n_max * soap.n_max];
         let inv_n = 1.0 / centers.len() as f64;
-        match self.average {
+        match soap.average {
             Average::Off => {
-                for (&i, row) in centers.iter().zip(out.chunks_exact_mut(self.n_features)) {
+                for (&i, row) in centers.iter().zip(out.chunks_exact_mut(soap.n_features)) {
                     c.fill(0.0);
-                    self.add_coefficients(neighbours.of(i), species, &mut c, &mut ws);
-                    self.add_power_spectrum(&c, 1.0, row, &mut pair);
+                    soap.add_coefficients(neighbours.of(i), species, &mut c, &mut ws);
+                    soap.add_power_spectrum(&c, 1.0, row, &mut pair);
                 }
             }
             Average::Inner => {
                 for &i in centers {
-                    self.add_coefficients(neighbours.of(i), species, &mut c, &mut ws);
+                    soap.add_coefficients(neighbours.of(i), species, &mut c, &mut ws);
                 }
                 c.iter_mut().for_each(|x| *x *= inv_n);
-                self.add_power_spectrum(&c, 1.0, out, &mut pair);
+                soap.add_power_spectrum(&c, 1.0, out, &mut pair);
             }
             Average::Outer => {
                 for &i in centers {
                     c.fill(0.0);
-                    self.add_coefficients(neighbours.of(i), species, &mut c, &mut ws);
-                    self.add_power_spectrum(&c, inv_n, out, &mut pair);
+                    soap.add_coefficients(neighbours.of(i), species, &mut c, &mut ws);
+                    soap.add_power_spectrum(&c, inv_n, out, &mut pair);
                 }
             }
         }
@@ -596,7 +621,7 @@ impl RadialTable {
     }
 
     /// All `R_ln(r)` into `out[l * n_max + n]`, for `0 <= r <= cutoff`.
-    #[inline]
+    #[inline(always)]
     fn eval(&self, r: f64, out: &mut [f64]) {
         let n = self.n_funcs;
         let x = r * self.inv_h;

@@ -1,7 +1,7 @@
 //! autopara geometry: the cell (its volume, whether it has one, fractional
 //! coordinates and wrapping), neighbour lists with explicit periodic images
-//! (one-off and Verlet) and the small 3-vector helpers the other crates
-//! share. It knows nothing of `Atoms`, ops or the executor: positions are
+//! (one-off and Verlet), the small 3-vector helpers the other crates
+//! share, and loops compiled per vector unit (`simd`). It knows nothing of `Atoms`, ops or the executor: positions are
 //! `[[f64; 3]]`, cells are rows of lattice vectors `[[f64; 3]; 3]` and
 //! periodicity is `[bool; 3]`, as in ASE.
 //!
@@ -22,4 +22,5 @@
 pub mod cell;
 pub mod float;
 pub mod neighbours;
+pub mod simd;
 pub mod vec3;

@@ -5,12 +5,31 @@
 //! Every variant is the same Rust code, and Rust never fuses a multiply and
 //! an add on its own, so all variants give bit-identical results: a
 //! trajectory does not depend on the machine it ran on.
+//!
+//! ```
+//! use autopara_geometry::simd::{self, Kernel};
+//! /// Doubles every value; compiled once per vector unit.
+//! struct Double<'a>(&'a mut [f64]);
+//! impl Kernel for Double<'_> {
+//!     type Output = ();
+//!     #[inline(always)]
+//!     fn run(self) {
+//!         for x in self.0 {
+//!             *x *= 2.0;
+//!         }
+//!     }
+//! }
+//! let mut v = vec![1.0, 2.5];
+//! simd::run(Double(&mut v));
+//! assert_eq!(v, [2.0, 5.0]);
+//! assert_eq!(simd::exp(0.0), 1.0);
+//! ```
 
-use autopara_geometry::float::ROUNDER;
+use crate::float::ROUNDER;
 
 /// A loop to compile once per vector unit: implement [`Kernel::run`] with
 /// `#[inline(always)]` so that each variant of [`run`] gets its own copy.
-pub(crate) trait Kernel {
+pub trait Kernel {
     /// What the loop returns.
     type Output;
     /// The loop.
@@ -57,7 +76,7 @@ fn level() -> Level {
 }
 
 /// Runs `kernel` compiled for the vector unit [`level`] chose.
-pub(crate) fn run<K: Kernel>(kernel: K) -> K::Output {
+pub fn run<K: Kernel>(kernel: K) -> K::Output {
     match level() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` never exceeds what `widest` detected on this CPU.
@@ -103,7 +122,7 @@ const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 /// 13 (truncation below 10⁻¹⁷ relative), then scaled by 2^n through the
 /// exponent bits.
 #[inline(always)]
-pub(crate) fn exp(x: f64) -> f64 {
+pub fn exp(x: f64) -> f64 {
     let xc = x.clamp(-708.0, 709.0); // NaN stays NaN
     let t = xc * std::f64::consts::LOG2_E + ROUNDER;
     let n = t - ROUNDER;
