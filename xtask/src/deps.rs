@@ -12,7 +12,9 @@
 //!   `openssh-client`, `rsync`; they also start a private single-node Grid
 //!   Engine: `gridengine-master`, `gridengine-exec`, `gridengine-client`),
 //!   and `strace` (tests/fault_injection.rs injects I/O faults with it);
-//! - with `--peers`, Debian's `lammps` for the benchmarks.
+//! - with `--peers`, the benchmarks' speed peers: Debian's `lammps`, and in
+//!   the venv ASAP3 (`asap3`, the C++ EMT; it builds from source in about a
+//!   minute) and featomic (the Rust SOAP of the metatensor project).
 //!
 //! A stamp file records what was installed, so a second run does nothing.
 
@@ -48,6 +50,9 @@ const APT_TEST: &[&str] = &[
 ];
 /// Debian packages for benchmark peers.
 const APT_PEERS: &[&str] = &["lammps"];
+/// Python packages for benchmark peers (ASAP3 compiles with the system MPI
+/// compiler wrappers, which `APT_TEST` installs).
+const PIP_PEERS: &[&str] = &["asap3==3.13.11", "featomic==0.6.7"];
 
 /// Installs the environment.
 pub fn run_deps(peers: bool) -> Result<(), String> {
@@ -56,7 +61,11 @@ pub fn run_deps(peers: bool) -> Result<(), String> {
         apt.extend(APT_PEERS);
     }
     apt_install(&apt)?;
-    venv(REFERENCES)
+    let mut pip: Vec<&str> = REFERENCES.to_vec();
+    if peers {
+        pip.extend(PIP_PEERS);
+    }
+    venv(&pip)
 }
 
 /// Entry point for `cargo xtask deps`.

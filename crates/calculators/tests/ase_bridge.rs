@@ -194,6 +194,56 @@ fn info_and_arrays_reach_python_and_follow_each_config() {
     assert_eq!(out.energy, 4.5);
 }
 
+/// The calculator is told what changed as ASE's `get_property` tells it
+/// (`check_state`: all changes for a new configuration, then only the
+/// positions, cell or pbc that moved, and no calculation at all when nothing
+/// did), and never hands back results of an earlier state.
+#[test]
+fn calculations_see_the_system_changes_ase_would_pass() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("changes.log");
+    let Some(spec) = spec("ase_bridge changes", "bridge_test_calculators.ChangesLog", json!({"log": log})) else {
+        return;
+    };
+    let mut calc = spec.build().expect("ChangesLog builds");
+    let mut out = CalcResults::default();
+    let mut a = probe_config(3);
+    a.cell = [[5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0]];
+    a.pbc = [true; 3];
+    let mut step = |at: &Atoms, energy: f64| {
+        calc.calculate(at, Properties::ENERGY_FORCES, &mut out).unwrap();
+        assert_eq!(out.energy, energy);
+    };
+    step(&a, 3.0);
+    step(&a, 3.0);
+    a.positions[1][0] += 0.5;
+    step(&a, 3.5);
+    a.cell[0][0] = 6.0;
+    step(&a, 3.5);
+    a.pbc[2] = false;
+    step(&a, 3.5);
+    a.positions[0][0] += 0.25;
+    a.cell[1][1] = 7.0;
+    step(&a, 3.75);
+    let mut b = a.clone();
+    b.numbers[1] = 6;
+    step(&b, 3.75);
+    b.info.insert("charge".into(), Value::Int(1));
+    step(&b, 3.75);
+    let lines: Vec<String> = std::fs::read_to_string(&log).expect("read log").lines().map(String::from).collect();
+    let all = "cell initial_charges initial_magmoms numbers pbc positions";
+    let expected = [all, "positions", "cell", "pbc", "cell positions", all, all];
+    // A new configuration, or new info or arrays in it: all changes (ASE may add names to them).
+    assert_eq!(lines.len(), expected.len(), "{lines:?}");
+    for (line, want) in lines.iter().zip(expected) {
+        if want == all {
+            assert!(want.split(' ').all(|w| line.split(' ').any(|l| l == w)), "{line:?} lacks some of {want:?}");
+        } else {
+            assert_eq!(line, want);
+        }
+    }
+}
+
 /// Runs `fault` on a probe config, then a good config; returns the error and
 /// whether the worker process was replaced.
 fn fault_then_good(calc: &mut autopara_calculators::AseCalculator, fault: &str) -> (String, bool) {

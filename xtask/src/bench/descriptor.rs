@@ -10,6 +10,15 @@
 //! CPU second on one worker / one process (per core, robust to a loaded
 //! machine) and configs per wall second on 1 and 2 workers; the first
 //! config's features are compared between the two as a sanity check.
+//!
+//! Then featomic 0.6.7 (`cargo xtask deps --peers`), the Rust SOAP of the
+//! metatensor project: its `SoapPowerSpectrum` with a GTO radial basis of the
+//! same size (8 radial functions, `max_radial` 7, `max_angular` 6, cutoff
+//! 5 Å, Gaussian width 0.5 Å) on the Cu-108 set in memory, on one thread,
+//! against our whole run from file to file (`autopara run descriptor`, one
+//! worker: parsing, SOAP and writing 252 numbers per atom as text). The two
+//! bases differ (featomic's GTOs and smooth cutoff are not dscribe's), so
+//! their values are not compared; ours equal dscribe's (tests/ and above).
 
 use crate::util;
 use serde_json::Value as Json;
@@ -32,6 +41,7 @@ pub fn run() -> Result<(), String> {
 
 fn run_in(bin: &Path, dir: &Path) -> Result<(), String> {
     util::print_load();
+    let python = util::venv_python();
     println!("autopara side: the descriptor op through the executor (threads backend), in memory");
     let out = Command::new(bin).arg(dir).output().map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
     if !out.status.success() {
@@ -41,8 +51,8 @@ fn run_in(bin: &Path, dir: &Path) -> Result<(), String> {
         .lines()
         .map(|l| serde_json::from_str(l).map_err(|e| format!("bad line from bench_descriptor ({e}): {l}")))
         .collect::<Result<_, _>>()?;
-    let peer = match util::venv_python() {
-        Some(py) if util::python_has(&py, "dscribe") => Some(measure_dscribe(&py, dir)?),
+    let peer = match &python {
+        Some(py) if util::python_has(py, "dscribe") => Some(measure_dscribe(py, dir)?),
         _ => {
             println!("peer dscribe: missing (run `cargo xtask deps`); reported as absent");
             None
@@ -83,6 +93,55 @@ fn run_in(bin: &Path, dir: &Path) -> Result<(), String> {
             );
         }
     }
+    against_featomic(python.as_deref(), dir)
+}
+
+/// Our `autopara run descriptor` from file to file on the Cu-108 set against
+/// featomic in memory, per CPU second on one worker / one thread.
+fn against_featomic(python: Option<&Path>, dir: &Path) -> Result<(), String> {
+    let Some(py) = python.filter(|py| util::python_has(py, "featomic")) else {
+        println!("peer featomic: missing (run `cargo xtask deps --peers`); reported as absent");
+        return Ok(());
+    };
+    let autopara = util::release_autopara(&util::root(), "")?;
+    let input = dir.join("cu108.xyz");
+    let output = dir.join("cu108-soap.xyz");
+    let args = r#"{"descriptor": {"type": "soap", "species": ["Cu"], "r_cut": 5.0, "n_max": 8, "l_max": 6,
+                   "sigma": 0.5}, "key": "soap", "per_atom": true}"#;
+    let mut cmd = Command::new(&autopara);
+    cmd.args(["run", "descriptor", "-q", "--workers", "1", "--overwrite", "--args", args, "-i"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&output);
+    let (cpu, wall) = util::timed(&mut cmd)?;
+    let script = r#"
+import json, resource, sys, time
+from ase.io import read
+import featomic
+frames = read(sys.argv[1], index=":")
+calc = featomic.SoapPowerSpectrum(
+    cutoff={"radius": 5.0, "smoothing": {"type": "ShiftedCosine", "width": 0.5}},
+    density={"type": "Gaussian", "width": 0.5},
+    basis={"type": "TensorProduct", "max_angular": 6, "radial": {"type": "Gto", "max_radial": 7}},
+)
+calc.compute(frames[:2])
+r0 = resource.getrusage(resource.RUSAGE_SELF)
+t0 = time.perf_counter()
+calc.compute(frames)
+wall = time.perf_counter() - t0
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+print(json.dumps({"configs": len(frames), "cpu": cpu, "wall": wall}))
+"#;
+    let text = util::output(Command::new(py).arg("-c").arg(script).arg(&input).env("RAYON_NUM_THREADS", "1"))?;
+    let peer: Json = serde_json::from_str(text.trim()).map_err(|e| format!("bad featomic line ({e}): {text}"))?;
+    let f = |k: &str| peer[k].as_f64().ok_or_else(|| format!("featomic result lacks {k}"));
+    let (n, fcpu, fwall) = (f("configs")?, f("cpu")?, f("wall")?);
+    println!("-- cu108: {n} configs, SOAP per atom, against featomic --");
+    println!("autopara file to file, 1 worker: {:8.1} configs/CPU-s ({cpu:.2} s CPU, {wall:.2} s wall)", n / cpu);
+    println!("featomic in memory, 1 thread:    {:8.1} configs/CPU-s ({fcpu:.2} s CPU, {fwall:.2} s wall)", n / fcpu);
+    println!("autopara / featomic: {:.2}x per CPU-s (target >= 2x)", fcpu / cpu);
+    util::print_load_after();
     Ok(())
 }
 
