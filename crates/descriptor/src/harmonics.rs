@@ -55,8 +55,9 @@ impl RealHarmonics {
     }
 
     /// Fills `out[l² + l + m]` with `Y_lm` of the unit vector `u`
-    /// (`out.len() >= self.len()`; `u` must have unit length).
-    #[inline(always)]
+    /// (`out.len() >= self.len()`; `u` must have unit length). The scalar
+    /// form of [`RealHarmonics::eval_many`], which the tests check it against.
+    #[cfg(test)]
     pub(crate) fn eval(&self, u: [f64; 3], out: &mut [f64]) {
         let [x, y, z] = u;
         // cos(mφ) sinᵐθ and sin(mφ) sinᵐθ as Re/Im of (x + iy)^m.
@@ -86,6 +87,72 @@ impl RealHarmonics {
             let c_next = x * c - y * s;
             s = x * s + y * c;
             c = c_next;
+        }
+    }
+}
+
+/// Per-neighbour recursion state of [`RealHarmonics::eval_many`], kept to
+/// avoid allocating per call.
+#[derive(Debug, Default)]
+pub(crate) struct HarmonicScratch {
+    c: Vec<f64>,
+    s: Vec<f64>,
+    q: Vec<f64>,
+    q_prev: Vec<f64>,
+}
+
+impl RealHarmonics {
+    /// [`RealHarmonics::eval`] for many unit vectors at once, given by their
+    /// components `[x, y, z]` (equal lengths `k`): `out[(l² + l + m) k + j]`
+    /// (`out.len() >= self.len() k`). The recursion runs over all vectors
+    /// together, one per vector lane, with the same operations as `eval`,
+    /// so the values are the same bits.
+    #[inline(always)]
+    pub(crate) fn eval_many(&self, [x, y, z]: [&[f64]; 3], out: &mut [f64], scratch: &mut HarmonicScratch) {
+        let k = x.len();
+        let (y, z) = (&y[..k], &z[..k]);
+        let HarmonicScratch { c, s, q, q_prev } = scratch;
+        for v in [&mut *c, &mut *s, &mut *q, &mut *q_prev] {
+            v.resize(k, 0.0);
+        }
+        c.fill(1.0);
+        s.fill(0.0);
+        for m in 0..=self.l_max {
+            q_prev.fill(0.0);
+            q.fill(self.double_factorial[m]);
+            for l in m..=self.l_max {
+                let at = l * (l + 1) / 2 + m;
+                if l > m {
+                    let (a, b) = self.recursion[at];
+                    for ((qj, pj), &zj) in q.iter_mut().zip(q_prev.iter_mut()).zip(z) {
+                        let next = a * zj * *qj - b * *pj;
+                        *pj = *qj;
+                        *qj = next;
+                    }
+                }
+                let norm = self.norm[at];
+                let centre = l * l + l;
+                if m == 0 {
+                    for (o, &qj) in out[centre * k..][..k].iter_mut().zip(q.iter()) {
+                        *o = norm * qj;
+                    }
+                } else {
+                    let (lower, upper) = out.split_at_mut((centre + m) * k);
+                    let minus = &mut lower[(centre - m) * k..][..k];
+                    for ((((p, n), &qj), &cj), &sj) in
+                        upper[..k].iter_mut().zip(minus).zip(q.iter()).zip(c.iter()).zip(s.iter())
+                    {
+                        let v = norm * qj;
+                        *p = v * cj;
+                        *n = v * sj;
+                    }
+                }
+            }
+            for (((cj, sj), &xj), &yj) in c.iter_mut().zip(s.iter_mut()).zip(x).zip(y) {
+                let c_next = xj * *cj - yj * *sj;
+                *sj = xj * *sj + yj * *cj;
+                *cj = c_next;
+            }
         }
     }
 }
@@ -120,6 +187,30 @@ mod tests {
         ];
         for (i, e) in expect {
             assert!((out[i] - e).abs() < 1e-12, "Y[{i}] = {} != {e}", out[i]);
+        }
+    }
+
+    /// Many vectors at once give the same bits as one at a time.
+    #[test]
+    fn eval_many_equals_eval() {
+        let h = RealHarmonics::new(9);
+        let vs: Vec<[f64; 3]> = (0..13)
+            .map(|i| {
+                let v = [(i as f64 * 0.7).sin(), (i as f64 * 1.3).cos(), 0.4 - 0.1 * i as f64];
+                let r = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+                v.map(|c| c / r)
+            })
+            .collect();
+        let comp = |d: usize| vs.iter().map(|v| v[d]).collect::<Vec<_>>();
+        let (x, y, z) = (comp(0), comp(1), comp(2));
+        let mut many = vec![0.0; h.len() * vs.len()];
+        h.eval_many([&x, &y, &z], &mut many, &mut HarmonicScratch::default());
+        let mut one = vec![0.0; h.len()];
+        for (j, &v) in vs.iter().enumerate() {
+            h.eval(v, &mut one);
+            for lm in 0..h.len() {
+                assert_eq!(one[lm].to_bits(), many[lm * vs.len() + j].to_bits(), "vector {j}, lm {lm}");
+            }
         }
     }
 

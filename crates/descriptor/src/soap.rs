@@ -26,7 +26,7 @@
 //! refined until it is within 1e-8 of each function's scale (see the tests).
 
 use crate::error::DescriptorError;
-use crate::harmonics::RealHarmonics;
+use crate::harmonics::{HarmonicScratch, RealHarmonics};
 use crate::neighbours::{Environment, Lists, Neighbours};
 use crate::spec::{
     Descriptor, DescriptorInfo, DescriptorSpec, Species, index_atoms, parse_spec, require_positive, use_periodic,
@@ -43,8 +43,9 @@ const NAME: &str = "soap";
 /// Gaussians at the cutoff padding.
 const THRESHOLD: f64 = 1e-3;
 
-/// Neighbours processed together when accumulating coefficients.
-const BATCH: usize = 4;
+/// Radial functions accumulated together (one vector register of AVX-512,
+/// two of AVX2); `n` is padded to a multiple of it.
+const LANES: usize = 8;
 
 /// dscribe's largest supported `l_max`.
 const MAX_L: usize = 20;
@@ -239,12 +240,14 @@ impl Soap {
     /// laid out `[species][l² + l + m][n]`.
     ///
     /// Neighbours (the centre itself included, at r = 0 where only l = 0
-    /// survives because `R_ln(0) = 0` for l > 0) are grouped by species and
-    /// taken [`BATCH`] at a time, so each coefficient is loaded and stored
-    /// once per batch rather than once per neighbour.
+    /// survives because `R_ln(0) = 0` for l > 0) are grouped by species;
+    /// the harmonics of all of them are computed together (one neighbour per
+    /// vector lane), the radial functions stored `[l][neighbour][n]`, and
+    /// each coefficient is a sum over the neighbours of its species kept in
+    /// registers, [`LANES`] values of `n` at a time.
     #[inline(always)]
     fn add_coefficients(&self, env: Environment<'_>, species: &[usize], c: &mut [f64], ws: &mut Workspace) {
-        let (n_max, n_lm, n_funcs) = (self.n_max, self.harmonics.len(), self.radial.n_funcs);
+        let (n_max, n_lm, n_pad) = (self.n_max, self.harmonics.len(), ws.n_pad);
         // Group by species with a counting sort: slot ranges per species,
         // the centre (r = 0) first in its group.
         ws.counts.fill(0);
@@ -254,16 +257,19 @@ impl Soap {
                 ws.counts[species[j]] += 1;
             }
         }
-        let mut next = std::mem::take(&mut ws.starts);
         let mut total = 0;
-        for (st, &count) in next.iter_mut().zip(&ws.counts) {
+        for (st, &count) in ws.starts.iter_mut().zip(&ws.counts) {
             *st = total;
             total += count;
         }
-        ws.entries.resize(total, (0, [0.0; 3], 0.0));
+        ws.next.clone_from(&ws.starts);
+        for v in [&mut ws.ux, &mut ws.uy, &mut ws.uz, &mut ws.r] {
+            v.resize(total, 0.0);
+        }
         let mut place = |t: usize, u: [f64; 3], r: f64| {
-            ws.entries[next[t]] = (t, u, r);
-            next[t] += 1;
+            let k = ws.next[t];
+            (ws.ux[k], ws.uy[k], ws.uz[k], ws.r[k]) = (u[0], u[1], u[2], r);
+            ws.next[t] += 1;
         };
         place(species[env.centre], [0.0, 0.0, 1.0], 0.0);
         for (&j, (&v, &r)) in env.neighbours.iter().zip(env.vectors.iter().zip(env.distances)) {
@@ -273,38 +279,41 @@ impl Soap {
                 place(species[j], u, r);
             }
         }
-        ws.starts = next;
-        let mut start = 0;
-        while start < ws.entries.len() {
-            let t = ws.entries[start].0;
-            let end = start + ws.entries[start..].iter().take(BATCH).take_while(|e| e.0 == t).count();
-            let batch = end - start;
-            for (b, &(_, u, r)) in ws.entries[start..end].iter().enumerate() {
-                self.harmonics.eval(u, &mut ws.y[b * n_lm..][..n_lm]);
-                self.radial.eval(r, &mut ws.radial[b * n_funcs..][..n_funcs]);
+        ws.y.resize(n_lm * total, 0.0);
+        self.harmonics.eval_many([&ws.ux, &ws.uy, &ws.uz], &mut ws.y, &mut ws.harmonic_scratch);
+        ws.radial.resize((self.l_max + 1) * total * n_pad, 0.0);
+        for (k, &r) in ws.r.iter().enumerate() {
+            self.radial.eval(r, &mut ws.row);
+            for l in 0..=self.l_max {
+                let dst = &mut ws.radial[(l * total + k) * n_pad..][..n_pad];
+                dst[..n_max].copy_from_slice(&ws.row[l * n_max..][..n_max]);
+                dst[n_max..].fill(0.0);
+            }
+        }
+        for (t, (&start, &count)) in ws.starts.iter().zip(&ws.counts).enumerate() {
+            if count == 0 {
+                continue;
             }
             let block = &mut c[t * n_lm * n_max..][..n_lm * n_max];
             for l in 0..=self.l_max {
+                let radial = &ws.radial[(l * total + start) * n_pad..][..count * n_pad];
                 for lm in l * l..(l + 1) * (l + 1) {
+                    let y = &ws.y[lm * total + start..][..count];
                     let out = &mut block[lm * n_max..][..n_max];
-                    let r_of = |b: usize| &ws.radial[b * n_funcs + l * n_max..][..n_max];
-                    if batch == BATCH {
-                        let (y0, y1, y2, y3) = (ws.y[lm], ws.y[n_lm + lm], ws.y[2 * n_lm + lm], ws.y[3 * n_lm + lm]);
-                        let (r0, r1, r2, r3) = (r_of(0), r_of(1), r_of(2), r_of(3));
-                        for n in 0..n_max {
-                            out[n] += (y0 * r0[n] + y1 * r1[n]) + (y2 * r2[n] + y3 * r3[n]);
-                        }
-                    } else {
-                        for b in 0..batch {
-                            let (y, r) = (ws.y[b * n_lm + lm], r_of(b));
-                            for (o, rn) in out.iter_mut().zip(r) {
-                                *o += y * rn;
+                    for (b, out) in out.chunks_mut(LANES).enumerate() {
+                        let mut acc = [0.0; LANES];
+                        for (&yj, rj) in y.iter().zip(radial.chunks_exact(n_pad)) {
+                            let rj: &[f64; LANES] = rj[b * LANES..][..LANES].try_into().expect("LANES values");
+                            for (a, &rn) in acc.iter_mut().zip(rj) {
+                                *a += yj * rn;
                             }
+                        }
+                        for (o, a) in out.iter_mut().zip(acc) {
+                            *o += a;
                         }
                     }
                 }
             }
-            start = end;
         }
     }
 
@@ -407,11 +416,18 @@ impl Kernel for SoapKernel<'_> {
         let n_coeff = soap.species.len() * soap.harmonics.len() * soap.n_max;
         let mut c = vec![0.0; n_coeff];
         let mut ws = Workspace {
-            entries: Vec::new(),
             counts: vec![0; soap.species.len()],
             starts: vec![0; soap.species.len()],
-            y: vec![0.0; BATCH * soap.harmonics.len()],
-            radial: vec![0.0; BATCH * soap.radial.n_funcs],
+            next: vec![0; soap.species.len()],
+            ux: Vec::new(),
+            uy: Vec::new(),
+            uz: Vec::new(),
+            r: Vec::new(),
+            y: Vec::new(),
+            harmonic_scratch: Default::default(),
+            row: vec![0.0; soap.radial.n_funcs],
+            radial: Vec::new(),
+            n_pad: soap.n_max.div_ceil(LANES) * LANES,
         };
         let mut pair = vec![0.0; soap.n_max * soap.n_max];
         let inv_n = 1.0 / centers.len() as f64;
@@ -443,17 +459,27 @@ impl Kernel for SoapKernel<'_> {
 
 /// Per-call scratch, allocated once per configuration.
 struct Workspace {
-    /// The current centre's neighbours within the cutoff, grouped by
-    /// species: (species, unit vector, distance).
-    entries: Vec<(usize, [f64; 3], f64)>,
-    /// Neighbours per species.
+    /// Neighbours per species (the centre included in its own).
     counts: Vec<usize>,
-    /// Fill positions per species while grouping.
+    /// First slot of each species.
     starts: Vec<usize>,
-    /// `Y_lm` of a batch, `[BATCH][(l_max+1)²]`.
+    /// Fill positions per species while grouping.
+    next: Vec<usize>,
+    /// The current centre's neighbours within the cutoff, grouped by
+    /// species: unit vectors (x, y, z) and distances.
+    ux: Vec<f64>,
+    uy: Vec<f64>,
+    uz: Vec<f64>,
+    r: Vec<f64>,
+    /// `Y_lm` of every neighbour, `[(l_max+1)²][neighbour]`.
     y: Vec<f64>,
-    /// `R_ln` of a batch, `[BATCH][(l_max+1) n_max]`.
+    harmonic_scratch: HarmonicScratch,
+    /// `R_ln` of one neighbour, `[l][n]`.
+    row: Vec<f64>,
+    /// `R_ln` of every neighbour, `[l][neighbour][n_pad]`.
     radial: Vec<f64>,
+    /// `n_max` rounded up to a multiple of [`LANES`] (the rest is zeros).
+    n_pad: usize,
 }
 
 /// dscribe's GTO basis: exponents `alpha[l][n]` and orthonormalising `beta[l][n][k]`.
