@@ -1,4 +1,4 @@
-//! `autopara convert IN... -o OUT [--tag KEY=VALUE]... [--overwrite]`: reads
+//! `autopara convert IN... -o OUT [--tag KEY=VALUE]... [--overwrite] [--workers N]`: reads
 //! extxyz inputs (files or globs) and writes them to an output file, or to one
 //! file per input with a `{stem}` template, adding tags to every configuration.
 //!
@@ -28,6 +28,10 @@ pub struct ConvertArgs {
     /// Replace existing output files.
     #[arg(long)]
     pub overwrite: bool,
+    /// Threads that parse and write the configurations (default:
+    /// $AUTOPARA_NUM_WORKERS, else all cores).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 /// The op behind `autopara convert`: every configuration as it is (tags are
@@ -65,9 +69,11 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         spec = spec.with_tag(k, v);
     }
     spec.check_existing(&spec.resolve(&inputs)?)?;
-    // One worker: reading and writing, not copying, take the time. Nothing
-    // fails per item, and a bad input frame stops the run with its error.
-    let info = AutoparaInfo { workers: Some(1), skip_failed: Some(false), progress: Some(false), ..Default::default() };
+    // The workers parse the input frames and write the output ones, which is
+    // all the work. Nothing fails per item, and a bad input frame stops the
+    // run with its error.
+    let info =
+        AutoparaInfo { workers: args.workers, skip_failed: Some(false), progress: Some(false), ..Default::default() };
     let run = PreparedRun::new(&Convert, &inputs, &spec, &info)?;
     let names: Vec<String> = run.paths().iter().map(|f| f.display().to_string()).collect();
     // Counted from the records: a resumed conversion reports every configuration.

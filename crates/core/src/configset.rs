@@ -160,6 +160,19 @@ impl ConfigSet {
     /// opened; later file and parse errors arrive as an `Err` item, after which
     /// iteration stops.
     pub fn items(&self) -> Result<Items<'_>> {
+        self.items_as(false)
+    }
+
+    /// [`items`](Self::items), but the frames of files come as
+    /// [`Payload::Frame`], their text not yet parsed, for the executor's
+    /// workers to parse in parallel (a frame of more than
+    /// [`extxyz::MAX_UNPARSED_ATOMS`] atoms comes parsed). Errors of a frame's
+    /// count line arrive here; others when the frame is parsed.
+    pub fn unparsed_items(&self) -> Result<Items<'_>> {
+        self.items_as(true)
+    }
+
+    fn items_as(&self, unparsed: bool) -> Result<Items<'_>> {
         let inner = match &self.source {
             Source::Memory(Nested::List(l), _) => Inner::Memory { stack: vec![(l.as_slice(), 0)], single: None },
             Source::Memory(n @ Nested::Atoms(_), _) => Inner::Memory { stack: Vec::new(), single: Some(n) },
@@ -169,7 +182,7 @@ impl ConfigSet {
                     Some(f) => open_input(f)?.map(|r| (0, r)),
                     None => None,
                 };
-                Inner::Files { files, next_file: 1, reader }
+                Inner::Files { files, next_file: 1, reader, unparsed }
             }
             Source::Counters(n) => Inner::Counters(0..*n),
         };
@@ -247,7 +260,7 @@ fn open_input(path: &Path) -> Result<Option<FileReader>> {
 
 enum Inner<'a> {
     Memory { stack: Vec<(&'a [Nested], usize)>, single: Option<&'a Nested> },
-    Files { files: &'a [PathBuf], next_file: usize, reader: Option<(usize, FileReader)> },
+    Files { files: &'a [PathBuf], next_file: usize, reader: Option<(usize, FileReader)>, unparsed: bool },
     Counters(std::ops::Range<u64>),
 }
 
@@ -274,12 +287,22 @@ impl Inner<'_> {
                     }
                 }
             }
-            Inner::Files { files, next_file, reader } => loop {
+            Inner::Files { files, next_file, reader, unparsed } => loop {
                 if let Some((fi, r)) = reader {
                     let frame = r.frame_index();
-                    match r.next() {
-                        Some(Ok(a)) => {
-                            return Some(Ok((Location { file: Some(*fi), path: vec![frame] }, Payload::Atoms(a))));
+                    let next = if *unparsed {
+                        r.next_unparsed().map(|f| {
+                            f.map(|f| match f {
+                                extxyz::Frame::Unparsed(raw) => Payload::Frame(raw),
+                                extxyz::Frame::Parsed(a) => Payload::Atoms(a),
+                            })
+                        })
+                    } else {
+                        r.next().map(|a| a.map(Payload::Atoms))
+                    };
+                    match next {
+                        Some(Ok(payload)) => {
+                            return Some(Ok((Location { file: Some(*fi), path: vec![frame] }, payload)));
                         }
                         Some(Err(e)) => return Some(Err(e)),
                         None => *reader = None,

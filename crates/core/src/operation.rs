@@ -3,6 +3,7 @@
 
 use crate::atoms::Atoms;
 use crate::calculator::{CalcError, Calculator, CalculatorSpec, spec_to_json};
+use crate::extxyz::RawFrame;
 use crate::rng::{ItemRng, item_rng};
 use serde::{Deserialize, Serialize};
 use std::any::{Any, TypeId};
@@ -64,6 +65,10 @@ pub enum Payload {
     Atoms(Atoms),
     /// A counter (generator ops).
     Counter(u64),
+    /// A configuration still as the text of its input file: the executor
+    /// parses it where the op runs, before the op sees it
+    /// ([`ConfigSet::unparsed_items`](crate::ConfigSet::unparsed_items)).
+    Frame(RawFrame),
 }
 
 /// One unit of work: a configuration or counter with its global index and location.
@@ -83,6 +88,7 @@ impl Item {
         match &self.payload {
             Payload::Atoms(a) => Ok(a),
             Payload::Counter(_) => Err(ItemFailure::new("this op needs configurations, got a counter")),
+            Payload::Frame(_) => Err(ItemFailure::new("internal: a frame reached the op unparsed")),
         }
     }
 
@@ -90,8 +96,17 @@ impl Item {
     pub fn counter(&self) -> u64 {
         match &self.payload {
             Payload::Counter(n) => *n,
-            Payload::Atoms(_) => self.index,
+            Payload::Atoms(_) | Payload::Frame(_) => self.index,
         }
+    }
+
+    /// Parses the item's configuration if it is still a [`Payload::Frame`];
+    /// the error is the one reading its file gives.
+    pub fn parse_frame(&mut self) -> crate::error::Result<()> {
+        if let Payload::Frame(raw) = &self.payload {
+            self.payload = Payload::Atoms(raw.parse()?);
+        }
+        Ok(())
     }
 }
 

@@ -27,7 +27,7 @@ use crate::cache::{self, FailureEntry, FileSink, InputDigest, Plan, RunKey, RunR
 use crate::configset::ConfigSet;
 use crate::error::{Error, Result};
 use crate::executor::ResolvedAutopara;
-use crate::executor::{FailureRecord, ResultSink, RunStats, execute};
+use crate::executor::{Encoder, FailureRecord, ResultSink, RunStats, add_tags, execute};
 use crate::map::{IntoItemResult, Map};
 use crate::operation::{InputKind, Item, Location, OpInfo, Operation};
 use crate::outputspec::{OutputSpec, Outputs};
@@ -90,26 +90,17 @@ pub fn check_input_kind(info: &OpInfo, inputs: &ConfigSet) -> Result<()> {
 /// The most configurations an in-memory run reserves room for before it starts.
 const MEMORY_RESERVE_MAX: u64 = 1 << 20;
 
-/// Adds the output's tags to every configuration on its way to a sink: the
-/// one place where tags are applied, for memory and file outputs alike.
+/// Adds the output's tags to every configuration on its way to a sink, for
+/// memory and file outputs alike: here, or in the workers through its
+/// [`encoder`](ResultSink::encoder) (both with [`add_tags`]).
 struct Tagged<'t, 's> {
     tags: &'t IndexMap<String, Value>,
     sink: &'s mut dyn ResultSink,
 }
 
-impl Tagged<'_, '_> {
-    fn tag(&self, frames: &mut [Atoms]) {
-        for at in frames {
-            for (k, v) in self.tags {
-                at.info.insert(k.clone(), v.clone());
-            }
-        }
-    }
-}
-
 impl ResultSink for Tagged<'_, '_> {
     fn write_item(&mut self, index: u64, location: &Location, mut frames: Vec<Atoms>) -> Result<()> {
-        self.tag(&mut frames);
+        add_tags(&mut frames, self.tags);
         self.sink.write_item(index, location, frames)
     }
 
@@ -118,12 +109,22 @@ impl ResultSink for Tagged<'_, '_> {
             return self.sink.write_failure(failure);
         }
         let mut failure = failure.clone();
-        self.tag(&mut failure.frames);
+        add_tags(&mut failure.frames, self.tags);
         self.sink.write_failure(&failure)
     }
 
     fn checkpoint(&mut self, next_index: u64, now: bool) -> Result<()> {
         self.sink.checkpoint(next_index, now)
+    }
+
+    /// The inner sink's encoder, tagging first.
+    fn encoder(&self) -> Option<Encoder> {
+        self.sink.encoder().map(|e| e.with_tags(self.tags))
+    }
+
+    /// Encoded by [`Tagged::encoder`]: tagged already.
+    fn write_encoded(&mut self, index: u64, location: &Location, bytes: &[u8], frames: u64) -> Result<()> {
+        self.sink.write_encoded(index, location, bytes, frames)
     }
 }
 
@@ -318,8 +319,8 @@ impl<'a> PreparedRun<'a> {
             _ => None,
         };
         let route = |loc: &Location| self.outputs.output_index(loc).unwrap_or(usize::MAX);
-        let items = self.inputs.items()?.filter(|it| it.as_ref().map_or(true, |i| i.index >= from));
-        let mut sink = FileSink::start(paths, key, resume, &route, &write_extxyz)?;
+        let items = self.inputs.unparsed_items()?.filter(|it| it.as_ref().map_or(true, |i| i.index >= from));
+        let mut sink = FileSink::start(paths, key, resume, &route, write_extxyz)?;
         let total = files.digest.items.map(|n| n.saturating_sub(from));
         let stats = match execute(op, items, &mut Tagged { tags: &self.outputs.tags, sink: &mut sink }, settings, total)
         {
@@ -344,7 +345,7 @@ impl<'a> PreparedRun<'a> {
         let expected = inputs.len_hint().map_or(0, |n| n.min(MEMORY_RESERVE_MAX) as usize);
         let mut sink = MemorySink { configs: Vec::with_capacity(expected), failures: Vec::new() };
         let tagged = &mut Tagged { tags: &self.outputs.tags, sink: &mut sink };
-        let stats = execute(op, inputs.items()?, tagged, settings, inputs.len_hint())?;
+        let stats = execute(op, inputs.unparsed_items()?, tagged, settings, inputs.len_hint())?;
         if sink.configs.len() < sink.configs.capacity() / 2 {
             sink.configs.shrink_to_fit();
         }
@@ -435,10 +436,10 @@ impl<'a> PreparedRun<'a> {
         }
         let items = self
             .inputs
-            .items()?
+            .unparsed_items()?
             .filter(|it: &Result<Item>| it.as_ref().map_or(true, |i| offsets.contains_key(&i.index)));
         let mut merge = MergeSink {
-            inner: FileSink::start_merge(paths, key, &route, &write_extxyz)?,
+            inner: FileSink::start_merge(paths, key, &route, write_extxyz)?,
             offsets: &offsets,
             placeholders: &placeholders,
             old: old_files,
@@ -559,6 +560,15 @@ impl ResultSink for MergeSink<'_, '_> {
 
     fn checkpoint(&mut self, next_index: u64, now: bool) -> Result<()> {
         self.inner.checkpoint(next_index, now)
+    }
+
+    fn encoder(&self) -> Option<Encoder> {
+        self.inner.encoder()
+    }
+
+    fn write_encoded(&mut self, index: u64, location: &Location, bytes: &[u8], frames: u64) -> Result<()> {
+        self.catch_up(index)?;
+        self.inner.write_encoded(index, location, bytes, frames)
     }
 }
 

@@ -2,7 +2,7 @@
 //! and the 1-based line, never a panic; random mutations of valid files never
 //! panic either.
 
-use autopara_core::{Error, extxyz};
+use autopara_core::{Atoms, Error, extxyz};
 use proptest::prelude::*;
 use std::path::PathBuf;
 
@@ -69,6 +69,20 @@ fn cases() -> Vec<(&'static str, Vec<u8>, usize, usize)> {
     ]
 }
 
+/// The frames as a run gets them: cut out unparsed as the file is read
+/// ([`extxyz::Reader::next_unparsed`]), then parsed on their own (in a worker).
+fn read_unparsed(bytes: &[u8], path: &str) -> Result<Vec<Atoms>, Error> {
+    let mut reader = extxyz::Reader::new(bytes, path);
+    let mut frames = Vec::new();
+    while let Some(frame) = reader.next_unparsed() {
+        frames.push(match frame? {
+            extxyz::Frame::Unparsed(raw) => raw.parse()?,
+            extxyz::Frame::Parsed(a) => a,
+        });
+    }
+    Ok(frames)
+}
+
 #[test]
 fn every_malformed_input_names_file_frame_and_line() {
     let cases = cases();
@@ -85,6 +99,9 @@ fn every_malformed_input_names_file_frame_and_line() {
             }
             other => panic!("{what}: expected a parse error, got {other:?}"),
         }
+        // Frames parsed apart from the reading report the same error.
+        let sequential = extxyz::Reader::new(bytes.as_slice(), &path).collect::<Result<Vec<_>, _>>();
+        assert_eq!(format!("{:?}", read_unparsed(&bytes, "malformed.xyz")), format!("{sequential:?}"), "{what}");
         // The parallel reader reports the same error.
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("m.xyz");
@@ -190,6 +207,8 @@ proptest! {
             apply(&mut bytes, e);
         }
         let read: Result<Vec<_>, _> = extxyz::Reader::new(bytes.as_slice(), "mutated.xyz").collect();
+        // Parsing frames apart from the reading gives the same frames or error.
+        prop_assert_eq!(format!("{:?}", read_unparsed(&bytes, "mutated.xyz")), format!("{read:?}"));
         if let Ok(frames) = read
             && let Ok(text) = extxyz::to_string(&frames)
         {

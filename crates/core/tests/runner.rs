@@ -120,6 +120,62 @@ fn file_outputs_bit_identical_for_any_workers_and_chunk_size() {
     assert_ne!(extxyz::read_file(&seeded).unwrap()[0].positions, frames[0].positions, "seeds differ");
 }
 
+/// Workers parse the input frames and encode (tag and format) the outputs;
+/// the bytes, and the errors of a bad input frame or of a configuration the
+/// writer refuses, are those of the driver doing it all.
+#[test]
+fn workers_parse_and_write_as_the_driver_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.xyz");
+    write_inputs(&input, 30);
+    let op = op(serde_json::json!({}));
+    let tag = |spec: OutputSpec| spec.with_tag("stage", Value::Str("two".into())).with_tag("n", Value::Int(2));
+    // In memory, tags are added and nothing is formatted by the workers.
+    let s = runner::run(op.as_ref(), &inputs(&input), &tag(OutputSpec::memory()), &info(1, 1)).unwrap();
+    let Outputs::Memory(frames) = s.outputs else { panic!("memory expected") };
+    let expected = extxyz::to_string(&frames).unwrap();
+    for (workers, chunk) in [(1, 1), (2, 1), (2, 4)] {
+        let out = dir.path().join(format!("w{workers}c{chunk}.xyz"));
+        runner::run(op.as_ref(), &inputs(&input), &tag(OutputSpec::file(&out)), &info(workers, chunk)).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), expected, "workers {workers} chunk {chunk}");
+    }
+
+    // A bad frame in the middle: the error of reading the file alone.
+    let text = std::fs::read_to_string(&input).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let bad = dir.path().join("bad.xyz");
+    let mut broken = lines.clone();
+    let line = 17 * 4 + 3; // an atom line of frame 17 (frames of two atoms)
+    let garbled = broken[line].replacen(' ', " x", 1);
+    broken[line] = &garbled;
+    std::fs::write(&bad, broken.join("\n") + "\n").unwrap();
+    let expected = extxyz::read_file(&bad).unwrap_err().to_string();
+    assert!(expected.contains("frame 17, line 72"), "{expected}");
+    for (workers, chunk) in [(1, 1), (2, 1), (2, 5)] {
+        let out = dir.path().join(format!("bad{workers}{chunk}.xyz"));
+        let e = runner::run(op.as_ref(), &inputs(&bad), &OutputSpec::file(&out), &info(workers, chunk)).unwrap_err();
+        assert!(matches!(e, Error::Parse { frame: 17, line: 72, .. }), "{e}");
+        assert_eq!(e.to_string(), expected);
+    }
+
+    // A result the writer refuses (a column name with a space) fails the
+    // run alike, whoever formats it.
+    let mut errors = Vec::new();
+    for workers in [1, 2] {
+        let out = dir.path().join(format!("refused{workers}.xyz"));
+        let e = runner::map(&inputs(&input), &OutputSpec::file(&out), &info(workers, 2), |mut at: Atoms, _: &mut _| {
+            if at.info.get("i") == Some(&Value::Int(9)) {
+                at.arrays.insert("a b".into(), autopara_core::Column::vec3(&at.positions.clone()));
+            }
+            at
+        })
+        .unwrap_err();
+        errors.push(e.to_string().replace(&format!("refused{workers}"), "refused"));
+    }
+    assert!(errors[0].contains("cannot be an extxyz column name"), "{}", errors[0]);
+    assert_eq!(errors[0], errors[1]);
+}
+
 #[test]
 fn failures_are_recorded_beside_the_output_and_stop_resumes() {
     let dir = tempfile::tempdir().unwrap();

@@ -513,7 +513,7 @@ fn serve_job(world: &SimpleCommunicator, spec: &JobSpec, op: &dyn Operation, thr
             }
         }
     }
-    let job = Job { spec, op, initializer: None };
+    let job = Job { spec, op, initializer: None, encoder: None };
     std::thread::scope(|scope| {
         let local = LocalWorkers::start(scope, &job, rank * threads, threads)?;
         // Only this thread talks MPI (Threading::Serialized).

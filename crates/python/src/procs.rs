@@ -96,7 +96,7 @@ fn read_message(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
     Ok(body)
 }
 
-fn chunk_message(chunk: u64, items: &[Item]) -> Vec<u8> {
+fn chunk_message(chunk: u64, items: &[Item]) -> Result<Vec<u8>> {
     let mut e = Enc::default();
     e.u8(codec::CHUNK);
     e.u64(chunk);
@@ -112,9 +112,13 @@ fn chunk_message(chunk: u64, items: &[Item]) -> Vec<u8> {
                 e.u8(1);
                 e.u64(*n);
             }
+            Payload::Frame(raw) => {
+                e.u8(0);
+                e.atoms(&raw.parse()?);
+            }
         }
     }
-    e.0
+    Ok(e.0)
 }
 
 /// `exited with status 3`, `killed by signal 9 (SIGKILL)`.
@@ -256,7 +260,7 @@ impl<'a> ProcPool<'a> {
     }
 
     fn send(&mut self, slot: usize, chunk: u64, items: Vec<Item>) -> Result<()> {
-        let body = chunk_message(chunk, &items);
+        let body = chunk_message(chunk, &items)?;
         let w = &mut self.workers[slot];
         // A closed pipe shows up as the worker's `Closed` event, which resends.
         if let Some(tx) = &w.tx {
@@ -290,7 +294,7 @@ impl<'a> ProcPool<'a> {
                 let w = &mut self.workers[slot];
                 match w.inflight.pop_front() {
                     Some((id, items)) if id == chunk && items.len() == results.len() => {
-                        self.ready.push_back(ChunkOutcome { chunk, results });
+                        self.ready.push_back(ChunkOutcome::new(chunk, results));
                         Ok(())
                     }
                     _ => Err(Error::Other(format!("Python worker {slot} answered chunk {chunk} out of turn"))),
@@ -330,7 +334,7 @@ impl<'a> ProcPool<'a> {
         self.respawn(slot)?;
         if let Some((chunk, items)) = inflight.pop_front() {
             let results = self.one_by_one(slot, items, &reason)?;
-            self.ready.push_back(ChunkOutcome { chunk, results });
+            self.ready.push_back(ChunkOutcome::new(chunk, results));
         }
         for (chunk, items) in inflight {
             self.send(slot, chunk, items)?;

@@ -415,6 +415,7 @@ pub(crate) fn items_to_py<'py>(py: Python<'py>, items: &[Item]) -> PyResult<Boun
         match &item.payload {
             autopara::Payload::Atoms(a) => out.append((item.index, to_plain(py, a)?))?,
             autopara::Payload::Counter(n) => out.append((item.index, *n))?,
+            autopara::Payload::Frame(raw) => out.append((item.index, to_plain(py, &raw.parse().map_err(to_py)?)?))?,
         }
     }
     Ok(out)

@@ -544,7 +544,7 @@ impl Pool for QueuePool<'_> {
             };
             if self.results.len() >= len {
                 self.chunks.pop_front();
-                return Ok(ChunkOutcome { chunk, results: self.results.drain(..len).collect() });
+                return Ok(ChunkOutcome::new(chunk, self.results.drain(..len).collect()));
             }
             if self.jobs.front().is_some_and(|j| j.outcome.is_some()) {
                 self.hand_back_front()?;
@@ -948,13 +948,19 @@ impl QueueBackend {
 fn flagged(items: &[Item], why: &str) -> Vec<ItemResult> {
     items
         .iter()
-        .map(|item| match &item.payload {
-            Payload::Atoms(a) => {
-                let mut a = a.clone();
-                a.info.insert(JOB_FAILED_KEY.to_string(), Value::Bool(true));
-                Err(ItemFailure::with_frames(why, vec![a]))
+        .map(|item| {
+            let config = match &item.payload {
+                Payload::Atoms(a) => Some(a.clone()),
+                Payload::Frame(raw) => raw.parse().ok(),
+                Payload::Counter(_) => None,
+            };
+            match config {
+                Some(mut a) => {
+                    a.info.insert(JOB_FAILED_KEY.to_string(), Value::Bool(true));
+                    Err(ItemFailure::with_frames(why, vec![a]))
+                }
+                None => Err(ItemFailure::new(why)),
             }
-            Payload::Counter(_) => Err(ItemFailure::new(why)),
         })
         .collect()
 }

@@ -69,7 +69,7 @@ impl JobTask {
                     location: i.location.clone(),
                     counter: match i.payload {
                         Payload::Counter(n) => Some(n),
-                        Payload::Atoms(_) => None,
+                        Payload::Atoms(_) | Payload::Frame(_) => None,
                     },
                 })
                 .collect(),
@@ -140,11 +140,15 @@ impl JobDir {
     /// round-trip form), else `items_json`, the items' exact serialization
     /// (extxyz turns a string info value such as `"T"` into a bool).
     pub fn write_items(&self, items: &[Item], items_json: &[u8]) -> Result<()> {
+        if items.iter().any(|i| matches!(i.payload, Payload::Frame(_))) {
+            // Unparsed frames travel as they are; the job parses them.
+            return write_atomic(&self.items_json(), items_json);
+        }
         let configs: Vec<&Atoms> = items
             .iter()
             .filter_map(|i| match &i.payload {
                 Payload::Atoms(a) => Some(a),
-                Payload::Counter(_) => None,
+                Payload::Counter(_) | Payload::Frame(_) => None,
             })
             .collect();
         let mut text = Vec::new();

@@ -15,6 +15,7 @@ mod descriptor;
 mod executor;
 mod io;
 mod md;
+mod memory;
 mod minim;
 mod mpi;
 mod python;
@@ -28,6 +29,7 @@ const BENCHES: &[Bench] = &[
     ("executor", executor::run),
     ("io", io::run),
     ("md", md::run),
+    ("memory", memory::run),
     ("minim", minim::run),
     ("mpi", mpi::run),
     ("python", python::run),

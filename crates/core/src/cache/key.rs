@@ -70,16 +70,40 @@ impl FrameCounter {
         self.count_line.clear();
     }
 
-    fn feed(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if b == b'\n' {
-                if self.lines_left > 0 {
-                    self.lines_left -= 1;
-                } else {
-                    self.end_count_line();
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.lines_left > 0 {
+                // Skip the frame's remaining lines (memchr: this pass runs
+                // before any work starts, on every input byte).
+                let mut seen = 0u64;
+                let end = memchr::memchr_iter(b'\n', bytes).find(|_| {
+                    seen += 1;
+                    seen == self.lines_left
+                });
+                match end {
+                    Some(i) => {
+                        self.lines_left = 0;
+                        bytes = bytes.get(i + 1..).unwrap_or_default();
+                    }
+                    None => {
+                        self.lines_left -= seen;
+                        return;
+                    }
                 }
-            } else if self.lines_left == 0 && self.count_line.len() < 64 {
-                self.count_line.push(b);
+            } else {
+                let (line, rest) = match memchr::memchr(b'\n', bytes) {
+                    Some(i) => (&bytes[..i], Some(bytes.get(i + 1..).unwrap_or_default())),
+                    None => (bytes, None),
+                };
+                let room = 64usize.saturating_sub(self.count_line.len());
+                self.count_line.extend_from_slice(line.get(..room.min(line.len())).unwrap_or_default());
+                match rest {
+                    Some(rest) => {
+                        self.end_count_line();
+                        bytes = rest;
+                    }
+                    None => return,
+                }
             }
         }
     }
@@ -288,5 +312,24 @@ mod tests {
         assert_eq!(mem.items, Some(4));
         assert_ne!(mem.digest, input_digest(&ConfigSet::from_atoms(frames[..3].to_vec())).unwrap().digest);
         assert_eq!(input_digest(&ConfigSet::counters(7)).unwrap().items, Some(7));
+    }
+
+    #[test]
+    fn frame_counter_gives_the_same_count_however_the_bytes_arrive() {
+        let text = b"2\nx\nH 0 0 0\nH 0 0 1\n\n  1 \r\n\nH 0 0 0\n0\nempty\n1\nlast\nH 0 0 0";
+        let whole = |bytes: &[&[u8]]| {
+            let mut c = FrameCounter::default();
+            bytes.iter().for_each(|b| c.feed(b));
+            c.finish()
+        };
+        assert_eq!(whole(&[text]), Some(4));
+        for cut in 0..text.len() {
+            assert_eq!(whole(&[&text[..cut], &text[cut..]]), Some(4), "cut at {cut}");
+        }
+        let bytes: Vec<&[u8]> = text.chunks(1).collect();
+        assert_eq!(whole(&bytes), Some(4));
+        assert_eq!(whole(&[b"2\nx\nH 0 0 0\nH 0 0 1\nnot a count\n"]), None);
+        let long = format!("1\n\n{}\n{}\n", "x".repeat(200), "9".repeat(100));
+        assert_eq!(whole(&[long.as_bytes()]), None);
     }
 }

@@ -40,7 +40,7 @@ pub mod lock;
 
 use crate::atoms::Atoms;
 use crate::error::{Error, Result};
-use crate::executor::{FailureRecord, ResultSink};
+use crate::executor::{Encoder, FailureRecord, FrameWriter, ResultSink};
 use crate::operation::Location;
 use crate::sidecar::{
     failures_path, journal_path, partial_failures_path, partial_path, read_json, record_path, record_tmp_path,
@@ -313,7 +313,9 @@ pub fn remove_leftovers(outputs: &[PathBuf]) -> Result<()> {
     }
 }
 
-/// A writer that counts and hashes the bytes through it.
+/// A writer that counts and hashes the bytes through it. It sits under the
+/// output's buffer, so that it hashes large blocks (blake3 is fastest on
+/// many 1 KiB chunks at once).
 struct Counting<W> {
     inner: W,
     bytes: u64,
@@ -332,13 +334,21 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
+/// A partial file being written: buffered, then counted and hashed.
+type Hashed = BufWriter<Counting<File>>;
+
+/// Bytes written to `w` so far, buffered ones included.
+fn written(w: &Hashed) -> u64 {
+    w.get_ref().bytes + w.buffer().len() as u64
+}
+
 /// The open partial files of the output currently being written.
 struct Open {
     index: usize,
     out_path: PathBuf,
     failures_path: PathBuf,
-    out: Counting<BufWriter<File>>,
-    failures: Counting<BufWriter<File>>,
+    out: Hashed,
+    failures: Hashed,
 }
 
 /// Writes a run's results into partial files beside its outputs, journaling
@@ -352,7 +362,7 @@ pub struct FileSink<'a> {
     journal: Journal,
     mode: journal::Mode,
     route: &'a dyn Fn(&Location) -> usize,
-    write_frame: &'a FrameWriter<'a>,
+    write_frame: FrameWriter,
     /// When the journal was last appended to, and the minimum time between lines.
     last_journal: Instant,
     journal_every: Duration,
@@ -372,9 +382,6 @@ fn checkpoint_interval() -> Duration {
         .unwrap_or(CHECKPOINT_INTERVAL)
 }
 
-/// Serializes one configuration to a partial output.
-pub type FrameWriter<'a> = dyn Fn(&mut dyn Write, &Atoms) -> std::io::Result<()> + 'a;
-
 /// Cuts `path` to `len` bytes (creating it when `len` is 0). Never extends
 /// it: a file shorter than `len` is an error, since the bytes it lacks would
 /// read back as zeros.
@@ -392,11 +399,11 @@ fn cut_to(path: &Path, len: u64) -> Result<()> {
 
 /// Opens `path`, whose first `len` bytes must have `digest`, for appending
 /// after them.
-fn open_at(path: &Path, len: u64, digest: &str) -> Result<Counting<BufWriter<File>>> {
+fn open_at(path: &Path, len: u64, digest: &str) -> Result<Hashed> {
     cut_to(path, len)?;
     let hash = verified_prefix(path, len, digest)?.map_err(|why| Error::Cache(format!("{why}; rerun to recompute")))?;
     let file = OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
-    Ok(Counting { inner: BufWriter::with_capacity(1 << 16, file), bytes: len, hash })
+    Ok(BufWriter::with_capacity(1 << 16, Counting { inner: file, bytes: len, hash }))
 }
 
 /// Writes `text` to `path` durably: into `tmp`, synced, renamed.
@@ -430,7 +437,7 @@ impl<'a> FileSink<'a> {
         key: &RunKey,
         resume: Option<&Resumable>,
         route: &'a dyn Fn(&Location) -> usize,
-        write_frame: &'a FrameWriter<'a>,
+        write_frame: FrameWriter,
     ) -> Result<FileSink<'a>> {
         FileSink::open(outputs, key, resume, journal::Mode::Run, route, write_frame)
     }
@@ -441,7 +448,7 @@ impl<'a> FileSink<'a> {
         outputs: &[PathBuf],
         key: &RunKey,
         route: &'a dyn Fn(&Location) -> usize,
-        write_frame: &'a FrameWriter<'a>,
+        write_frame: FrameWriter,
     ) -> Result<FileSink<'a>> {
         FileSink::open(outputs, key, None, journal::Mode::Merge, route, write_frame)
     }
@@ -452,7 +459,7 @@ impl<'a> FileSink<'a> {
         resume: Option<&Resumable>,
         mode: journal::Mode,
         route: &'a dyn Fn(&Location) -> usize,
-        write_frame: &'a FrameWriter<'a>,
+        write_frame: FrameWriter,
     ) -> Result<FileSink<'a>> {
         let first = outputs.first().ok_or_else(|| Error::Output("no output files".into()))?;
         for out in outputs {
@@ -535,10 +542,11 @@ impl<'a> FileSink<'a> {
             open.out.flush().map_err(io_err(&open.out_path))?;
             open.failures.flush().map_err(io_err(&open.failures_path))?;
             let s = &mut self.states[open.index];
-            s.bytes = open.out.bytes;
-            s.digest = journal::digest_string(&open.out.hash);
-            s.failure_bytes = open.failures.bytes;
-            s.failure_digest = journal::digest_string(&open.failures.hash);
+            let (out, failures) = (open.out.get_ref(), open.failures.get_ref());
+            s.bytes = out.bytes;
+            s.digest = journal::digest_string(&out.hash);
+            s.failure_bytes = failures.bytes;
+            s.failure_digest = journal::digest_string(&failures.hash);
         }
         Ok(())
     }
@@ -639,11 +647,25 @@ impl ResultSink for FileSink<'_> {
         Ok(())
     }
 
+    fn encoder(&self) -> Option<Encoder> {
+        Some(Encoder::new(self.write_frame))
+    }
+
+    fn write_encoded(&mut self, _index: u64, location: &Location, bytes: &[u8], frames: u64) -> Result<()> {
+        let open = self.select(location)?;
+        let index = open.index;
+        open.out.write_all(bytes).map_err(io_err(&open.out_path))?;
+        let s = &mut self.states[index];
+        s.items += 1;
+        s.configs += frames;
+        Ok(())
+    }
+
     fn write_failure(&mut self, failure: &FailureRecord) -> Result<()> {
         let write_frame = self.write_frame;
         let open = self.select(&failure.location)?;
         let index = open.index;
-        let offset = open.out.bytes;
+        let offset = written(&open.out);
         for at in &failure.frames {
             write_frame(&mut open.out, at).map_err(io_err(&open.out_path))?;
         }
@@ -655,7 +677,7 @@ impl ResultSink for FileSink<'_> {
             op: failure.op.clone(),
             message: failure.message.clone(),
             offset,
-            bytes: open.out.bytes - offset,
+            bytes: written(&open.out) - offset,
             configs,
         };
         let mut line = serde_json::to_string(&entry).map_err(|e| Error::Other(e.to_string()))?;

@@ -52,7 +52,7 @@ fn feed(sink: &mut FileSink<'_>, from: u64, to: u64) {
 }
 
 fn complete_run(out: &Path, k: &RunKey, n: u64) -> Vec<RunRecord> {
-    let mut sink = FileSink::start(&[out.to_path_buf()], k, None, &route, &write_json).unwrap();
+    let mut sink = FileSink::start(&[out.to_path_buf()], k, None, &route, write_json).unwrap();
     feed(&mut sink, 0, n);
     sink.checkpoint(n, true).unwrap();
     sink.finish(k).unwrap()
@@ -107,7 +107,7 @@ fn resume_after_a_crash_gives_identical_files() {
         let out = dir.path().join(format!("out{crash_at}.xyz"));
         let outs = vec![out.clone()];
         {
-            let mut sink = FileSink::start(&outs, &key(1), None, &route, &write_json).unwrap();
+            let mut sink = FileSink::start(&outs, &key(1), None, &route, write_json).unwrap();
             // Items after the last checkpoint reach the partial file but not the journal.
             feed(&mut sink, 0, crash_at);
         }
@@ -119,7 +119,7 @@ fn resume_after_a_crash_gives_identical_files() {
         assert_eq!(state.next_index, crash_at / 3 * 3);
         // A different key discards the interrupted run.
         assert!(matches!(plan(&outs, &key(2), false).unwrap(), Plan::Compute(w) if w.contains("args.steps: 1 -> 2")));
-        let mut sink = FileSink::start(&outs, &key(1), Some(&state), &route, &write_json).unwrap();
+        let mut sink = FileSink::start(&outs, &key(1), Some(&state), &route, write_json).unwrap();
         feed(&mut sink, state.next_index, 20);
         sink.checkpoint(20, true).unwrap();
         let records = sink.finish(&key(1)).unwrap();
@@ -147,7 +147,7 @@ fn finish_as_planned(outs: &[PathBuf], k: &RunKey, overwrite: bool, n: u64) -> &
         Plan::Resume(state) => ("resume", Some(state)),
         Plan::Compute(_) => ("compute", None),
     };
-    let mut sink = FileSink::start(outs, k, resume.as_ref(), &route, &write_json).unwrap();
+    let mut sink = FileSink::start(outs, k, resume.as_ref(), &route, write_json).unwrap();
     feed(&mut sink, resume.as_ref().map_or(0, |s| s.next_index), n);
     sink.checkpoint(n, true).unwrap();
     sink.finish(k).unwrap();
@@ -156,7 +156,7 @@ fn finish_as_planned(outs: &[PathBuf], k: &RunKey, overwrite: bool, n: u64) -> &
 
 /// An interrupted run: items `0..n` written, checkpointed every 3 items.
 fn interrupted_run(out: &Path, k: &RunKey, n: u64) {
-    let mut sink = FileSink::start(&[out.to_path_buf()], k, None, &route, &write_json).unwrap();
+    let mut sink = FileSink::start(&[out.to_path_buf()], k, None, &route, write_json).unwrap();
     feed(&mut sink, 0, n);
 }
 
@@ -179,7 +179,7 @@ fn resume_never_fabricates_data() {
     // A complete run whose journal survived (a kill between the last rename
     // and the journal's removal, or a failed removal).
     let complete_with_journal = || {
-        let mut sink = FileSink::start(&outs, &key(1), None, &route, &write_json).unwrap();
+        let mut sink = FileSink::start(&outs, &key(1), None, &route, write_json).unwrap();
         feed(&mut sink, 0, 20);
         sink.checkpoint(20, true).unwrap();
         let journal = std::fs::read(journal_path(&out)).unwrap();
@@ -249,7 +249,7 @@ fn a_sink_never_extends_a_partial_file() {
     let Plan::Resume(state) = plan(&outs, &key(1), false).unwrap() else { panic!("expected resume") };
     // The partial file loses its end after the plan was made.
     OpenOptions::new().write(true).open(partial_path(&out)).unwrap().set_len(3).unwrap();
-    let e = FileSink::start(&outs, &key(1), Some(&state), &route, &write_json).err().expect("refused");
+    let e = FileSink::start(&outs, &key(1), Some(&state), &route, write_json).err().expect("refused");
     assert!(e.to_string().contains("fewer than the"), "{e}");
     assert_eq!(std::fs::metadata(partial_path(&out)).unwrap().len(), 3);
 }
@@ -259,13 +259,13 @@ fn a_run_that_wrote_nothing_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let outs = vec![dir.path().join("out.xyz")];
     let out = &outs[0];
-    let sink = FileSink::start(&outs, &key(1), None, &route, &write_json).unwrap();
+    let sink = FileSink::start(&outs, &key(1), None, &route, write_json).unwrap();
     assert!(journal_path(out).exists() && partial_path(out).exists());
     sink.abandon();
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "{left:?}");
     // With items written, the journal and partial files stay for a resume.
-    let mut sink = FileSink::start(&outs, &key(1), None, &route, &write_json).unwrap();
+    let mut sink = FileSink::start(&outs, &key(1), None, &route, write_json).unwrap();
     feed(&mut sink, 0, 4);
     sink.abandon();
     assert!(matches!(plan(&outs, &key(1), false).unwrap(), Plan::Resume(s) if s.next_index == 3));

@@ -7,7 +7,7 @@
 //! The driver (in [`crate::executor`]) owns input order, output order and
 //! memory bounds; a backend only moves tasks to workers and outcomes back.
 
-use super::{ChunkOutcome, ChunkTask, Initializer, JobSpec, execute_items};
+use super::{ChunkOutcome, ChunkTask, Encoder, Initializer, JobSpec, run_items};
 use crate::error::{Error, Result};
 use crate::operation::{Item, Operation, WorkerContext};
 use std::collections::VecDeque;
@@ -25,6 +25,9 @@ pub struct Job<'a> {
     pub op: &'a dyn Operation,
     /// Run once per worker before its first chunk.
     pub initializer: Option<&'a Initializer>,
+    /// How in-process workers encode results for the sink (file outputs),
+    /// so that the driver only writes bytes; `None` returns configurations.
+    pub encoder: Option<&'a Encoder>,
 }
 
 impl Job<'_> {
@@ -54,6 +57,12 @@ pub trait Pool {
     /// allocation); `None` when there is none.
     fn spare_items(&mut self) -> Option<Vec<Item>> {
         None
+    }
+    /// Whether workers parse unparsed frames ([`crate::operation::Payload::Frame`])
+    /// themselves, as [`execute_chunk`](super::execute_chunk) does; when not
+    /// (the default), the driver parses them before submitting.
+    fn parses_frames(&self) -> bool {
+        false
     }
 }
 
@@ -87,8 +96,8 @@ impl Pool for SerialPool<'_> {
 
     fn submit(&mut self, task: ChunkTask) -> Result<()> {
         let ChunkTask { chunk, mut items } = task;
-        let results = execute_items(self.job.op, &mut self.ctx, &items);
-        if self.done.replace(ChunkOutcome { chunk, results }).is_some() {
+        let outcome = run_items(self.job.op, self.job.encoder, &mut self.ctx, chunk, &mut items);
+        if self.done.replace(outcome).is_some() {
             return Err(Error::Other("serial backend: a chunk was submitted before the last was received".into()));
         }
         items.clear();
@@ -102,6 +111,10 @@ impl Pool for SerialPool<'_> {
 
     fn spare_items(&mut self) -> Option<Vec<Item>> {
         self.spare.take()
+    }
+
+    fn parses_frames(&self) -> bool {
+        true
     }
 }
 
@@ -219,6 +232,10 @@ impl Pool for ThreadPool {
     fn spare_items(&mut self) -> Option<Vec<Item>> {
         self.spare.pop()
     }
+
+    fn parses_frames(&self) -> bool {
+        true
+    }
 }
 
 impl Backend for ThreadsBackend {
@@ -263,7 +280,7 @@ impl Backend for ThreadsBackend {
                         let mut outcomes = Vec::with_capacity(tasks.len());
                         let mut spare = Vec::with_capacity(tasks.len());
                         for ChunkTask { chunk, mut items } in tasks {
-                            outcomes.push(ChunkOutcome { chunk, results: execute_items(job.op, &mut ctx, &items) });
+                            outcomes.push(run_items(job.op, job.encoder, &mut ctx, chunk, &mut items));
                             items.clear();
                             spare.push(items);
                         }

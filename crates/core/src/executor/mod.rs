@@ -21,6 +21,15 @@
 //!   [`Error::ItemFailed`], after the sink has received every earlier item.
 //!   A [fatal](ItemFailure::fatal) failure (the op's calculator cannot be
 //!   constructed) stops the run the same way, whatever `skip_failed` says.
+//! - **Parsing and formatting in the workers.** Items of files come as
+//!   unparsed frames ([`crate::operation::Payload::Frame`]); in-process
+//!   workers parse them, run the op and, for file outputs, encode the results
+//!   with the sink's [`Encoder`] (tags and extxyz text), so the driver only
+//!   cuts frames out of the input, and hashes and writes ready bytes in
+//!   order. A frame that does not parse stops the run with its error where
+//!   reading it in the driver would have. Pools that do not parse frames
+//!   ([`Pool::parses_frames`](backend::Pool::parses_frames)) get them parsed
+//!   by the driver.
 //! - **Remote backends** receive the serializable [`JobSpec`] and
 //!   [`ChunkTask`]s, rebuild the op by name and call [`execute_chunk`].
 
@@ -28,16 +37,19 @@ pub mod backend;
 pub mod progress;
 mod settings;
 
-use crate::atoms::Atoms;
+use crate::atoms::{Atoms, Value};
 use crate::error::{Error, Result};
 use crate::operation::{Item, ItemFailure, ItemResult, Location, Operation, WorkerContext};
 use backend::Job;
+use indexmap::IndexMap;
 use progress::Progress;
 use serde::{Deserialize, Serialize};
 pub use settings::{Initializer, ResolvedAutopara};
 use std::any::Any;
 use std::collections::VecDeque;
+use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 
 /// Most items a chunk's buffer reserves before they are read.
 const RESERVE_MAX: usize = 1 << 12;
@@ -78,8 +90,127 @@ pub struct ChunkTask {
 pub struct ChunkOutcome {
     /// The chunk number of the task.
     pub chunk: u64,
-    /// One result per item.
+    /// One result per item (none when [`bad_frame`](Self::bad_frame) is set).
     pub results: Vec<ItemResult>,
+    /// The items' configurations already encoded by the job's [`Encoder`]
+    /// (in-process workers of runs into files); the results of encoded items
+    /// are then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoded: Option<EncodedChunk>,
+    /// The first item whose frame did not parse: the op did not run, and the
+    /// run stops with this error when the chunk's turn to be written comes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bad_frame: Option<FrameError>,
+}
+
+impl ChunkOutcome {
+    /// The outcome of chunk `chunk`: one result per item, nothing encoded.
+    pub fn new(chunk: u64, results: Vec<ItemResult>) -> ChunkOutcome {
+        ChunkOutcome { chunk, results, encoded: None, bad_frame: None }
+    }
+}
+
+/// A frame of the input that did not parse ([`Error::Parse`], serializable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameError {
+    /// The input file.
+    pub path: PathBuf,
+    /// 0-based frame index in the file.
+    pub frame: usize,
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl From<FrameError> for Error {
+    fn from(e: FrameError) -> Error {
+        Error::Parse { path: e.path, frame: e.frame, line: e.line, message: e.message }
+    }
+}
+
+/// Serializes one configuration to an output (extxyz for runs).
+pub type FrameWriter = fn(&mut dyn std::io::Write, &Atoms) -> std::io::Result<()>;
+
+/// How a file sink wants configurations written, so that workers can do it
+/// ([`ResultSink::encoder`]): the output's tags, then the frame writer.
+#[derive(Clone)]
+pub struct Encoder {
+    tags: IndexMap<String, Value>,
+    write_frame: FrameWriter,
+}
+
+impl Encoder {
+    /// Configurations written with `write_frame`, untagged.
+    pub fn new(write_frame: FrameWriter) -> Encoder {
+        Encoder { tags: IndexMap::new(), write_frame }
+    }
+
+    /// The same encoder, adding `tags` to every configuration first.
+    pub fn with_tags(mut self, tags: &IndexMap<String, Value>) -> Encoder {
+        for (k, v) in tags {
+            self.tags.insert(k.clone(), v.clone());
+        }
+        self
+    }
+
+    /// Tags `frames` and appends their encoding to `out`; on an error `out`
+    /// is left as it was (the sink's own writer then reports the error).
+    fn encode(&self, frames: &mut [Atoms], out: &mut Vec<u8>) -> bool {
+        let start = out.len();
+        add_tags(frames, &self.tags);
+        for at in frames.iter() {
+            if (self.write_frame)(out, at).is_err() {
+                out.truncate(start);
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Encoder").field("tags", &self.tags).finish_non_exhaustive()
+    }
+}
+
+/// Adds `tags` to the info of every configuration of `frames` (replacing
+/// entries of the same name): the one place where output tags are applied.
+pub fn add_tags(frames: &mut [Atoms], tags: &IndexMap<String, Value>) {
+    for at in frames {
+        for (k, v) in tags {
+            at.info.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// A chunk's configurations encoded by a worker ([`ChunkOutcome::encoded`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EncodedChunk {
+    /// The encoded items' bytes, one after the other.
+    pub bytes: Vec<u8>,
+    /// Per item: the end of its bytes and its number of configurations, or
+    /// `None` when it was not encoded (a failure, or configurations the
+    /// encoder refused: its result holds them).
+    pub items: Vec<Option<(usize, u64)>>,
+}
+
+/// Encodes the successful results of a chunk with `encoder`, leaving them empty.
+fn encode_results(encoder: &Encoder, results: &mut [ItemResult]) -> EncodedChunk {
+    let mut chunk = EncodedChunk { bytes: Vec::new(), items: Vec::with_capacity(results.len()) };
+    for result in results {
+        let encoded = match result {
+            Ok(frames) => encoder.encode(frames, &mut chunk.bytes).then(|| {
+                let n = frames.len() as u64;
+                frames.clear();
+                (chunk.bytes.len(), n)
+            }),
+            Err(_) => None,
+        };
+        chunk.items.push(encoded);
+    }
+    chunk
 }
 
 /// A failed item: which, where, in which op, and why.
@@ -111,6 +242,18 @@ pub trait ResultSink {
     /// sink. A file sink may defer recording it (to bound journal traffic)
     /// unless `now` is set, as it is when the run is about to stop.
     fn checkpoint(&mut self, next_index: u64, now: bool) -> Result<()>;
+    /// How workers may encode this sink's configurations ahead of
+    /// [`write_encoded`](Self::write_encoded); `None` (the default) sends
+    /// configurations to [`write_item`](Self::write_item).
+    fn encoder(&self) -> Option<Encoder> {
+        None
+    }
+    /// The configurations of an item, `frames` of them, as encoded by
+    /// [`encoder`](Self::encoder)'s encoder (tags included).
+    fn write_encoded(&mut self, index: u64, location: &Location, bytes: &[u8], frames: u64) -> Result<()> {
+        let _ = (location, bytes, frames);
+        Err(Error::Other(format!("executor: item {index} was encoded for a sink that takes configurations")))
+    }
 }
 
 /// How many failure records a [`RunStats`] keeps for the summary (all of them
@@ -175,12 +318,44 @@ fn call_op(
 }
 
 /// Runs one chunk in a worker, isolating failures per item: the function every
-/// backend's workers call.
-pub fn execute_chunk(op: &dyn Operation, ctx: &mut WorkerContext, task: ChunkTask) -> ChunkOutcome {
-    ChunkOutcome { chunk: task.chunk, results: execute_items(op, ctx, &task.items) }
+/// backend's workers call. Unparsed frames are parsed first.
+pub fn execute_chunk(op: &dyn Operation, ctx: &mut WorkerContext, mut task: ChunkTask) -> ChunkOutcome {
+    run_items(op, None, ctx, task.chunk, &mut task.items)
 }
 
-/// [`execute_chunk`] on borrowed items (in-process backends reuse the buffer).
+/// [`execute_chunk`] on a reused item buffer (in-process backends), encoding
+/// the results with `encoder` when there is one.
+fn run_items(
+    op: &dyn Operation,
+    encoder: Option<&Encoder>,
+    ctx: &mut WorkerContext,
+    chunk: u64,
+    items: &mut [Item],
+) -> ChunkOutcome {
+    for item in items.iter_mut() {
+        if let Err(e) = item.parse_frame() {
+            return ChunkOutcome { bad_frame: Some(frame_error(e, item)), ..ChunkOutcome::new(chunk, Vec::new()) };
+        }
+    }
+    let mut results = execute_items(op, ctx, items);
+    let encoded = encoder.map(|e| encode_results(e, &mut results));
+    ChunkOutcome { chunk, results, encoded, bad_frame: None }
+}
+
+/// A parse error of `item`'s frame as a [`FrameError`].
+fn frame_error(e: Error, item: &Item) -> FrameError {
+    match e {
+        Error::Parse { path, frame, line, message } => FrameError { path, frame, line, message },
+        other => FrameError {
+            path: PathBuf::new(),
+            frame: item.location.path.first().copied().unwrap_or_default(),
+            line: 0,
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Runs the op on parsed items, isolating failures per item.
 fn execute_items(op: &dyn Operation, ctx: &mut WorkerContext, items: &[Item]) -> Vec<ItemResult> {
     match call_op(op, items, ctx) {
         Ok(results) => results,
@@ -222,7 +397,8 @@ pub fn execute(
     total: Option<u64>,
 ) -> Result<RunStats> {
     let spec = JobSpec::of(op, settings.seed);
-    let job = Job { spec: &spec, op, initializer: settings.initializer.as_ref() };
+    let encoder = sink.encoder();
+    let job = Job { spec: &spec, op, initializer: settings.initializer.as_ref(), encoder: encoder.as_ref() };
     if settings.progress {
         eprintln!("{}", start_line(op, settings));
     }
@@ -236,7 +412,7 @@ pub fn execute(
         let mut pending: VecDeque<ChunkMeta> = VecDeque::new();
         let mut spare: Vec<ChunkMeta> = Vec::new();
         // The reorder buffer: slot `k` holds chunk `next_write + k` once it has finished.
-        let mut finished: VecDeque<Option<Vec<ItemResult>>> = VecDeque::new();
+        let mut finished: VecDeque<Option<ChunkOutcome>> = VecDeque::new();
         // The location handed to the sink, refilled for every item.
         let mut location = Location::default();
         let (mut next_submit, mut next_write) = (0u64, 0u64);
@@ -247,9 +423,16 @@ pub fn execute(
                 // Room for a chunk of ordinary size up front; a larger one grows
                 // as its items are read (a --chunk-size of 10^18 reserves nothing huge).
                 chunk.reserve(chunk_size.min(RESERVE_MAX));
+                let parse_here = !pool.parses_frames();
                 while chunk.len() < chunk_size {
                     match items.next() {
-                        Some(item) => chunk.push(item?),
+                        Some(item) => {
+                            let mut item = item?;
+                            if parse_here {
+                                item.parse_frame()?;
+                            }
+                            chunk.push(item);
+                        }
                         None => {
                             input_done = true;
                             break;
@@ -281,21 +464,25 @@ pub fn execute(
                 finished.resize_with(slot + 1, || None);
             }
             if let Some(place) = finished.get_mut(slot) {
-                *place = Some(outcome.results);
+                *place = Some(outcome);
             }
-            while let Some(Some(results)) = finished.front_mut().map(Option::take) {
+            while let Some(Some(done)) = finished.front_mut().map(Option::take) {
                 finished.pop_front();
                 let mut meta = pending.pop_front().ok_or_else(|| {
                     Error::Other(format!("executor: chunk {next_write} finished but was never submitted"))
                 })?;
                 let n = meta.len() as u64;
-                if results.len() != meta.len() {
+                if let Some(e) = done.bad_frame {
+                    // As if the driver had met it while reading: this chunk is not written.
+                    return Err(e.into());
+                }
+                if done.results.len() != meta.len() {
                     return Err(Error::Other(format!(
                         "executor: chunk {next_write} came back with {} results for {n} items",
-                        results.len()
+                        done.results.len()
                     )));
                 }
-                write_chunk(op, &meta, &mut location, results, sink, settings.skip_failed, &mut stats)?;
+                write_chunk(op, &meta, &mut location, done, sink, settings.skip_failed, &mut stats)?;
                 progress.advance(n);
                 next_write += 1;
                 meta.clear();
@@ -352,15 +539,29 @@ fn write_chunk(
     op: &dyn Operation,
     meta: &ChunkMeta,
     location: &mut Location,
-    results: Vec<ItemResult>,
+    outcome: ChunkOutcome,
     sink: &mut dyn ResultSink,
     skip_failed: bool,
     stats: &mut RunStats,
 ) -> Result<()> {
+    let ChunkOutcome { results, encoded, .. } = outcome;
     let mut next_index = None;
+    let (bytes, encoded) = encoded.map(|e| (e.bytes, e.items)).unwrap_or_default();
+    let mut start = 0;
     for (k, result) in results.into_iter().enumerate() {
         let Some(index) = meta.locate(k, location) else { break };
         let location = &*location;
+        if let Some(&Some((end, frames))) = encoded.get(k) {
+            let item_bytes = bytes.get(start..end).ok_or_else(|| {
+                Error::Other(format!("executor: chunk came back with bad encoded bytes for item {index}"))
+            })?;
+            start = end;
+            stats.frames += frames;
+            sink.write_encoded(index, location, item_bytes, frames)?;
+            stats.items += 1;
+            next_index = Some(index + 1);
+            continue;
+        }
         match result {
             Ok(frames) => {
                 stats.frames += frames.len() as u64;

@@ -33,7 +33,7 @@ mod writer;
 
 pub use kv::{parse_key_values, parse_value};
 pub use parallel::read_file_par;
-pub use reader::Reader;
+pub use reader::{Frame, MAX_UNPARSED_ATOMS, RawFrame, Reader};
 pub use writer::{check_column_name, check_info_entry, check_info_key, write_frame};
 
 use crate::atoms::Atoms;

@@ -1,110 +1,85 @@
 //! Parsing the frames of one file on several threads.
 //!
-//! A sequential scan finds frame boundaries (count lines and line counts only,
-//! with `memchr`), then rayon parses batches of frames in parallel; results
-//! keep file order and errors keep their file, frame and line.
+//! One thread reads the file and cuts it into unparsed frames
+//! ([`Reader::next_unparsed`](super::Reader::next_unparsed), the cutting `autopara run` uses), handing
+//! batches of them to rayon's threads as it goes, so that reading and parsing
+//! overlap; results keep file order and errors keep their file, frame and line.
 
-use super::reader::Reader;
+use super::reader::Frame;
 use crate::atoms::Atoms;
-use crate::error::{Error, Result};
-use rayon::prelude::*;
-use std::ops::Range;
+use crate::error::Result;
 use std::path::Path;
+use std::sync::Mutex;
 
 /// Frames per parallel task: large enough to amortise the task, small enough
 /// to balance two or more threads on a few hundred frames.
 const FRAMES_PER_TASK: usize = 32;
 
-/// A run of whole frames: byte range, index of its first frame, lines before it.
-struct Batch {
-    bytes: Range<usize>,
-    frame: usize,
-    lines: usize,
-}
-
-/// The end of the line starting at `pos` (after its `\n`), or the input's end.
-fn line_end(bytes: &[u8], pos: usize) -> usize {
-    match bytes.get(pos..).and_then(|rest| memchr::memchr(b'\n', rest)) {
-        Some(i) => pos + i + 1,
-        None => bytes.len(),
-    }
-}
-
-/// Cuts `bytes` into batches of whole frames. Anything the scan cannot make
-/// sense of (a bad count line, a truncated frame) goes into a final batch,
-/// whose sequential parse reports the error at the right place.
-fn batches(bytes: &[u8]) -> Vec<Batch> {
-    let mut out = Vec::new();
-    let (mut pos, mut line, mut frame) = (0usize, 0usize, 0usize);
-    let mut batch = Batch { bytes: 0..0, frame: 0, lines: 0 };
-    let mut in_batch = 0;
-    while pos < bytes.len() {
-        let end = line_end(bytes, pos);
-        let text = &bytes[pos..end];
-        if text.iter().all(u8::is_ascii_whitespace) {
-            pos = end;
-            line += 1;
-            continue;
-        }
-        let natoms = std::str::from_utf8(text).ok().and_then(|t| t.trim().parse::<usize>().ok());
-        let Some(natoms) = natoms else { break };
-        let mut p = end;
-        let mut complete = true;
-        for _ in 0..=natoms {
-            if p >= bytes.len() {
-                complete = false;
-                break;
-            }
-            p = line_end(bytes, p);
-        }
-        if !complete {
-            break;
-        }
-        if in_batch == 0 {
-            batch = Batch { bytes: pos..pos, frame, lines: line };
-        }
-        batch.bytes.end = p;
-        in_batch += 1;
-        line += natoms + 2;
-        frame += 1;
-        pos = p;
-        if in_batch == FRAMES_PER_TASK {
-            out.push(std::mem::replace(&mut batch, Batch { bytes: 0..0, frame: 0, lines: 0 }));
-            in_batch = 0;
-        }
-    }
-    if in_batch > 0 {
-        out.push(batch);
-    }
-    if pos < bytes.len() {
-        out.push(Batch { bytes: pos..bytes.len(), frame, lines: line });
-    }
-    out
+/// Parses a batch of frames, stopping at the first error.
+fn parse_batch(batch: Vec<Frame>) -> Result<Vec<Atoms>> {
+    batch
+        .into_iter()
+        .map(|f| match f {
+            Frame::Unparsed(raw) => raw.parse(),
+            Frame::Parsed(a) => Ok(a),
+        })
+        .collect()
 }
 
 /// Reads every frame of a file, parsing on rayon's threads. Same frames and
-/// errors as [`super::read_file`]; holds the whole file in memory.
+/// errors as [`super::read_file`].
 pub fn read_file_par(path: impl AsRef<Path>) -> Result<Vec<Atoms>> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let parts: Vec<Result<Vec<Atoms>>> = batches(&bytes)
-        .par_iter()
-        .map(|b| Reader::new(&bytes[b.bytes.clone()], path).starting_at(b.frame, b.lines).collect())
-        .collect();
+    let mut reader = super::open(path)?;
+    // Batch k's frames (or its first error) go to slot k; a reading error ends the list.
+    let parts: Mutex<Vec<Option<Result<Vec<Atoms>>>>> = Mutex::new(Vec::new());
+    let mut read_error = None;
+    rayon::scope(|scope| {
+        let mut batch = Vec::with_capacity(FRAMES_PER_TASK);
+        let mut k = 0;
+        let spawn = |batch: Vec<Frame>, k: usize| {
+            let parts = &parts;
+            scope.spawn(move |_| {
+                let parsed = parse_batch(batch);
+                if let Ok(mut parts) = parts.lock() {
+                    if parts.len() <= k {
+                        parts.resize_with(k + 1, || None);
+                    }
+                    parts[k] = Some(parsed);
+                }
+            });
+        };
+        while let Some(frame) = reader.next_unparsed() {
+            match frame {
+                Ok(f) => batch.push(f),
+                Err(e) => {
+                    read_error = Some(e);
+                    break;
+                }
+            }
+            if batch.len() == FRAMES_PER_TASK {
+                spawn(std::mem::replace(&mut batch, Vec::with_capacity(FRAMES_PER_TASK)), k);
+                k += 1;
+            }
+        }
+        if !batch.is_empty() {
+            spawn(batch, k);
+        }
+    });
+    let parts = parts.into_inner().unwrap_or_default();
     let mut frames = Vec::new();
     for part in parts {
-        frames.extend(part?);
+        frames.extend(part.unwrap_or_else(|| Ok(Vec::new()))?);
     }
-    if frames.is_empty() {
-        // No frame at all: the sequential reader says why, at the right line.
-        return Reader::new(bytes.as_slice(), path).collect();
+    match read_error {
+        Some(e) => Err(e),
+        None => Ok(frames),
     }
-    Ok(frames)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     fn parse(text: &str) -> Result<Vec<Atoms>> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;

@@ -30,6 +30,8 @@ pub struct Reader<R> {
     frame: usize,
     done: bool,
     species: SpeciesCache,
+    /// Length of the last unparsed frame (the next one's likely length).
+    unparsed_len: usize,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -41,6 +43,7 @@ impl<R: BufRead> Reader<R> {
             frame: 0,
             done: false,
             species: SpeciesCache::default(),
+            unparsed_len: 0,
         }
     }
 
@@ -69,10 +72,62 @@ impl<R: BufRead> Reader<R> {
 
     /// The next frame, `Ok(None)` at the end of input.
     fn read_frame(&mut self) -> Result<Option<Atoms>> {
-        let Reader { lines, path, frame, species, .. } = self;
+        match self.read_count_line()? {
+            Some((count_line, natoms)) => self.read_body(count_line, natoms).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The next frame, unparsed when it has at most [`MAX_UNPARSED_ATOMS`]
+    /// atoms: its lines as they are in the file, for [`RawFrame::parse`] to
+    /// parse elsewhere (on a worker) with exactly the result and errors that
+    /// reading it here would give. Larger frames are parsed here, so that no
+    /// frame is held twice in memory and a count line claiming more atoms than
+    /// the file holds is reported without reading the rest into memory.
+    /// `None` at the end of input; errors of the count line come here.
+    pub fn next_unparsed(&mut self) -> Option<Result<Frame>> {
+        if self.done {
+            return None;
+        }
+        let frame = match self.read_count_line() {
+            Ok(Some((count_line, natoms))) if natoms <= MAX_UNPARSED_ATOMS => {
+                let mut text = Vec::with_capacity(self.unparsed_len);
+                text.extend_from_slice(&self.lines.buf);
+                let taken = self.lines.take_lines(natoms + 1, &mut text);
+                self.unparsed_len = text.len();
+                let raw = RawFrame { text, path: self.path.clone(), frame: self.frame, line: count_line - 1 };
+                self.frame += 1;
+                taken.map(|()| Some(Frame::Unparsed(raw))).map_err(|m| Error::Parse {
+                    path: self.path.clone(),
+                    frame: self.frame - 1,
+                    line: self.lines.line + 1,
+                    message: m,
+                })
+            }
+            Ok(Some((count_line, natoms))) => self.read_body(count_line, natoms).map(|a| Some(Frame::Parsed(a))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match frame {
+            Ok(Some(f)) => Some(Ok(f)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// The count line of the next frame (blank lines before it skipped): its
+    /// line number and the atom count; `Ok(None)` at the end of input.
+    fn read_count_line(&mut self) -> Result<Option<(usize, usize)>> {
+        let Reader { lines, path, frame, .. } = self;
         let err = |line: usize, message: String| Error::Parse { path: path.clone(), frame: *frame, line, message };
         // Blank lines between frames (and at the end) are skipped.
-        let (count_line, natoms) = loop {
+        loop {
             let Some((ln, text)) = lines.next().map_err(|(l, m)| err(l, m))? else {
                 if *frame == 0 {
                     // Never zero frames in silence: an empty input is almost
@@ -87,16 +142,23 @@ impl<R: BufRead> Reader<R> {
             if t.is_empty() {
                 continue;
             }
-            match t.parse::<usize>() {
-                Ok(n) => break (ln, n),
+            return match t.parse::<usize>() {
+                Ok(n) => Ok(Some((ln, n))),
                 Err(_) => {
                     let shown: String = t.chars().take(40).collect();
                     let hint =
                         if *frame > 0 { " (has the previous frame more atom lines than its count?)" } else { "" };
-                    return Err(err(ln, format!("expected an atom count, found '{shown}'{hint}")));
+                    Err(err(ln, format!("expected an atom count, found '{shown}'{hint}")))
                 }
-            }
-        };
+            };
+        }
+    }
+
+    /// The comment and atom lines of a frame whose count line, at line
+    /// `count_line`, says `natoms`.
+    fn read_body(&mut self, count_line: usize, natoms: usize) -> Result<Atoms> {
+        let Reader { lines, path, frame, species, .. } = self;
+        let err = |line: usize, message: String| Error::Parse { path: path.clone(), frame: *frame, line, message };
         let header = match lines.next().map_err(|(l, m)| err(l, m))? {
             None => {
                 let m = format!("file ends before the comment line of a frame with {natoms} atoms");
@@ -115,7 +177,63 @@ impl<R: BufRead> Reader<R> {
             }
         }
         *frame += 1;
-        Ok(Some(cols.into_atoms(header, natoms)))
+        Ok(cols.into_atoms(header, natoms))
+    }
+}
+
+/// Frames of at most this many atoms are handed out unparsed by
+/// [`Reader::next_unparsed`]; larger ones are parsed as they are read.
+pub const MAX_UNPARSED_ATOMS: usize = 1 << 16;
+
+/// A frame from [`Reader::next_unparsed`].
+#[allow(clippy::large_enum_variant)] // moved straight into an item's payload; boxing would add an allocation
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// Its text, to parse elsewhere.
+    Unparsed(RawFrame),
+    /// Parsed (a frame too large to hold as text as well).
+    Parsed(Atoms),
+}
+
+/// One extxyz frame's lines exactly as a file holds them (count line first),
+/// not yet parsed, with where it was: [`RawFrame::parse`] gives the frame, or
+/// the error naming the file, frame and line, that reading the file gives.
+///
+/// ```
+/// use autopara_core::extxyz::{Frame, Reader};
+/// let text = "1\nenergy=-1.5\nH 0 0 0\n\n1\n\nO 0 x 0\n";
+/// let mut reader = Reader::new(text.as_bytes(), "in.xyz");
+/// let Some(Ok(Frame::Unparsed(first))) = reader.next_unparsed() else { panic!() };
+/// assert_eq!(first.parse().unwrap().info_f64("energy"), Some(-1.5));
+/// let Some(Ok(Frame::Unparsed(second))) = reader.next_unparsed() else { panic!() };
+/// assert_eq!(second.parse().unwrap_err().to_string(), "in.xyz: frame 1, line 7: atom 0: pos: 'x' is not a finite number");
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RawFrame {
+    /// The frame's lines, line ends included.
+    pub text: Vec<u8>,
+    /// The file it came from (errors name it).
+    pub path: PathBuf,
+    /// Its 0-based index in the file.
+    pub frame: usize,
+    /// The lines of the file before its count line.
+    pub line: usize,
+}
+
+impl RawFrame {
+    /// Parses the frame: the configuration, or the error that reading it from
+    /// its file gives (an [`Error::Parse`] naming the file, frame and line).
+    pub fn parse(&self) -> Result<Atoms> {
+        let mut reader = Reader::new(self.text.as_slice(), self.path.as_path()).starting_at(self.frame, self.line);
+        match reader.read_count_line()? {
+            Some((count_line, natoms)) => reader.read_body(count_line, natoms),
+            None => Err(Error::Parse {
+                path: self.path.clone(),
+                frame: self.frame,
+                line: self.line + 1,
+                message: "no frame in the text".into(),
+            }),
+        }
     }
 }
 
@@ -170,6 +288,35 @@ impl<R: BufRead> Lines<R> {
             Ok(s) => Ok(Some((self.line, s))),
             Err(e) => Err((self.line, format!("not valid UTF-8 (at byte {} of the line)", e.valid_up_to() + 1))),
         }
+    }
+}
+
+impl<R: BufRead> Lines<R> {
+    /// Appends the next `n` lines to `out` as they are (line ends included),
+    /// fewer when the input ends first (the parse then reports where).
+    fn take_lines(&mut self, n: usize, out: &mut Vec<u8>) -> std::result::Result<(), String> {
+        let mut left = n;
+        // Whether the bytes taken last end inside a line.
+        let mut partial = false;
+        while left > 0 {
+            let buf = self.src.fill_buf().map_err(|e| format!("read error: {e}"))?;
+            if buf.is_empty() {
+                // A last line without its line end counts, as in `next`.
+                self.line += usize::from(partial);
+                return Ok(());
+            }
+            let (used, lines) = match memchr::memchr_iter(b'\n', buf).nth(left - 1) {
+                Some(i) => (i + 1, left),
+                None => (buf.len(), memchr::memchr_iter(b'\n', buf).count()),
+            };
+            partial = buf.get(used - 1) != Some(&b'\n');
+            out.extend_from_slice(&buf[..used]);
+            self.src.consume(used);
+            self.offset += used as u64;
+            self.line += lines;
+            left -= lines;
+        }
+        Ok(())
     }
 }
 
