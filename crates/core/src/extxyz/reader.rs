@@ -89,36 +89,35 @@ impl<R: BufRead> Reader<R> {
         if self.done {
             return None;
         }
-        let frame = match self.read_count_line() {
-            Ok(Some((count_line, natoms))) if natoms <= MAX_UNPARSED_ATOMS => {
-                let mut text = Vec::with_capacity(self.unparsed_len);
-                text.extend_from_slice(&self.lines.buf);
-                let taken = self.lines.take_lines(natoms + 1, &mut text);
-                self.unparsed_len = text.len();
-                let raw = RawFrame { text, path: self.path.clone(), frame: self.frame, line: count_line - 1 };
-                self.frame += 1;
-                taken.map(|()| Some(Frame::Unparsed(raw))).map_err(|m| Error::Parse {
-                    path: self.path.clone(),
-                    frame: self.frame - 1,
-                    line: self.lines.line + 1,
-                    message: m,
-                })
-            }
-            Ok(Some((count_line, natoms))) => self.read_body(count_line, natoms).map(|a| Some(Frame::Parsed(a))),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        };
-        match frame {
-            Ok(Some(f)) => Some(Ok(f)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
+        let frame = self.read_unparsed();
+        self.item(frame)
+    }
+
+    /// [`Reader::next_unparsed`] before the end and errors are noted.
+    fn read_unparsed(&mut self) -> Result<Option<Frame>> {
+        let Some((count_line, natoms)) = self.read_count_line()? else { return Ok(None) };
+        if natoms > MAX_UNPARSED_ATOMS {
+            return self.read_body(count_line, natoms).map(|a| Some(Frame::Parsed(a)));
         }
+        let mut text = Vec::with_capacity(self.unparsed_len);
+        text.extend_from_slice(&self.lines.buf);
+        let taken = self.lines.take_lines(natoms + 1, &mut text);
+        self.unparsed_len = text.len();
+        let raw = RawFrame { text, path: self.path.clone(), frame: self.frame, line: count_line - 1 };
+        if let Err(message) = taken {
+            return Err(Error::Parse { path: raw.path, frame: raw.frame, line: self.lines.line + 1, message });
+        }
+        self.frame += 1;
+        Ok(Some(Frame::Unparsed(raw)))
+    }
+
+    /// A frame read as an iterator item: after the end or an error, nothing more is read.
+    fn item<T>(&mut self, read: Result<Option<T>>) -> Option<Result<T>> {
+        let item = read.transpose();
+        if !matches!(item, Some(Ok(_))) {
+            self.done = true;
+        }
+        item
     }
 
     /// The count line of the next frame (blank lines before it skipped): its
@@ -244,17 +243,8 @@ impl<R: BufRead> Iterator for Reader<R> {
         if self.done {
             return None;
         }
-        match self.read_frame() {
-            Ok(Some(a)) => Some(Ok(a)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        let frame = self.read_frame();
+        self.item(frame)
     }
 }
 
