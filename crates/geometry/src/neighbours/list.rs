@@ -2,7 +2,7 @@
 //! arithmetic every search shares (the exact pair vector, which pairs a list
 //! keeps, the order key).
 
-use super::bins::Bins;
+use super::bins::{Bins, CellScratch};
 use super::images::NearImages;
 use super::pair_search::pair_search;
 use super::{ListKind, MARGIN, MAX_CANDIDATES, MAX_PAIRS, NeighbourError, pair_vector};
@@ -19,8 +19,10 @@ pub struct NeighbourList {
     first: Vec<usize>,
     pub(super) pairs: Pairs,
     bins: Bins,
-    /// One centre's candidates before sorting: (order key, j, shift).
-    scratch: Vec<(u64, usize, [i32; 3])>,
+    /// One centre's candidates before sorting, in `scratch.found`.
+    scratch: CellScratch,
+    /// Their order keys.
+    keys: Vec<u64>,
     /// One centre's candidates in the pair search.
     candidates: Vec<Candidate>,
     /// Candidate pairs whose distance the last build evaluated.
@@ -50,7 +52,8 @@ impl NeighbourList {
             first: vec![0],
             pairs: Pairs { geometry: true, ..Pairs::default() },
             bins: Bins::default(),
-            scratch: Vec::new(),
+            scratch: CellScratch::default(),
+            keys: Vec::new(),
             candidates: Vec::new(),
             examined: 0,
             search: None,
@@ -147,20 +150,25 @@ impl NeighbourList {
                 self.first[i + 1] = self.pairs.len();
                 continue;
             }
-            self.scratch.clear();
             let limit = MAX_PAIRS - self.pairs.len();
             self.examined += bins.cell_candidates(cell, self.kind, i, search2, limit, &mut self.scratch);
-            if self.pairs.len() + self.scratch.len() > MAX_PAIRS {
+            let found = &mut self.scratch.found;
+            if self.pairs.len() + found.len() > MAX_PAIRS {
                 return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
             }
-            // Canonical order: by neighbour, then shift.
-            if self.scratch.iter().all(|e| e.0 != u64::MAX) {
-                self.scratch.sort_unstable_by_key(|e| e.0);
-            } else {
-                self.scratch.sort_unstable_by_key(|&(_, j, s)| (j, s));
-            }
+            // Canonical order: by neighbour, then shift; sorting 8-byte keys
+            // when every candidate has one.
+            self.keys.clear();
+            self.keys.extend(found.iter().map(|&(j, s)| order_key(j, s)));
             self.candidates.clear();
-            self.candidates.extend(self.scratch.iter().map(|&(_, j, s)| Candidate::exact(positions, cell, i, j, s)));
+            let exact = |(j, s)| Candidate::exact(positions, cell, i, j, s);
+            if self.keys.iter().all(|&k| k != u64::MAX) {
+                self.keys.sort_unstable();
+                self.candidates.extend(self.keys.iter().map(|&k| exact(from_order_key(k))));
+            } else {
+                found.sort_unstable();
+                self.candidates.extend(found.iter().map(|&f| exact(f)));
+            }
             self.pairs.keep_within(&self.candidates, self.kind, i, cut2);
             self.first[i + 1] = self.pairs.len();
         }
@@ -306,15 +314,25 @@ pub(super) fn keep(kind: ListKind, i: usize, j: usize, s: [i32; 3]) -> bool {
     }
 }
 
+/// Bits of each shift component in an [`order_key`].
+const BITS: u32 = 10;
+/// The offset making a shift component non-negative in an [`order_key`].
+const HALF: i32 = 1 << (BITS - 1);
+
 /// A sort key ordering pairs by neighbour then shift, or `u64::MAX` when the
 /// values do not fit (then the caller sorts by the tuple itself).
 #[inline]
-pub(super) fn order_key(j: usize, s: [i32; 3]) -> u64 {
-    const BITS: u32 = 10;
-    const HALF: i32 = 1 << (BITS - 1);
+fn order_key(j: usize, s: [i32; 3]) -> u64 {
     if j >= 1 << (64 - 3 * BITS) || s.iter().any(|&x| !(-HALF..HALF).contains(&x)) {
         return u64::MAX;
     }
     let field = |x: i32| (x + HALF) as u64;
     ((j as u64) << (3 * BITS)) | (field(s[0]) << (2 * BITS)) | (field(s[1]) << BITS) | field(s[2])
+}
+
+/// The neighbour and shift of an [`order_key`] other than `u64::MAX`.
+#[inline]
+fn from_order_key(key: u64) -> (usize, [i32; 3]) {
+    let field = |shift: u32| ((key >> shift) & ((1 << BITS) - 1)) as i32 - HALF;
+    ((key >> (3 * BITS)) as usize, [field(2 * BITS), field(BITS), field(0)])
 }

@@ -161,6 +161,36 @@ fn large_random_system_matches_brute_force() {
 }
 
 #[test]
+fn diagonal_cells_skip_the_bins_beyond_the_radius_and_match_brute_force() {
+    // In a cell with only diagonal entries the linked cells cut each row of
+    // bins to those within the radius: the same pairs as brute force, atoms
+    // outside the cell, open directions and cutoffs past the cell included.
+    let mut rng = StdRng::seed_from_u64(13);
+    for trial in 0..10 {
+        let cell: [[f64; 3]; 3] =
+            std::array::from_fn(|k| std::array::from_fn(|l| if k == l { rng.random_range(6.0..14.0) } else { 0.0 }));
+        let n = rng.random_range(100..250);
+        let pos = random_positions(&mut rng, n, &cell, 0.3);
+        let cutoff = [1.5, 2.5, 3.5, 7.0, 16.0][trial % 5];
+        let pbc = [[true; 3], [true, true, false], [false, true, true], [false; 3], [true, false, false]][trial % 5];
+        check(&pos, &cell, pbc, cutoff);
+    }
+    // Fewer distances than the same cell tilted by a hair, where every bin
+    // within reach is visited.
+    let work = |tilt: f64| {
+        let cell = [[20.0, 0.0, 0.0], [tilt, 20.0, 0.0], [0.0, 0.0, 20.0]];
+        let pos = random_positions(&mut StdRng::seed_from_u64(1), 640, &cell, 0.0);
+        let mut nl = NeighbourList::new(3.0, ListKind::Half).unwrap();
+        nl.search = Some(Search::Cells);
+        nl.build(&pos, &cell, [true; 3]).unwrap();
+        (nl.len(), nl.candidates_examined() as f64)
+    };
+    let ((pairs, trimmed), (tilted_pairs, full)) = (work(0.0), work(1e-9));
+    assert_eq!(pairs, tilted_pairs);
+    assert!(trimmed < 0.8 * full, "{trimmed} distances against {full}");
+}
+
+#[test]
 fn build_work_is_linear_in_atom_count() {
     // Same density, 8x the atoms: about 8x the distance evaluations (not 64x).
     let mut rng = StdRng::seed_from_u64(2);
@@ -342,4 +372,26 @@ fn positions_beyond_2_to_the_29_cells_are_an_error() {
     assert!(matches!(err, NeighbourError::FarOutsideCell { atom: 1, .. }), "{err}");
     // Along an open direction the distance costs nothing.
     nl.build(&[[0.0; 3], [0.0, 2e9, 0.0]], &cell, [true, false, true]).unwrap();
+}
+
+#[test]
+fn verlet_margin_is_left_out_where_the_outer_list_would_near_the_pair_limit() {
+    // 500 atoms in an 8 Å box: a 20 Å margin would make the outer list
+    // millions of pairs (a quarter of the limit), so the list keeps the skin
+    // alone and rebuilds after a move past it; a 1 Å margin is kept and the
+    // same move is a refresh from the outer list.
+    let mut rng = StdRng::seed_from_u64(17);
+    let cell = [[8.0, 0.0, 0.0], [0.0, 8.0, 0.0], [0.0, 0.0, 8.0]];
+    let pos = random_positions(&mut rng, 500, &cell, 0.0);
+    let mut moved = pos.clone();
+    moved[0][0] += 0.3;
+    for (margin, builds, refreshes) in [(20.0, 2, 0), (1.0, 1, 1)] {
+        let mut vl = VerletList::new(3.0, 0.1, ListKind::Half).unwrap().with_outer_margin(margin);
+        vl.update(&pos, &cell, [true; 3]).unwrap();
+        vl.update(&moved, &cell, [true; 3]).unwrap();
+        assert_eq!((vl.builds(), vl.refreshes()), (builds, refreshes), "margin {margin}");
+        let mut fresh = NeighbourList::new(3.0, ListKind::Half).unwrap();
+        fresh.build(&moved, &cell, [true; 3]).unwrap();
+        assert!(vl.stored_pairs() >= fresh.len());
+    }
 }

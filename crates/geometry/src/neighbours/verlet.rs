@@ -3,7 +3,7 @@
 
 use super::list::NeighbourList;
 use super::{ListKind, MAX_PAIRS, NeighbourError, pair_vector};
-use crate::cell::{periodic_rows, shift_vector};
+use crate::cell::{periodic_rows, shift_vector, volume};
 use crate::vec3::norm2;
 use std::collections::HashMap;
 /// A [`NeighbourList`] with a skin, kept between calls: rebuilt only when the
@@ -148,13 +148,33 @@ impl VerletList {
             return Ok(true);
         }
         let small_move = !self.built || largest <= self.skin + self.margin;
-        self.active = (self.skin, if small_move { self.margin } else { 0.0 });
+        // The margin only where the outer list stays well within the pair
+        // limit, judged from the list proper (pairs grow as the cube of the
+        // reach) or, before the first build, from the density.
+        let reach = self.cutoff + self.skin + self.margin;
+        let outer_pairs = if self.built {
+            self.pairs.len() as f64 * (reach / (self.cutoff + self.skin)).powi(3)
+        } else if pbc == [true; 3] && volume(cell) > 0.0 {
+            let per_atom = positions.len() as f64 / volume(cell) * 4.0 / 3.0 * std::f64::consts::PI * reach.powi(3);
+            positions.len() as f64 * per_atom * if self.outer.kind() == ListKind::Half { 0.5 } else { 1.0 }
+        } else {
+            0.0
+        };
+        let fits = outer_pairs <= (MAX_PAIRS / 4) as f64;
+        self.active = (self.skin, if small_move && fits { self.margin } else { 0.0 });
         self.built = false;
         if u32::try_from(positions.len()).is_err() {
             return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
         }
         self.outer.cutoff = self.cutoff + self.active.0 + self.active.1;
         let mut built = self.outer.build(positions, cell, pbc);
+        if matches!(built, Err(NeighbourError::TooManyPairs { .. })) && self.active.1 > 0.0 {
+            // Too many pairs with the margin (a large system's first
+            // build): the skin alone.
+            self.active = (self.skin, 0.0);
+            self.outer.cutoff = self.cutoff + self.skin;
+            built = self.outer.build(positions, cell, pbc);
+        }
         if matches!(built, Err(NeighbourError::TooManyPairs { .. })) && self.outer.cutoff != self.cutoff {
             // Whether a configuration has too many pairs must not depend on
             // the skin or margin (that is, on what the list saw before): try
