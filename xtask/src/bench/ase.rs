@@ -255,7 +255,7 @@ fn round_trip(python: &str, dir: &Path) -> Result<(), String> {
     spec.python = Some(python.into());
     spec.pythonpath = vec![dir.to_string_lossy().into_owned()];
     let mut calc = spec.start().map_err(|e| e.to_string())?;
-    let mut at = super::md::fcc_system(29, 3.61, None);
+    let mut at = super::md::fcc_system(29, 3.61, None, 3);
     let mut out = CalcResults::default();
     let mut times = Vec::with_capacity(CALLS);
     for call in 0..CALLS + 500 {
