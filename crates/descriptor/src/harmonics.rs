@@ -102,7 +102,7 @@ pub(crate) struct HarmonicScratch {
 }
 
 impl RealHarmonics {
-    /// [`RealHarmonics::eval`] for many unit vectors at once, given by their
+    /// `RealHarmonics::eval` (the tests' scalar form) for many unit vectors at once, given by their
     /// components `[x, y, z]` (equal lengths `k`): `out[(l² + l + m) k + j]`
     /// (`out.len() >= self.len() k`). The recursion runs over all vectors
     /// together, one per vector lane, with the same operations as `eval`,

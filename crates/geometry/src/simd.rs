@@ -75,7 +75,8 @@ fn level() -> Level {
     })
 }
 
-/// Runs `kernel` compiled for the vector unit [`level`] chose.
+/// Runs `kernel` compiled for the widest vector unit the CPU has, or the
+/// narrower one `AUTOPARA_SIMD` names.
 pub fn run<K: Kernel>(kernel: K) -> K::Output {
     match level() {
         #[cfg(target_arch = "x86_64")]
