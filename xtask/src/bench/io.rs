@@ -100,6 +100,7 @@ fn convert(dir: &Path, file: &Path) -> Result<[Timing; 2], String> {
         for _ in 0..3 {
             let mut cmd = std::process::Command::new(&bin);
             cmd.arg("convert").arg(file).arg("-o").arg(&out).args(["--overwrite", "--workers", workers]);
+            cmd.stdout(std::process::Stdio::null());
             let (cpu, wall) = util::timed(&mut cmd)?;
             if wall < best.wall {
                 best = Timing { wall, cpu };
