@@ -23,9 +23,11 @@ const SYSTEMS: usize = 64;
 const ATOMS: usize = 108;
 /// md steps per system on our side (each one ASE EMT call of a few ms).
 const STEPS: u64 = 50;
-/// Systems and steps of wfl's run (its cost per atom-step does not depend on them).
+/// Systems of wfl's run, each as many steps as ours: ASE's EMT builds its
+/// neighbour list afresh for every new configuration (tens of ms), so both
+/// sides must pay that once per the same number of steps.
 const WFL_SYSTEMS: usize = 4;
-const WFL_STEPS: u64 = 100;
+const WFL_STEPS: u64 = STEPS;
 /// Timed round trips.
 const CALLS: usize = 20_000;
 
