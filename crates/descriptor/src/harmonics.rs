@@ -53,42 +53,6 @@ impl RealHarmonics {
     pub(crate) fn len(&self) -> usize {
         (self.l_max + 1) * (self.l_max + 1)
     }
-
-    /// Fills `out[l² + l + m]` with `Y_lm` of the unit vector `u`
-    /// (`out.len() >= self.len()`; `u` must have unit length). The scalar
-    /// form of [`RealHarmonics::eval_many`], which the tests check it against.
-    #[cfg(test)]
-    pub(crate) fn eval(&self, u: [f64; 3], out: &mut [f64]) {
-        let [x, y, z] = u;
-        // cos(mφ) sinᵐθ and sin(mφ) sinᵐθ as Re/Im of (x + iy)^m.
-        let (mut c, mut s) = (1.0, 0.0);
-        for m in 0..=self.l_max {
-            // Associated Legendre polynomial without the sinᵐθ factor, by
-            // upward recursion in l at fixed m.
-            let mut q_prev = 0.0;
-            let mut q = self.double_factorial[m];
-            for l in m..=self.l_max {
-                let at = l * (l + 1) / 2 + m;
-                if l > m {
-                    let (a, b) = self.recursion[at];
-                    let q_next = a * z * q - b * q_prev;
-                    q_prev = q;
-                    q = q_next;
-                }
-                let n = self.norm[at] * q;
-                let centre = l * l + l;
-                if m == 0 {
-                    out[centre] = n;
-                } else {
-                    out[centre + m] = n * c;
-                    out[centre - m] = n * s;
-                }
-            }
-            let c_next = x * c - y * s;
-            s = x * s + y * c;
-            c = c_next;
-        }
-    }
 }
 
 /// Per-neighbour recursion state of [`RealHarmonics::eval_many`], kept to
@@ -102,11 +66,11 @@ pub(crate) struct HarmonicScratch {
 }
 
 impl RealHarmonics {
-    /// `RealHarmonics::eval` (the tests' scalar form) for many unit vectors at once, given by their
-    /// components `[x, y, z]` (equal lengths `k`): `out[(l² + l + m) k + j]`
+    /// `Y_lm` of many unit vectors at once, given by their components
+    /// `[x, y, z]` (equal lengths `k`): `out[(l² + l + m) k + j]`
     /// (`out.len() >= self.len() k`). The recursion runs over all vectors
-    /// together, one per vector lane, with the same operations as `eval`,
-    /// so the values are the same bits.
+    /// together, one per vector lane, and each lane's operations are those of
+    /// one vector alone, so the values do not depend on `k`.
     #[inline(always)]
     pub(crate) fn eval_many(&self, [x, y, z]: [&[f64]; 3], out: &mut [f64], scratch: &mut HarmonicScratch) {
         let k = x.len();
@@ -115,9 +79,12 @@ impl RealHarmonics {
         for v in [&mut *c, &mut *s, &mut *q, &mut *q_prev] {
             v.resize(k, 0.0);
         }
+        // cos(mφ) sinᵐθ and sin(mφ) sinᵐθ as Re/Im of (x + iy)^m.
         c.fill(1.0);
         s.fill(0.0);
         for m in 0..=self.l_max {
+            // Associated Legendre polynomial without the sinᵐθ factor, by
+            // upward recursion in l at fixed m.
             q_prev.fill(0.0);
             q.fill(self.double_factorial[m]);
             for l in m..=self.l_max {
@@ -161,6 +128,13 @@ impl RealHarmonics {
 mod tests {
     use super::*;
 
+    /// The harmonics of one unit vector.
+    fn one(h: &RealHarmonics, [x, y, z]: [f64; 3]) -> Vec<f64> {
+        let mut out = vec![0.0; h.len()];
+        h.eval_many([&[x], &[y], &[z]], &mut out, &mut HarmonicScratch::default());
+        out
+    }
+
     /// Closed forms (the same table dscribe writes out by hand for l = 2, 3).
     #[test]
     fn matches_closed_forms() {
@@ -168,8 +142,7 @@ mod tests {
         let v: [f64; 3] = [0.3, -0.5, 0.7];
         let r = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
         let [x, y, z] = v.map(|c| c / r);
-        let mut out = vec![0.0; h.len()];
-        h.eval([x, y, z], &mut out);
+        let out = one(&h, [x, y, z]);
         let expect = [
             (0, 0.5 / PI.sqrt()),
             (2, (3.0 / (4.0 * PI)).sqrt() * z),
@@ -192,7 +165,7 @@ mod tests {
 
     /// Many vectors at once give the same bits as one at a time.
     #[test]
-    fn eval_many_equals_eval() {
+    fn many_at_once_equal_one_at_a_time() {
         let h = RealHarmonics::new(9);
         let vs: Vec<[f64; 3]> = (0..13)
             .map(|i| {
@@ -205,11 +178,10 @@ mod tests {
         let (x, y, z) = (comp(0), comp(1), comp(2));
         let mut many = vec![0.0; h.len() * vs.len()];
         h.eval_many([&x, &y, &z], &mut many, &mut HarmonicScratch::default());
-        let mut one = vec![0.0; h.len()];
         for (j, &v) in vs.iter().enumerate() {
-            h.eval(v, &mut one);
+            let alone = one(&h, v);
             for lm in 0..h.len() {
-                assert_eq!(one[lm].to_bits(), many[lm * vs.len() + j].to_bits(), "vector {j}, lm {lm}");
+                assert_eq!(alone[lm].to_bits(), many[lm * vs.len() + j].to_bits(), "vector {j}, lm {lm}");
             }
         }
     }
@@ -226,9 +198,7 @@ mod tests {
         };
         let a = norm([0.2, 0.9, -0.4]);
         let b = norm([-0.7, 0.1, 0.3]);
-        let (mut ya, mut yb) = (vec![0.0; h.len()], vec![0.0; h.len()]);
-        h.eval(a, &mut ya);
-        h.eval(b, &mut yb);
+        let (ya, yb) = (one(&h, a), one(&h, b));
         let t = a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
         let (mut p_prev, mut p) = (0.0, 1.0);
         for l in 0..=l_max {

@@ -247,7 +247,7 @@ impl Soap {
     /// registers, [`LANES`] values of `n` at a time.
     #[inline(always)]
     fn add_coefficients(&self, env: Environment<'_>, species: &[usize], c: &mut [f64], ws: &mut Workspace) {
-        let (n_max, n_lm, n_pad) = (self.n_max, self.harmonics.len(), ws.n_pad);
+        let (n_max, n_lm, n_pad) = (self.n_max, self.harmonics.len(), self.n_max.div_ceil(LANES) * LANES);
         // Group by species with a counting sort: slot ranges per species,
         // the centre (r = 0) first in its group.
         ws.counts.fill(0);
@@ -427,7 +427,6 @@ impl Kernel for SoapKernel<'_> {
             harmonic_scratch: Default::default(),
             row: vec![0.0; soap.radial.n_funcs],
             radial: Vec::new(),
-            n_pad: soap.n_max.div_ceil(LANES) * LANES,
         };
         let mut pair = vec![0.0; soap.n_max * soap.n_max];
         let inv_n = 1.0 / centers.len() as f64;
@@ -476,10 +475,9 @@ struct Workspace {
     harmonic_scratch: HarmonicScratch,
     /// `R_ln` of one neighbour, `[l][n]`.
     row: Vec<f64>,
-    /// `R_ln` of every neighbour, `[l][neighbour][n_pad]`.
-    radial: Vec<f64>,
+    /// `R_ln` of every neighbour, `[l][neighbour][n_pad]`, `n_pad` being
     /// `n_max` rounded up to a multiple of [`LANES`] (the rest is zeros).
-    n_pad: usize,
+    radial: Vec<f64>,
 }
 
 /// dscribe's GTO basis: exponents `alpha[l][n]` and orthonormalising `beta[l][n][k]`.
