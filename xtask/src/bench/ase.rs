@@ -23,11 +23,10 @@ const SYSTEMS: usize = 64;
 const ATOMS: usize = 108;
 /// md steps per system on our side (each one ASE EMT call of a few ms).
 const STEPS: u64 = 50;
-/// Systems of wfl's run, each as many steps as ours: ASE's EMT builds its
-/// neighbour list afresh for every new configuration (tens of ms), so both
-/// sides must pay that once per the same number of steps.
+/// Systems of wfl's run, each run for `STEPS` steps as ours are: ASE's EMT
+/// builds its neighbour list afresh for every new configuration (tens of
+/// ms), so both sides must pay that once per the same number of steps.
 const WFL_SYSTEMS: usize = 4;
-const WFL_STEPS: u64 = STEPS;
 /// Timed round trips.
 const CALLS: usize = 20_000;
 
@@ -124,15 +123,15 @@ fn run_in(bin: &Path, python: &Path, dir: &Path) -> Result<(), String> {
         w.startup
     );
     if util::python_has(Path::new(python), "wfl.generate.md") {
-        let request = json!({"input": input, "dir": dir, "n": WFL_SYSTEMS, "steps": WFL_STEPS});
+        let request = json!({"input": input, "dir": dir, "n": WFL_SYSTEMS, "steps": STEPS});
         let text = util::output(Command::new(python).arg("-c").arg(WFL_MD).arg(request.to_string()))?;
         let v: serde_json::Value =
             serde_json::from_str(text.trim()).map_err(|e| format!("wfl output {text:?}: {e}"))?;
         let num = |key: &str| v[key].as_f64().ok_or_else(|| format!("wfl output lacks {key}: {v}"));
-        let wfl_steps = (WFL_SYSTEMS as u64 * WFL_STEPS) as f64;
+        let wfl_steps = (WFL_SYSTEMS as u64 * STEPS) as f64;
         let wfl = Throughput { amount: wfl_steps * ATOMS as f64, cpu: num("cpu")?, wall: num("wall")? };
         println!(
-            "wfl + ASE EMT, in process:   {:.2} k atom-steps per CPU-s ({} systems x {WFL_STEPS} steps; {:.2} s CPU, {:.2} s of it in \
+            "wfl + ASE EMT, in process:   {:.2} k atom-steps per CPU-s ({} systems x {STEPS} steps; {:.2} s CPU, {:.2} s of it in \
              {} EMT calls, {:.1} ms each; {:.0} us per step outside EMT, imports excluded)",
             k(wfl.per_cpu()),
             WFL_SYSTEMS,

@@ -270,7 +270,7 @@ fn run_ours(
 }
 
 /// Whether Debian's `lmp` runs; says so when it does not.
-fn have_lammps() -> bool {
+pub(super) fn have_lammps() -> bool {
     let present = Command::new("lmp").arg("-h").output().is_ok();
     if !present {
         println!("peer LAMMPS: `lmp` missing (run `cargo xtask deps --peers`); reported as absent");
@@ -278,22 +278,34 @@ fn have_lammps() -> bool {
     present
 }
 
+/// LAMMPS's `bench/in.lj` up to its integrator, on `cells`³ fcc unit cells,
+/// velocities drawn with `seed` (a number or a LAMMPS variable).
+fn in_lj(cells: usize, seed: &str) -> String {
+    format!(
+        "units lj\natom_style atomic\nlattice fcc 0.8442\nregion box block 0 {cells} 0 {cells} 0 {cells}\n\
+         create_box 1 box\ncreate_atoms 1 box\nmass 1 1.0\nvelocity all create 1.44 {seed} loop geom\n\
+         pair_style lj/cut 2.5\npair_coeff 1 1 1.0 1.0 2.5\nneighbor 0.3 bin\n\
+         neigh_modify delay 0 every 20 check no\nfix 1 all nve\n"
+    )
+}
+
+/// Runs `lmp` on `script` (written to `dir/name`) with no log or screen
+/// output: (CPU seconds, wall seconds).
+fn run_lmp(dir: &Path, name: &str, script: &str) -> Result<(f64, f64), String> {
+    let input = dir.join(name);
+    std::fs::write(&input, script).map_err(|e| format!("{}: {e}", input.display()))?;
+    let mut cmd = Command::new("lmp");
+    cmd.arg("-in").arg(&input).args(["-log", "none", "-screen", "none"]).current_dir(dir);
+    util::timed(&mut cmd)
+}
+
 /// LAMMPS's `bench/in.lj` on `cells`³ fcc unit cells, or `None` (reported) without `lmp`.
 fn measure_lammps_in_lj(dir: &Path, cells: usize) -> Result<Option<Throughput>, String> {
     if !have_lammps() {
         return Ok(None);
     }
-    let input = dir.join(format!("in.lj-{cells}"));
-    let script = format!(
-        "units lj\natom_style atomic\nlattice fcc 0.8442\nregion box block 0 {cells} 0 {cells} 0 {cells}\n\
-         create_box 1 box\ncreate_atoms 1 box\nmass 1 1.0\nvelocity all create 1.44 87287 loop geom\n\
-         pair_style lj/cut 2.5\npair_coeff 1 1 1.0 1.0 2.5\nneighbor 0.3 bin\n\
-         neigh_modify delay 0 every 20 check no\nfix 1 all nve\nrun {LARGE_STEPS}\n"
-    );
-    std::fs::write(&input, script).map_err(|e| format!("{}: {e}", input.display()))?;
-    let mut cmd = Command::new("lmp");
-    cmd.arg("-in").arg(&input).args(["-log", "none", "-screen", "none"]).current_dir(dir);
-    let (cpu, wall) = util::timed(&mut cmd)?;
+    let script = format!("{}run {LARGE_STEPS}\n", in_lj(cells, "87287"));
+    let (cpu, wall) = run_lmp(dir, &format!("in.lj-{cells}"), &script)?;
     Ok(Some(Throughput { amount: (4 * cells * cells * cells) as f64 * LARGE_STEPS as f64, cpu, wall }))
 }
 
@@ -302,18 +314,12 @@ fn measure_lammps(dir: &Path) -> Result<Option<Throughput>, String> {
     if !have_lammps() {
         return Ok(None);
     }
-    let input = dir.join("in.lj-loop");
     let script = format!(
-        "variable i loop {SYSTEMS}\nlabel loop\nclear\nunits lj\natom_style atomic\nlattice fcc 0.8442\n\
-         region box block 0 3 0 3 0 3\ncreate_box 1 box\ncreate_atoms 1 box\nmass 1 1.0\n\
-         variable seed equal 87287+${{i}}\nvelocity all create 1.44 ${{seed}} loop geom\n\
-         pair_style lj/cut 2.5\npair_coeff 1 1 1.0 1.0 2.5\nneighbor 0.3 bin\n\
-         neigh_modify delay 0 every 20 check no\nfix 1 all nve\nthermo {STEPS}\nrun {STEPS}\nnext i\njump SELF loop\n"
+        "variable i loop {SYSTEMS}\nlabel loop\nclear\nvariable seed equal 87287+${{i}}\n{}\
+         thermo {STEPS}\nrun {STEPS}\nnext i\njump SELF loop\n",
+        in_lj(3, "${seed}")
     );
-    std::fs::write(&input, script).map_err(|e| format!("{}: {e}", input.display()))?;
-    let mut cmd = Command::new("lmp");
-    cmd.arg("-in").arg(&input).args(["-log", "none", "-screen", "none"]).current_dir(dir);
-    let (cpu, wall) = util::timed(&mut cmd)?;
+    let (cpu, wall) = run_lmp(dir, "in.lj-loop", &script)?;
     Ok(Some(Throughput { amount: (SYSTEMS * ATOMS) as f64 * STEPS as f64, cpu, wall }))
 }
 

@@ -262,8 +262,7 @@ impl Lammps {
 }
 
 fn measure_lammps(dir: &Path, systems: &[Atoms]) -> Result<Option<Lammps>, String> {
-    if Command::new("lmp").arg("-h").output().is_err() {
-        println!("peer LAMMPS: `lmp` missing (run `cargo xtask deps --peers`); reported as absent");
+    if !super::md::have_lammps() {
         return Ok(None);
     }
     for (i, at) in systems.iter().enumerate() {
