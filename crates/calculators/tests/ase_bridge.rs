@@ -194,6 +194,28 @@ fn info_and_arrays_reach_python_and_follow_each_config() {
     assert_eq!(out.energy, 4.5);
 }
 
+/// Requests and replies larger than the worker's 64 KiB input buffer (up to
+/// 20,000 atoms: numbers, per-atom arrays and positions of about 1 MB), with
+/// small ones between them, arrive whole and in order.
+#[test]
+fn messages_of_any_size_cross_the_pipes() {
+    let Some(mut calc) = probe("ase_bridge sizes") else { return };
+    let mut out = CalcResults::default();
+    for n in [3, 5000, 2, 20_000, 20_000, 7, 3000] {
+        let mut at = probe_config(n);
+        let charges: Vec<f64> = (0..n).map(|i| (i % 7) as f64 * 0.5).collect();
+        let magmoms: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        at.arrays.insert("initial_charges".into(), Column::scalars(charges.clone()));
+        at.arrays.insert("initial_magmoms".into(), Column::scalars(magmoms.clone()));
+        calc.calculate(&at, Properties::ENERGY_FORCES, &mut out).unwrap_or_else(|e| panic!("{n} atoms: {e}"));
+        assert_eq!(out.energy, n as f64 + charges.iter().sum::<f64>(), "{n} atoms: energy");
+        assert_eq!(out.forces.len(), n);
+        for (i, f) in out.forces.iter().enumerate() {
+            assert_eq!([f[0], f[1]], [magmoms[i], f64::from(at.numbers[i])], "{n} atoms: force {i}");
+        }
+    }
+}
+
 /// The calculator is told what changed as ASE's `get_property` tells it
 /// (`check_state`: all changes for a new configuration, then only the
 /// positions, cell or pbc that moved, and no calculation at all when nothing

@@ -18,6 +18,11 @@ const TAIL_BYTES: usize = 16 * 1024;
 const TAIL_LINES: usize = 20;
 /// How long a worker whose input was closed gets to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// How long a wait for a reply polls the pipe (yielding the core between
+/// reads) before it sleeps in `poll`: a quick reply is then read at once,
+/// without the tens of microseconds an idle core takes to wake up. The
+/// Python side spins as long for the next request (worker.py's `SPIN`).
+const SPIN: Duration = Duration::from_micros(50);
 
 /// What went wrong in an exchange.
 #[derive(Debug)]
@@ -39,6 +44,8 @@ pub(super) struct Process {
     tail: Vec<u8>,
     /// Reply bytes: the current message (and anything after it).
     inbuf: Vec<u8>,
+    /// Until when the current exchange spins before it sleeps (see [`SPIN`]).
+    spin_until: Instant,
 }
 
 impl Process {
@@ -73,8 +80,15 @@ impl Process {
         for fd in [stdout.as_fd(), stderr.as_fd(), stdin.as_fd()] {
             rustix::io::ioctl_fionbio(fd, true)?;
         }
-        let mut process =
-            Process { child, stdin: Some(stdin), stdout, stderr: Some(stderr), tail: Vec::new(), inbuf: Vec::new() };
+        let mut process = Process {
+            child,
+            stdin: Some(stdin),
+            stdout,
+            stderr: Some(stderr),
+            tail: Vec::new(),
+            inbuf: Vec::new(),
+            spin_until: Instant::now(),
+        };
         // The code is sent as the first bytes of input, ahead of any message.
         if let Err(fault) = process.write_all(code.as_bytes(), None) {
             return Err(std::io::Error::other(process.describe(&fault)));
@@ -92,6 +106,7 @@ impl Process {
     pub(super) fn exchange(&mut self, request: &[u8], deadline: Option<Instant>) -> Result<([u8; 4], &[u8]), Fault> {
         self.write_all(request, deadline)?;
         self.inbuf.clear();
+        self.spin_until = Instant::now() + SPIN;
         let mut want = wire::HEADER;
         loop {
             while self.inbuf.len() < want {
@@ -145,6 +160,10 @@ impl Process {
             Err(e) => {
                 self.inbuf.truncate(have);
                 match e.kind() {
+                    ErrorKind::WouldBlock if Instant::now() < self.spin_until => {
+                        std::thread::yield_now();
+                        Ok(())
+                    }
                     ErrorKind::WouldBlock => self.wait(false, deadline),
                     ErrorKind::Interrupted => Ok(()),
                     _ => Err(self.break_off(format!("reading from the worker: {e}"))),
