@@ -95,20 +95,48 @@ impl<R: BufRead> Reader<R> {
 
     /// [`Reader::next_unparsed`] before the end and errors are noted.
     fn read_unparsed(&mut self) -> Result<Option<Frame>> {
+        // Room for a frame somewhat longer than the last, so that most frames
+        // are copied once, not grown.
+        let mut text = Vec::with_capacity(self.unparsed_len + self.unparsed_len / 8);
+        let frame = match self.read_unparsed_into(&mut text)? {
+            None => return Ok(None),
+            Some(Unparsed::Parsed(a)) => Frame::Parsed(a),
+            Some(Unparsed::Text { frame, line }) => {
+                self.unparsed_len = text.len();
+                Frame::Unparsed(RawFrame { text, path: self.path.clone(), frame, line })
+            }
+        };
+        Ok(Some(frame))
+    }
+
+    /// Like [`Reader::next_unparsed`], but appends the frame's text to `text`
+    /// (for many frames in one buffer, parsed with [`parse_text`]).
+    pub(crate) fn next_unparsed_into(&mut self, text: &mut Vec<u8>) -> Option<Result<Unparsed>> {
+        if self.done {
+            return None;
+        }
+        let frame = self.read_unparsed_into(text);
+        self.item(frame)
+    }
+
+    /// [`Reader::next_unparsed_into`] before the end and errors are noted.
+    fn read_unparsed_into(&mut self, text: &mut Vec<u8>) -> Result<Option<Unparsed>> {
         let Some((count_line, natoms)) = self.read_count_line()? else { return Ok(None) };
         if natoms > MAX_UNPARSED_ATOMS {
-            return self.read_body(count_line, natoms).map(|a| Some(Frame::Parsed(a)));
+            return self.read_body(count_line, natoms).map(|a| Some(Unparsed::Parsed(a)));
         }
-        let mut text = Vec::with_capacity(self.unparsed_len);
         text.extend_from_slice(&self.lines.buf);
-        let taken = self.lines.take_lines(natoms + 1, &mut text);
-        self.unparsed_len = text.len();
-        let raw = RawFrame { text, path: self.path.clone(), frame: self.frame, line: count_line - 1 };
-        if let Err(message) = taken {
-            return Err(Error::Parse { path: raw.path, frame: raw.frame, line: self.lines.line + 1, message });
+        if let Err(message) = self.lines.take_lines(natoms + 1, text) {
+            return Err(Error::Parse {
+                path: self.path.clone(),
+                frame: self.frame,
+                line: self.lines.line + 1,
+                message,
+            });
         }
+        let frame = Unparsed::Text { frame: self.frame, line: count_line - 1 };
         self.frame += 1;
-        Ok(Some(Frame::Unparsed(raw)))
+        Ok(Some(frame))
     }
 
     /// A frame read as an iterator item: after the end or an error, nothing more is read.
@@ -184,6 +212,32 @@ impl<R: BufRead> Reader<R> {
 /// [`Reader::next_unparsed`]; larger ones are parsed as they are read.
 pub const MAX_UNPARSED_ATOMS: usize = 1 << 16;
 
+/// A frame from [`Reader::next_unparsed_into`]: its text was appended to
+/// the caller's buffer, or it was parsed (a frame too large to hold twice).
+#[allow(clippy::large_enum_variant)] // returned, then moved into a batch at once; boxing would add an allocation
+pub(crate) enum Unparsed {
+    /// Appended: the frame's 0-based index and the lines of the file before its count line.
+    Text { frame: usize, line: usize },
+    /// Parsed.
+    Parsed(Atoms),
+}
+
+/// Parses one frame's text (count line first) that stood in file `path` as
+/// 0-based frame `frame` after `line` lines: the configuration, or the error
+/// that reading it from the file gives.
+pub(crate) fn parse_text(text: &[u8], path: &Path, frame: usize, line: usize) -> Result<Atoms> {
+    let mut reader = Reader::new(text, path).starting_at(frame, line);
+    match reader.read_count_line()? {
+        Some((count_line, natoms)) => reader.read_body(count_line, natoms),
+        None => Err(Error::Parse {
+            path: path.to_path_buf(),
+            frame,
+            line: line + 1,
+            message: "no frame in the text".into(),
+        }),
+    }
+}
+
 /// A frame from [`Reader::next_unparsed`].
 #[allow(clippy::large_enum_variant)] // moved straight into an item's payload; boxing would add an allocation
 #[derive(Debug, Clone, PartialEq)]
@@ -223,16 +277,7 @@ impl RawFrame {
     /// Parses the frame: the configuration, or the error that reading it from
     /// its file gives (an [`Error::Parse`] naming the file, frame and line).
     pub fn parse(&self) -> Result<Atoms> {
-        let mut reader = Reader::new(self.text.as_slice(), self.path.as_path()).starting_at(self.frame, self.line);
-        match reader.read_count_line()? {
-            Some((count_line, natoms)) => reader.read_body(count_line, natoms),
-            None => Err(Error::Parse {
-                path: self.path.clone(),
-                frame: self.frame,
-                line: self.line + 1,
-                message: "no frame in the text".into(),
-            }),
-        }
+        parse_text(&self.text, &self.path, self.frame, self.line)
     }
 }
 
