@@ -292,12 +292,27 @@ impl VerletList {
     /// Empty when `i` is out of range.
     #[inline]
     pub fn centre(&self, i: usize) -> impl Iterator<Item = (usize, &[f64; 3])> + '_ {
-        let pairs = match (self.first.get(i), self.first.get(i + 1)) {
+        // Shift numbers index the table by construction.
+        self.centre_indices(i).iter().map(|&(j, s)| (j as usize, &self.shift_table[s as usize]))
+    }
+
+    /// The pairs of [`VerletList::centre`] as a slice of (neighbour, shift
+    /// number), the shift numbers indexing [`VerletList::shift_vectors`]: for
+    /// kernels that index the positions and shifts themselves (a vectorised
+    /// loop gathers them). Empty when `i` is out of range.
+    #[inline]
+    pub fn centre_indices(&self, i: usize) -> &[(u32, u32)] {
+        match (self.first.get(i), self.first.get(i + 1)) {
             (Some(&a), Some(&b)) => &self.pairs[a..b],
             _ => &[],
-        };
-        // Shift numbers index the table by construction.
-        pairs.iter().map(|&(j, s)| (j as usize, &self.shift_table[s as usize]))
+        }
+    }
+
+    /// The Cartesian shift vector of each shift number in
+    /// [`VerletList::centre_indices`].
+    #[inline]
+    pub fn shift_vectors(&self) -> &[[f64; 3]] {
+        &self.shift_table
     }
 }
 
