@@ -386,12 +386,14 @@ impl Calculator for EmtCalculator {
         let cut2 = list.cutoff() * list.cutoff();
         let mut len = 0;
         pairs.ends.clear();
+        let shifts = list.shift_vectors();
+        let (pi_, pj_, pd, pr2) = (&mut pairs.i[..], &mut pairs.j[..], &mut pairs.d[..], &mut pairs.r2[..]);
         for (i, pi) in atoms.positions.iter().enumerate() {
-            for (j, s) in list.centre(i) {
-                let d = pair_vector(pi, &atoms.positions[j], s);
+            for &(j, s) in list.centre_indices(i) {
+                let d = pair_vector(pi, &atoms.positions[j as usize], &shifts[s as usize]);
                 let r2 = norm2(d);
                 // Stored pairs bound those within the cutoff, and atom indices fit u32.
-                (pairs.i[len], pairs.j[len], pairs.d[len], pairs.r2[len]) = (i as u32, j as u32, d, r2);
+                (pi_[len], pj_[len], pd[len], pr2[len]) = (i as u32, j, d, r2);
                 len += usize::from(r2 < cut2);
             }
             pairs.ends.push(len);
@@ -411,18 +413,21 @@ impl Calculator for EmtCalculator {
 
         // Pass 3: neighbour densities σ₁ and the atomic-sphere energies,
         // centre by centre (the centre's sums in registers).
+        let (sigma1, energies) = (&mut self.sigma1[..], &mut out.energies[..]);
+        let (pj_, ds_ij, ds_ji, half_as) =
+            (&pairs.j[..], &pairs.dsigma1_ij[..], &pairs.dsigma1_ji[..], &pairs.half_as[..]);
         let mut start = 0;
         for (i, &end) in pairs.ends.iter().enumerate() {
             let (mut sigma_i, mut energy_i) = (0.0, 0.0);
             for k in start..end {
-                let j = pairs.j[k] as usize;
-                sigma_i += pairs.dsigma1_ij[k];
-                self.sigma1[j] += pairs.dsigma1_ji[k];
-                energy_i += pairs.half_as[k];
-                out.energies[j] += pairs.half_as[k];
+                let j = pj_[k] as usize;
+                sigma_i += ds_ij[k];
+                sigma1[j] += ds_ji[k];
+                energy_i += half_as[k];
+                energies[j] += half_as[k];
             }
-            self.sigma1[i] += sigma_i;
-            out.energies[i] += energy_i;
+            sigma1[i] += sigma_i;
+            energies[i] += energy_i;
             start = end;
         }
 
@@ -464,20 +469,21 @@ impl EmtCalculator {
     fn forces<const S: bool>(&self, forces: &mut [[f64; 3]]) -> [f64; 6] {
         let mut virial = [0.0; 6];
         let p = &self.pairs;
+        let (species, params, deds) = (&self.species[..], &self.params, &self.deds[..]);
+        let (pj_, dwdroverw, ds_ij, ds_ji) = (&p.j[..], &p.dwdroverw[..], &p.dsigma1_ij[..], &p.dsigma1_ji[..]);
+        let (dedr_as, inv_r, pd) = (&p.dedr_as[..], &p.inv_r[..], &p.d[..]);
         let mut start = 0;
         for (i, &end) in p.ends.iter().enumerate() {
-            let pi = &self.params[self.species[i]];
-            let deds_i = self.deds[i];
+            let eta2_i = params[species[i]].eta2;
+            let deds_i = deds[i];
             let mut f_i = [0.0; 3];
             for k in start..end {
-                let j = p.j[k] as usize;
-                let pj = &self.params[self.species[j]];
-                let dw = p.dwdroverw[k];
-                let dedr = deds_i * p.dsigma1_ij[k] * (dw - pj.eta2)
-                    + self.deds[j] * p.dsigma1_ji[k] * (dw - pi.eta2)
-                    + p.dedr_as[k];
-                let g = dedr * p.inv_r[k];
-                let d = p.d[k];
+                let j = pj_[k] as usize;
+                let eta2_j = params[species[j]].eta2;
+                let dw = dwdroverw[k];
+                let dedr = deds_i * ds_ij[k] * (dw - eta2_j) + deds[j] * ds_ji[k] * (dw - eta2_i) + dedr_as[k];
+                let g = dedr * inv_r[k];
+                let d = pd[k];
                 let f = [g * d[0], g * d[1], g * d[2]];
                 f_i = [f_i[0] + f[0], f_i[1] + f[1], f_i[2] + f[2]];
                 let f_j = &mut forces[j];
