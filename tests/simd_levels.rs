@@ -1,4 +1,4 @@
-//! The vectorised kernels (EMT, SOAP) give bit-identical results whichever
+//! The vectorised kernels (EMT, the pair potentials, SOAP) give bit-identical results whichever
 //! vector unit runs them (AVX-512, AVX2 or the x86-64 baseline, forced
 //! through `AUTOPARA_SIMD`), so outputs do not depend on the machine: single
 //! points, MD trajectories and SOAP vectors, for one element and a mixture,
@@ -64,14 +64,19 @@ fn outputs_are_bit_identical_on_every_vector_unit() {
     let input = write_inputs(dir.path());
     let md = r#"{"calculator": {"type": "emt"}, "steps": 40, "dt": 2.0, "temperature": 500,
                  "temperature_tau": 50, "integrator": "Langevin", "traj_step_interval": 10}"#;
+    let lj = r#"{"calculator": {"type": "lennard_jones", "sigma": 2.3, "epsilon": 0.4, "rc": 5.0}, "steps": 40,
+               "dt": 2.0, "temperature": 500, "traj_step_interval": 10}"#;
     let soap = r#"{"descriptor": {"type": "soap", "species": ["Cu", "Au"], "r_cut": 4.0, "n_max": 6,
                    "l_max": 5, "sigma": 0.5}, "key": "soap", "per_atom": true}"#;
-    for (op, args) in [("calculate", r#"{"calculator": {"type": "emt"}}"#), ("md", md), ("descriptor", soap)] {
-        let widest = run(op, args, &input, &dir.path().join(format!("{op}-widest.xyz")), None);
+    let emt = r#"{"calculator": {"type": "emt"}}"#;
+    for (name, op, args) in
+        [("calculate", "calculate", emt), ("md", "md", md), ("md-lj", "md", lj), ("descriptor", "descriptor", soap)]
+    {
+        let widest = run(op, args, &input, &dir.path().join(format!("{name}-widest.xyz")), None);
         assert!(!widest.is_empty());
         for level in ["avx2", "baseline"] {
-            let other = run(op, args, &input, &dir.path().join(format!("{op}-{level}.xyz")), Some(level));
-            assert!(other == widest, "{op}: output with AUTOPARA_SIMD={level} differs from the widest unit's");
+            let other = run(op, args, &input, &dir.path().join(format!("{name}-{level}.xyz")), Some(level));
+            assert!(other == widest, "{name}: output with AUTOPARA_SIMD={level} differs from the widest unit's");
         }
     }
 }
