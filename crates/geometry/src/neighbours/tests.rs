@@ -393,5 +393,11 @@ fn verlet_margin_is_left_out_where_the_outer_list_would_near_the_pair_limit() {
         let mut fresh = NeighbourList::new(3.0, ListKind::Half).unwrap();
         fresh.build(&moved, &cell, [true; 3]).unwrap();
         assert!(vl.stored_pairs() >= fresh.len());
+        // Exactly the pairs within cutoff + skin, whether built or refreshed
+        // (the refresh keeps its array at the outer list's length).
+        let mut within_skin = NeighbourList::new(3.1, ListKind::Half).unwrap();
+        within_skin.build(&moved, &cell, [true; 3]).unwrap();
+        assert_eq!(vl.stored_pairs(), within_skin.len(), "margin {margin}");
+        assert_eq!((0..moved.len()).map(|i| vl.centre(i).count()).sum::<usize>(), within_skin.len());
     }
 }

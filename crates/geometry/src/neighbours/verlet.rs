@@ -153,7 +153,7 @@ impl VerletList {
         // reach) or, before the first build, from the density.
         let reach = self.cutoff + self.skin + self.margin;
         let outer_pairs = if self.built {
-            self.pairs.len() as f64 * (reach / (self.cutoff + self.skin)).powi(3)
+            self.stored_pairs() as f64 * (reach / (self.cutoff + self.skin)).powi(3)
         } else if pbc == [true; 3] && volume(cell) > 0.0 {
             let per_atom = positions.len() as f64 / volume(cell) * 4.0 / 3.0 * std::f64::consts::PI * reach.powi(3);
             positions.len() as f64 * per_atom * if self.outer.kind() == ListKind::Half { 0.5 } else { 1.0 }
@@ -241,7 +241,12 @@ impl VerletList {
     /// a branch on each (written, then counted or not).
     fn refresh(&mut self, positions: &[[f64; 3]]) {
         let reach2 = (self.cutoff + self.active.0).powi(2);
-        self.pairs.resize(self.outer_pairs.len(), (0, 0));
+        // Kept at least as long as the outer list (the pairs past the last
+        // centre's end are stale): resizing from the list proper's length
+        // would zero most of it again at every refresh.
+        if self.pairs.len() < self.outer_pairs.len() {
+            self.pairs.resize(self.outer_pairs.len(), (0, 0));
+        }
         self.first.clear();
         self.first.push(0);
         let mut k = 0;
@@ -253,7 +258,6 @@ impl VerletList {
             }
             self.first.push(k);
         }
-        self.pairs.truncate(k);
         self.reference.clear();
         self.reference.extend_from_slice(positions);
     }
@@ -281,7 +285,7 @@ impl VerletList {
     /// How many pairs are stored (within `cutoff + skin` at the last refresh):
     /// a bound on the pairs [`VerletList::for_each_pair`] visits.
     pub fn stored_pairs(&self) -> usize {
-        self.pairs.len()
+        self.first.last().copied().unwrap_or(0)
     }
 
     /// The stored pairs of centre `i`, within `cutoff + skin` when the list
