@@ -449,8 +449,12 @@ impl Calculator for EmtCalculator {
 
         // Pass 5: forces (and the virial) from dE/dr of each pair.
         let want_stress = request.stress && volume > 0.0;
-        let virial =
-            if want_stress { self.forces::<true>(&mut out.forces) } else { self.forces::<false>(&mut out.forces) };
+        let virial = match (want_stress, uniform.is_some()) {
+            (true, true) => self.forces::<true, true>(&mut out.forces),
+            (true, false) => self.forces::<true, false>(&mut out.forces),
+            (false, true) => self.forces::<false, true>(&mut out.forces),
+            (false, false) => self.forces::<false, false>(&mut out.forces),
+        };
 
         // Energies relative to the reference metal (ASAP's convention).
         for (e, &k) in out.energies.iter_mut().zip(&self.species) {
@@ -465,8 +469,9 @@ impl Calculator for EmtCalculator {
 
 impl EmtCalculator {
     /// Adds each pair's force from its dE/dr, centre by centre (the centre's
-    /// sum in registers), given dE/dσ₁ per atom; the virial with `S`.
-    fn forces<const S: bool>(&self, forces: &mut [[f64; 3]]) -> [f64; 6] {
+    /// sum in registers), given dE/dσ₁ per atom; the virial with `S`;
+    /// `UNIFORM`: every atom is of one species.
+    fn forces<const S: bool, const UNIFORM: bool>(&self, forces: &mut [[f64; 3]]) -> [f64; 6] {
         let mut virial = [0.0; 6];
         let p = &self.pairs;
         let (species, params, deds) = (&self.species[..], &self.params, &self.deds[..]);
@@ -479,7 +484,7 @@ impl EmtCalculator {
             let mut f_i = [0.0; 3];
             for k in start..end {
                 let j = pj_[k] as usize;
-                let eta2_j = params[species[j]].eta2;
+                let eta2_j = if UNIFORM { eta2_i } else { params[species[j]].eta2 };
                 let dw = dwdroverw[k];
                 let dedr = deds_i * ds_ij[k] * (dw - eta2_j) + deds[j] * ds_ji[k] * (dw - eta2_i) + dedr_as[k];
                 let g = dedr * inv_r[k];
