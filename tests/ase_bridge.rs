@@ -415,7 +415,7 @@ fn listed_by_autopara_calculators_and_the_interpreter_is_the_field_then_autopara
     assert!(lines.next().is_some(), "no ase in:\n{listing}");
     let fields: Vec<&str> =
         lines.take_while(|l| l.starts_with("    ")).filter_map(|l| Some(l.trim_start().split_once(':')?.0)).collect();
-    assert_eq!(fields, ["constructor", "args", "kwargs", "python", "pythonpath", "timeout"], "{listing}");
+    assert_eq!(fields, ["constructor", "args", "kwargs", "python", "pythonpath", "timeout", "threads"], "{listing}");
 
     // Three interpreters, each the reference Python noting its name when started.
     let bin = case.path("bin");

@@ -21,7 +21,7 @@ pub mod lennard_jones;
 pub mod morse;
 mod pair;
 
-pub use ase::{Ase, AseCalculator};
+pub use ase::{Ase, AseCalculator, THREAD_VARIABLES};
 pub use calculate::{Calculate, CalculateArgs};
 pub use emt::Emt;
 pub use external::{External, KeepFiles};

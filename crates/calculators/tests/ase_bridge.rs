@@ -216,54 +216,135 @@ fn messages_of_any_size_cross_the_pipes() {
     }
 }
 
-/// The calculator is told what changed as ASE's `get_property` tells it
-/// (`check_state`: all changes for a new configuration, then only the
-/// positions, cell or pbc that moved, and no calculation at all when nothing
-/// did), and never hands back results of an earlier state.
+/// ASE in process, one calculator attached to each configuration in turn
+/// (as wfl's md and calculate do) and asked for energy and forces, its
+/// results dropped when the configuration's numbers, info or arrays were
+/// replaced (`new`): the system_changes its calculations were given, via
+/// `log`.
+const CHANGES_REFERENCE: &str = r#"
+import json, sys
+from ase import Atoms
+from bridge_test_calculators import ChangesLog
+req = json.load(sys.stdin)
+calc = ChangesLog(log=req["log"])
+for c in req["steps"]:
+    at = Atoms(numbers=c["numbers"], positions=c["positions"], cell=c["cell"], pbc=c["pbc"])
+    for k, v in c["arrays"].items():
+        at.arrays[k] = __import__("numpy").array(v)
+    if c["new"]:
+        calc.results = {}
+    at.calc = calc
+    at.get_potential_energy()
+    at.get_forces()
+"#;
+
+/// The calculator is told what changed as ASE's `get_property` tells one
+/// calculator attached to each configuration in turn (`check_state`: all
+/// changes at first, then the positions, cell, pbc, numbers, charges or
+/// moments that changed, and no calculation when nothing did), a new
+/// configuration (new numbers, info or arrays) is always computed, and no
+/// result of an earlier state is handed back. Checked against ASE in process.
 #[test]
 fn calculations_see_the_system_changes_ase_would_pass() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = dir.path().join("changes.log");
+    let (log, ase_log) = (dir.path().join("changes.log"), dir.path().join("ase.log"));
     let Some(spec) = spec("ase_bridge changes", "bridge_test_calculators.ChangesLog", json!({"log": log})) else {
         return;
     };
-    let mut calc = spec.build().expect("ChangesLog builds");
-    let mut out = CalcResults::default();
     let mut a = probe_config(3);
     a.cell = [[5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0]];
     a.pbc = [true; 3];
-    let mut step = |at: &Atoms, energy: f64| {
-        calc.calculate(at, Properties::ENERGY_FORCES, &mut out).unwrap();
-        assert_eq!(out.energy, energy);
+    let mut steps = vec![a.clone(), a.clone()];
+    let mut change = |f: &dyn Fn(&mut Atoms)| {
+        let mut next = steps.last().unwrap().clone();
+        f(&mut next);
+        steps.push(next);
     };
-    step(&a, 3.0);
-    step(&a, 3.0);
-    a.positions[1][0] += 0.5;
-    step(&a, 3.5);
-    a.cell[0][0] = 6.0;
-    step(&a, 3.5);
-    a.pbc[2] = false;
-    step(&a, 3.5);
-    a.positions[0][0] += 0.25;
-    a.cell[1][1] = 7.0;
-    step(&a, 3.75);
-    let mut b = a.clone();
-    b.numbers[1] = 6;
-    step(&b, 3.75);
-    b.info.insert("charge".into(), Value::Int(1));
-    step(&b, 3.75);
-    let lines: Vec<String> = std::fs::read_to_string(&log).expect("read log").lines().map(String::from).collect();
-    let all = "cell initial_charges initial_magmoms numbers pbc positions";
-    let expected = [all, "positions", "cell", "pbc", "cell positions", all, all];
-    // A new configuration, or new info or arrays in it: all changes (ASE may add names to them).
-    assert_eq!(lines.len(), expected.len(), "{lines:?}");
-    for (line, want) in lines.iter().zip(expected) {
-        if want == all {
-            assert!(want.split(' ').all(|w| line.split(' ').any(|l| l == w)), "{line:?} lacks some of {want:?}");
-        } else {
-            assert_eq!(line, want);
-        }
+    change(&|a| a.positions[1][0] += 0.5);
+    change(&|a| a.cell[0][0] = 6.0);
+    change(&|a| a.pbc[2] = false);
+    change(&|a| {
+        a.positions[0][0] += 0.25;
+        a.cell[1][1] = 7.0;
+    });
+    change(&|a| a.numbers[1] = 6);
+    change(&|a| _ = a.info.insert("charge".into(), Value::Int(1)));
+    change(&|a| _ = a.arrays.insert("initial_charges".into(), Column::scalars(vec![0.5, 0.0, -0.5])));
+    change(&|a| _ = a.arrays.insert("initial_charges".into(), Column::scalars(vec![0.5, 0.0, -0.25])));
+    change(&|a| _ = a.arrays.insert("initial_magmoms".into(), Column::scalars(vec![1.0, 0.0, 0.0])));
+    change(&|a| a.positions[2][1] = 0.125);
+    // Another configuration of the same numbers without info or arrays, then one of another size.
+    change(&|a| {
+        a.info.clear();
+        a.arrays.clear();
+        a.positions[0][2] = 1.0;
+    });
+    change(&|a| *a = probe_config(4));
+    change(&|a| *a = probe_config(4));
+
+    let mut calc = spec.build().expect("ChangesLog builds");
+    let mut out = CalcResults::default();
+    for (k, at) in steps.iter().enumerate() {
+        calc.calculate(at, Properties::ENERGY_FORCES, &mut out).unwrap();
+        assert_eq!(out.energy, at.positions.iter().map(|p| p[0]).sum::<f64>(), "step {k}");
     }
+    let request = json!({
+        "log": ase_log,
+        "steps": steps.iter().enumerate().map(|(k, a)| json!({
+            "numbers": a.numbers, "positions": a.positions, "cell": a.cell, "pbc": a.pbc,
+            "arrays": a.arrays.iter().map(|(name, c)| match &c.data {
+                ArrayData::Float(v) => (name.clone(), json!(v)),
+                other => panic!("{other:?}"),
+            }).collect::<serde_json::Map<_, _>>(),
+            "new": k > 0 && (a.numbers != steps[k - 1].numbers || a.info != steps[k - 1].info
+                || a.arrays != steps[k - 1].arrays),
+        })).collect::<Vec<_>>(),
+    });
+    let python = PathBuf::from(spec.python.clone().unwrap_or_default());
+    let script =
+        format!("import sys; sys.path.insert(0, {:?})\n{CHANGES_REFERENCE}", autopara_testkit::bridge::modules());
+    autopara_testkit::run_python(&python, &script, &request.to_string());
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("read log");
+    let (ours, theirs) = (read(&log), read(&ase_log));
+    assert_eq!(ours, theirs, "the bridge's system_changes (left) against ASE's (right)");
+    // The reference is not vacuous: it saw each kind of change.
+    for name in ["cell", "pbc", "positions", "numbers", "initial_charges", "initial_magmoms"] {
+        assert!(theirs.lines().any(|l| l == name), "no step changed only {name}: {theirs}");
+    }
+    assert!(theirs.lines().any(str::is_empty), "the new info is computed with no system change: {theirs}");
+}
+
+/// The worker's numerical libraries get one thread each unless autopara's
+/// environment says otherwise, or the spec's `threads`.
+#[test]
+fn workers_get_the_thread_settings() {
+    use autopara_calculators::THREAD_VARIABLES;
+    let Some(mut spec) = spec("ase_bridge threads", "bridge_test_calculators.ThreadSettings", json!({})) else {
+        return;
+    };
+    let seen = |spec: &Ase| {
+        let mut calc = spec.build().expect("ThreadSettings builds");
+        let mut out = CalcResults::default();
+        calc.calculate(&probe_config(2), Properties::ENERGY_FORCES, &mut out).unwrap();
+        vec![out.forces[0][0], out.forces[0][1], out.forces[0][2], out.forces[1][0]]
+    };
+    // The rule, for any environment of autopara's.
+    let none = |_: &str| None;
+    let omp = |v: &str| (v == "OMP_NUM_THREADS").then(|| "4".into());
+    let expect = |n: &str| THREAD_VARIABLES.iter().map(|&v| (v, n.to_string())).collect::<Vec<_>>();
+    assert_eq!(spec.thread_environment(none), expect("1"));
+    assert_eq!(spec.thread_environment(omp), vec![], "a variable of the user's leaves all as they are");
+    spec.threads = Some(3);
+    assert_eq!(spec.thread_environment(omp), expect("3"));
+    // And in the worker.
+    assert_eq!(seen(&spec), vec![3.0; 4]);
+    spec.threads = None;
+    if THREAD_VARIABLES.iter().all(|v| std::env::var_os(v).is_none()) {
+        assert_eq!(seen(&spec), vec![1.0; 4]);
+    }
+    spec.threads = Some(0);
+    let err = spec.validate().expect_err("0 threads").to_string();
+    assert!(err.contains("threads"), "{err}");
 }
 
 /// Runs `fault` on a probe config, then a good config; returns the error and

@@ -30,6 +30,22 @@ class RecordingEMT(EMT):
         super().calculate(atoms, properties, system_changes)
 
 
+class ThreadSettings(Calculator):
+    """Reports its process's thread settings: the forces of atom k are the
+    values of OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS
+    (k = 0) and NUMEXPR_NUM_THREADS (k = 1, x), -1 where unset."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def calculate(self, atoms=None, properties=["energy"], system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        get = lambda v: float(os.environ.get(v, -1))
+        forces = np.zeros((len(atoms), 3))
+        forces[0] = [get("OMP_NUM_THREADS"), get("OPENBLAS_NUM_THREADS"), get("MKL_NUM_THREADS")]
+        forces[1, 0] = get("NUMEXPR_NUM_THREADS")
+        self.results = {"energy": 0.0, "forces": forces}
+
+
 class Probe(Calculator):
     """Reads what a calculator may read from the configuration, and fails on
     request. Energy: number of atoms + info["shift"] + sum of the initial

@@ -197,7 +197,12 @@ fn md_ours(bin: &Path, input: &Path, args_file: &Path, workers: usize, log: &Pat
 /// its JSON report (wall, cpu, calc_cpu, calls).
 fn md_wfl(python: &str, input: &Path, dir: &Path, constructor: &str, n: usize) -> Result<serde_json::Value, String> {
     let request = json!({"input": input, "dir": dir, "n": n, "steps": STEPS, "constructor": constructor});
-    let text = util::output(Command::new(python).arg("-c").arg(WFL_MD).arg(request.to_string()))?;
+    // The thread settings our workers get by default (one per library), so
+    // that both sides run the calculator alike.
+    let mut cmd = Command::new(python);
+    cmd.arg("-c").arg(WFL_MD).arg(request.to_string());
+    cmd.envs(Ase::new(constructor).thread_environment(|_| None));
+    let text = util::output(&mut cmd)?;
     serde_json::from_str(text.trim()).map_err(|e| format!("wfl output {text:?}: {e}"))
 }
 

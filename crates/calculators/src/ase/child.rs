@@ -49,10 +49,17 @@ pub(super) struct Process {
 }
 
 impl Process {
-    /// Starts `python -c BOOTSTRAP <length>` and sends it the worker's code.
-    pub(super) fn start(python: &std::ffi::OsStr, bootstrap: &str, code: &str) -> std::io::Result<Process> {
+    /// Starts `python -c BOOTSTRAP <length>`, with `env` added to its
+    /// environment, and sends it the worker's code.
+    pub(super) fn start(
+        python: &std::ffi::OsStr,
+        env: &[(&str, String)],
+        bootstrap: &str,
+        code: &str,
+    ) -> std::io::Result<Process> {
         let mut cmd = Command::new(python);
         cmd.arg("-c").arg(bootstrap).arg(code.len().to_string());
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let parent = rustix::process::getpid();
         // SAFETY: the closure runs in the forked child before exec and makes
