@@ -8,6 +8,7 @@ use super::pair_search::pair_search;
 use super::{ListKind, MARGIN, MAX_CANDIDATES, MAX_PAIRS, NeighbourError, pair_vector};
 use crate::cell::{periodic_rows, shift_vector};
 use crate::vec3::norm2;
+use std::collections::HashMap;
 use std::ops::Range;
 
 /// The pairs within a cutoff, as flat arrays sorted by centre atom.
@@ -50,7 +51,7 @@ impl NeighbourList {
             cutoff,
             kind,
             first: vec![0],
-            pairs: Pairs { geometry: true, ..Pairs::default() },
+            pairs: Pairs::default(),
             bins: Bins::default(),
             scratch: CellScratch::default(),
             keys: Vec::new(),
@@ -133,6 +134,9 @@ impl NeighbourList {
         // Within one cell width along every periodic axis, each neighbour has
         // at most three images per axis: a table of them beats ranges.
         let near = NearImages::new(bins, cell);
+        if self.pairs.compact {
+            self.pairs.numbers.start(bins, cell);
+        }
         for i in 0..n {
             if by_pairs {
                 // Candidates come in canonical order: no sorting.
@@ -160,16 +164,27 @@ impl NeighbourList {
             // when every candidate has one.
             self.keys.clear();
             self.keys.extend(found.iter().map(|&(j, s)| order_key(j, s)));
-            self.candidates.clear();
-            let exact = |(j, s)| Candidate::exact(positions, cell, i, j, s);
-            if self.keys.iter().all(|&k| k != u64::MAX) {
+            let by_keys = self.keys.iter().all(|&k| k != u64::MAX);
+            if by_keys {
                 self.keys.sort_unstable();
-                self.candidates.extend(self.keys.iter().map(|&k| exact(from_order_key(k))));
             } else {
                 found.sort_unstable();
-                self.candidates.extend(found.iter().map(|&f| exact(f)));
             }
-            self.pairs.keep_within(&self.candidates, self.kind, i, cut2);
+            let keys = &self.keys;
+            let in_order = |t: usize| if by_keys { from_order_key(keys[t]) } else { found[t] };
+            if self.pairs.compact {
+                // Kept as found, within the search radius (a hair beyond
+                // the cutoff, from the wrapped positions): a Verlet list
+                // tests each pair's exact distance when it refreshes.
+                self.pairs.extend_compact((0..found.len()).map(in_order));
+            } else {
+                self.candidates.clear();
+                self.candidates.extend((0..found.len()).map(|t| {
+                    let (j, s) = in_order(t);
+                    Candidate::exact(positions, cell, i, j, s)
+                }));
+                self.pairs.keep_within(&self.candidates, self.kind, i, cut2);
+            }
             self.first[i + 1] = self.pairs.len();
         }
         Ok(())
@@ -182,7 +197,7 @@ impl NeighbourList {
 
     /// True when there are no pairs.
     pub fn is_empty(&self) -> bool {
-        self.pairs.j.is_empty()
+        self.pairs.len() == 0
     }
 
     /// Number of atoms the list was built for.
@@ -224,16 +239,25 @@ impl NeighbourList {
     }
 }
 
-/// The pairs of one centre, as flat arrays.
+/// The pairs of a list, as flat arrays: every field (a [`NeighbourList`]),
+/// or compact (the outer level of a [`super::VerletList`]): each pair as
+/// (neighbour, shift number), the numbers indexing a table of the distinct
+/// shifts' vectors, 8 bytes a pair instead of 60.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Pairs {
-    /// Whether `vectors` and `distances` are stored (a [`super::VerletList`] recomputes them).
-    pub(super) geometry: bool,
+    /// Whether the pairs are stored compact (only `indices`, `shift_table`).
+    pub(super) compact: bool,
     i: Vec<usize>,
     j: Vec<usize>,
     shifts: Vec<[i32; 3]>,
     vectors: Vec<[f64; 3]>,
     distances: Vec<f64>,
+    /// Compact: each pair's neighbour and shift number.
+    pub(super) indices: Vec<(u32, u32)>,
+    /// Compact: the Cartesian vector of each shift number.
+    pub(super) shift_table: Vec<[f64; 3]>,
+    /// Compact: the number given to each shift.
+    numbers: ShiftNumbers,
 }
 
 impl Pairs {
@@ -243,10 +267,12 @@ impl Pairs {
         self.shifts.clear();
         self.vectors.clear();
         self.distances.clear();
+        self.indices.clear();
+        self.shift_table.clear();
     }
 
     pub(super) fn len(&self) -> usize {
-        self.j.len()
+        if self.compact { self.indices.len() } else { self.j.len() }
     }
 
     /// Appends centre `i`'s candidates that are within the cutoff and belong
@@ -255,32 +281,111 @@ impl Pairs {
     pub(super) fn keep_within(&mut self, candidates: &[Candidate], kind: ListKind, i: usize, cut2: f64) {
         let base = self.len();
         let end = base + candidates.len();
+        let kept = |c: &Candidate| {
+            // `c.j != i` is almost always true (predictable); the self-image test is rare.
+            let wanted = c.j != i || keep(kind, i, c.j, c.s);
+            usize::from((c.r2 < cut2) & wanted)
+        };
+        let mut k = base;
+        if self.compact {
+            self.indices.resize(end, (0, 0));
+            for c in candidates {
+                // j fits: a Verlet list checks the atom count before building.
+                self.indices[k] = (c.j as u32, self.numbers.number(c.s, &mut self.shift_table));
+                k += kept(c);
+            }
+            self.indices.truncate(k);
+            return;
+        }
         self.i.resize(end, i);
         self.j.resize(end, 0);
         self.shifts.resize(end, [0; 3]);
-        if self.geometry {
-            self.vectors.resize(end, [0.0; 3]);
-            self.distances.resize(end, 0.0);
-        }
-        let mut k = base;
+        self.vectors.resize(end, [0.0; 3]);
+        self.distances.resize(end, 0.0);
         for c in candidates {
             self.j[k] = c.j;
             self.shifts[k] = c.s;
-            if self.geometry {
-                self.vectors[k] = c.d;
-                self.distances[k] = c.r2.sqrt();
-            }
-            // `c.j != i` is almost always true (predictable); the self-image test is rare.
-            let wanted = c.j != i || keep(kind, i, c.j, c.s);
-            k += usize::from((c.r2 < cut2) & wanted);
+            self.vectors[k] = c.d;
+            self.distances[k] = c.r2.sqrt();
+            k += kept(c);
         }
         self.i.truncate(k);
         self.j.truncate(k);
         self.shifts.truncate(k);
-        if self.geometry {
-            self.vectors.truncate(k);
-            self.distances.truncate(k);
+        self.vectors.truncate(k);
+        self.distances.truncate(k);
+    }
+
+    /// Appends pairs (neighbour, shift) to a compact list as they are.
+    fn extend_compact(&mut self, pairs: impl Iterator<Item = (usize, [i32; 3])>) {
+        let Pairs { indices, shift_table, numbers, .. } = self;
+        // j fits: a Verlet list checks the atom count before building.
+        indices.extend(pairs.map(|(j, s)| (j as u32, numbers.number(s, shift_table))));
+    }
+}
+
+/// The numbers of a compact list's shifts, in order of first appearance: a
+/// dense grid over the box of shifts a build can give (a few dozen when the
+/// atoms lie near the cell), or, when that box is large (atoms far outside
+/// the cell, as in unwrapped trajectories), a map, whose size is the number
+/// of distinct shifts whatever the distances. Shifts outside the box go to
+/// the map too.
+#[derive(Debug, Clone, Default)]
+struct ShiftNumbers {
+    /// The cell, open rows zeroed.
+    rows: [[f64; 3]; 3],
+    /// The grid's lowest corner and size.
+    lo: [i32; 3],
+    span: [usize; 3],
+    grid: Vec<u32>,
+    map: HashMap<[i32; 3], u32>,
+}
+
+impl ShiftNumbers {
+    /// Forgets the numbers, for a build over `bins` in cell `rows`.
+    fn start(&mut self, bins: &Bins, rows: &[[f64; 3]; 3]) {
+        self.rows = *rows;
+        self.map.clear();
+        // A pair's shift is an image shift of the search (within the
+        // extent, or the bins' reach, of a cell) plus the difference of
+        // the two atoms' wraps.
+        let (mut lo, mut hi) = ([0i32; 3], [0i32; 3]);
+        for w in &bins.wraps {
+            for k in 0..3 {
+                lo[k] = lo[k].min(w[k]);
+                hi[k] = hi[k].max(w[k]);
+            }
         }
+        let span: [u64; 3] = std::array::from_fn(|k| {
+            let image = if bins.periodic[k] {
+                (bins.extent[k].min(1e6).ceil() as i64).max(bins.reach[k] / bins.count[k].max(1) as i64) + 1
+            } else {
+                0
+            };
+            self.lo[k] = (-image - i64::from(hi[k]) + i64::from(lo[k])).clamp(i64::from(i32::MIN), 0) as i32;
+            (2 * (image + i64::from(hi[k]) - i64::from(lo[k])) + 1) as u64
+        });
+        let cells =
+            span.iter().try_fold(1u64, |a, &s| a.checked_mul(s)).filter(|&c| c <= 4096 + 8 * bins.wraps.len() as u64);
+        self.span = if cells.is_some() { span.map(|s| s as usize) } else { [0; 3] };
+        self.grid.clear();
+        self.grid.resize(self.span.iter().product(), u32::MAX);
+    }
+
+    /// The number of shift `s`, appending its vector to `table` when new.
+    #[inline]
+    fn number(&mut self, s: [i32; 3], table: &mut Vec<[f64; 3]>) -> u32 {
+        let at: [usize; 3] = std::array::from_fn(|k| (i64::from(s[k]) - i64::from(self.lo[k])) as usize);
+        let slot = if (0..3).all(|k| at[k] < self.span[k]) {
+            &mut self.grid[(at[0] * self.span[1] + at[1]) * self.span[2] + at[2]]
+        } else {
+            self.map.entry(s).or_insert(u32::MAX)
+        };
+        if *slot == u32::MAX {
+            *slot = table.len() as u32;
+            table.push(shift_vector(s, &self.rows));
+        }
+        *slot
     }
 }
 

@@ -282,6 +282,43 @@ fn verlet_walk(margin: f64) {
     assert!(vl.update(&pos, &cell2, [true; 3]).unwrap());
 }
 
+#[test]
+fn verlet_list_by_linked_cells_equals_fresh_lists_with_atoms_outside_the_cell() {
+    // Enough atoms for the linked-cell search, up to two cells outside the
+    // cell (the outer list numbers the shifts on a grid) and with one a
+    // million cells out (by a map), through builds and refreshes.
+    let mut rng = StdRng::seed_from_u64(23);
+    let diagonal = [[19.0, 0.0, 0.0], [0.0, 20.0, 0.0], [0.0, 0.0, 21.0]];
+    for (cell, far) in [(random_cell(&mut rng, 20.0), false), (diagonal, false), (diagonal, true)] {
+        let mut pos = random_positions(&mut rng, 1500, &cell, 2.0);
+        if far {
+            let far = shift_vector([1_000_000, -3, 2], &cell);
+            pos[7] = [pos[7][0] + far[0], pos[7][1] + far[1], pos[7][2] + far[2]];
+        }
+        let mut vl = VerletList::new(3.0, 0.3, ListKind::Half).unwrap().with_outer_margin(1.0);
+        let mut fresh = NeighbourList::new(3.0, ListKind::Half).unwrap();
+        for _step in 0..16 {
+            for p in pos.iter_mut() {
+                for x in p.iter_mut() {
+                    *x += rng.random_range(-0.08..0.08);
+                }
+            }
+            vl.update(&pos, &cell, [true; 3]).unwrap();
+            fresh.build(&pos, &cell, [true; 3]).unwrap();
+            // The linked cells, not every pair's images.
+            let mut by_cells = NeighbourList::new(3.0, ListKind::Half).unwrap();
+            by_cells.search = Some(Search::Cells);
+            by_cells.build(&pos, &cell, [true; 3]).unwrap();
+            assert_eq!(fresh.candidates_examined(), by_cells.candidates_examined());
+            let mut got = Vec::new();
+            vl.for_each_pair(&pos, |i, j, d, _| got.push((i, j, d)));
+            let want: Vec<_> = (0..fresh.len()).map(|p| (fresh.i()[p], fresh.j()[p], fresh.vectors()[p])).collect();
+            assert!(got == want, "{} pairs against {}", got.len(), want.len());
+        }
+        assert!(vl.builds() > 1 && vl.refreshes() > 0, "builds {} refreshes {}", vl.builds(), vl.refreshes());
+    }
+}
+
 /// `n` atoms spread over 8 Å along x and y and `noise` Å along z, the
 /// cell (when periodic in x and y) with a zero third vector.
 fn near_flat(rng: &mut StdRng, n: usize, noise: f64) -> Vec<[f64; 3]> {

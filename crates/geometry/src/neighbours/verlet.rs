@@ -3,9 +3,8 @@
 
 use super::list::NeighbourList;
 use super::{ListKind, MAX_PAIRS, NeighbourError, pair_vector};
-use crate::cell::{periodic_rows, shift_vector, volume};
+use crate::cell::volume;
 use crate::vec3::norm2;
-use std::collections::HashMap;
 /// A [`NeighbourList`] with a skin, kept between calls: rebuilt only when the
 /// two largest displacements since the last build sum to more than the skin
 /// (so some pair may have closed in by that much), or the cell,
@@ -47,11 +46,9 @@ pub struct VerletList {
     margin: f64,
     /// The skin and margin of the current lists (no margin after a large move).
     active: (f64, f64),
+    /// The outer list, compact: each pair as (neighbour, shift number), with
+    /// the table of the distinct shifts' vectors for the cell of the last build.
     outer: NeighbourList,
-    /// Each outer pair as (neighbour, index into `shift_table`).
-    outer_pairs: Vec<(u32, u32)>,
-    /// The distinct Cartesian shifts of the outer pairs, for the cell of the last build.
-    shift_table: Vec<[f64; 3]>,
     /// Positions at the outer build.
     outer_reference: Vec<[f64; 3]>,
     /// The list proper: outer pairs within `cutoff + skin` at `reference`,
@@ -75,15 +72,13 @@ impl VerletList {
         }
         let skin = if skin.is_finite() && skin > 0.0 { skin } else { 0.0 };
         let mut outer = NeighbourList::new(cutoff + skin, kind)?;
-        outer.pairs.geometry = false;
+        outer.pairs.compact = true;
         Ok(VerletList {
             cutoff,
             skin,
             margin: 0.0,
             active: (skin, 0.0),
             outer,
-            outer_pairs: Vec::new(),
-            shift_table: Vec::new(),
             outer_reference: Vec::new(),
             first: vec![0],
             pairs: Vec::new(),
@@ -184,7 +179,6 @@ impl VerletList {
             built = self.outer.build(positions, cell, pbc);
         }
         built?;
-        self.index_shifts(cell, pbc);
         self.outer_reference.clear();
         self.outer_reference.extend_from_slice(positions);
         self.cell = *cell;
@@ -195,47 +189,6 @@ impl VerletList {
         Ok(true)
     }
 
-    /// Numbers the distinct shifts of the outer pairs (a few dozen at most,
-    /// unless the cutoff spans many cells) in order of first appearance and
-    /// stores each pair as (neighbour, shift number): the refreshes and the
-    /// pair loops then move 8 bytes a pair instead of 32.
-    fn index_shifts(&mut self, cell: &[[f64; 3]; 3], pbc: [bool; 3]) {
-        let rows = periodic_rows(cell, pbc);
-        let shifts = self.outer.shifts();
-        // A dense grid over the shifts' bounding box numbers them in one pass.
-        let (mut lo, mut hi) = ([0i32; 3], [0i32; 3]);
-        for s in shifts {
-            for k in 0..3 {
-                lo[k] = lo[k].min(s[k]);
-                hi[k] = hi[k].max(s[k]);
-            }
-        }
-        // Shifts carry the cells between the atoms' wrapped and given
-        // positions, so the box is large when atoms lie far outside the cell
-        // (unwrapped trajectories): then a map, whose size is the number of
-        // distinct shifts whatever the distances.
-        let span: [u64; 3] = std::array::from_fn(|k| (i64::from(hi[k]) - i64::from(lo[k])) as u64 + 1);
-        let dense =
-            span.iter().try_fold(1u64, |a, &s| a.checked_mul(s)).is_some_and(|v| v <= 4096 + 8 * shifts.len() as u64);
-        let mut numbers = if dense {
-            let span = span.map(|s| s as usize);
-            ShiftNumbers::Grid { lo, span, number: vec![u32::MAX; span[0] * span[1] * span[2]] }
-        } else {
-            ShiftNumbers::Map(HashMap::new())
-        };
-        self.shift_table.clear();
-        self.outer_pairs.clear();
-        for (&j, s) in self.outer.j().iter().zip(shifts) {
-            let slot = numbers.slot(s);
-            if *slot == u32::MAX {
-                *slot = self.shift_table.len() as u32;
-                self.shift_table.push(shift_vector(*s, &rows));
-            }
-            // j fits: checked before the build.
-            self.outer_pairs.push((j as u32, *slot));
-        }
-    }
-
     /// The list proper from the outer list: its pairs within `cutoff + skin`
     /// at `positions` (all of them without a margin), kept in order without
     /// a branch on each (written, then counted or not).
@@ -244,15 +197,16 @@ impl VerletList {
         // Kept at least as long as the outer list (the pairs past the last
         // centre's end are stale): resizing from the list proper's length
         // would zero most of it again at every refresh.
-        if self.pairs.len() < self.outer_pairs.len() {
-            self.pairs.resize(self.outer_pairs.len(), (0, 0));
+        let (outer_pairs, shifts) = (&self.outer.pairs.indices, &self.outer.pairs.shift_table);
+        if self.pairs.len() < outer_pairs.len() {
+            self.pairs.resize(outer_pairs.len(), (0, 0));
         }
         self.first.clear();
         self.first.push(0);
         let mut k = 0;
         for (i, pi) in positions.iter().enumerate() {
-            for &(j, s) in &self.outer_pairs[self.outer.range(i)] {
-                let d = pair_vector(pi, &positions[j as usize], &self.shift_table[s as usize]);
+            for &(j, s) in &outer_pairs[self.outer.range(i)] {
+                let d = pair_vector(pi, &positions[j as usize], &shifts[s as usize]);
                 self.pairs[k] = (j, s);
                 k += usize::from(norm2(d) < reach2);
             }
@@ -297,7 +251,7 @@ impl VerletList {
     #[inline]
     pub fn centre(&self, i: usize) -> impl Iterator<Item = (usize, &[f64; 3])> + '_ {
         // Shift numbers index the table by construction.
-        self.centre_indices(i).iter().map(|&(j, s)| (j as usize, &self.shift_table[s as usize]))
+        self.centre_indices(i).iter().map(|&(j, s)| (j as usize, &self.outer.pairs.shift_table[s as usize]))
     }
 
     /// The pairs of [`VerletList::centre`] as a slice of (neighbour, shift
@@ -316,28 +270,7 @@ impl VerletList {
     /// [`VerletList::centre_indices`].
     #[inline]
     pub fn shift_vectors(&self) -> &[[f64; 3]] {
-        &self.shift_table
-    }
-}
-
-/// The number given to each distinct shift (`u32::MAX` until given).
-enum ShiftNumbers {
-    /// A dense grid over the shifts' bounding box, from corner `lo`.
-    Grid { lo: [i32; 3], span: [usize; 3], number: Vec<u32> },
-    /// A map, when that box is far larger than the number of pairs.
-    Map(HashMap<[i32; 3], u32>),
-}
-
-impl ShiftNumbers {
-    /// The number of shift `s` (within the box, for a grid).
-    fn slot(&mut self, s: &[i32; 3]) -> &mut u32 {
-        match self {
-            ShiftNumbers::Grid { lo, span, number } => {
-                let at = |k: usize| (s[k] - lo[k]) as usize;
-                &mut number[(at(0) * span[1] + at(1)) * span[2] + at(2)]
-            }
-            ShiftNumbers::Map(map) => map.entry(*s).or_insert(u32::MAX),
-        }
+        &self.outer.pairs.shift_table
     }
 }
 
