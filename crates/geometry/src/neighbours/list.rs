@@ -5,7 +5,7 @@
 use super::bins::{Bins, CellScratch};
 use super::images::NearImages;
 use super::pair_search::pair_search;
-use super::{ListKind, MARGIN, MAX_CANDIDATES, MAX_PAIRS, NeighbourError, pair_vector};
+use super::{CANDIDATES_PER_PAIR, ListKind, MARGIN, NeighbourError, max_pairs, pair_vector};
 use crate::cell::{periodic_rows, shift_vector};
 use crate::vec3::norm2;
 use std::collections::HashMap;
@@ -113,11 +113,14 @@ impl NeighbourList {
         self.bins.assign(positions, cell, pbc, self.cutoff * (1.0 + MARGIN))?;
         let cut2 = self.cutoff * self.cutoff;
         let bins = &self.bins;
+        let limit = max_pairs(self.pairs.compact, n);
+        let limits = (limit, CANDIDATES_PER_PAIR * limit as u64);
+        let too_many = NeighbourError::TooManyPairs { cutoff: self.cutoff, limit };
         // Refuse before looping when the candidates alone would be far too many.
         let visits: f64 = bins.reach.iter().map(|&r| (2 * r + 1) as f64).product();
         let total = bins.count.iter().product::<usize>() as f64;
-        if n as f64 * visits * (n as f64 / total).max(1.0) > MAX_CANDIDATES as f64 {
-            return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
+        if n as f64 * visits * (n as f64 / total).max(1.0) > limits.1 as f64 {
+            return Err(too_many);
         }
         let search2 = (self.cutoff * (1.0 + MARGIN)).powi(2);
         let half = self.kind == ListKind::Half;
@@ -145,20 +148,21 @@ impl NeighbourList {
                         near.search(bins, self.kind, i, positions, cell, cut2, &mut self.candidates, &mut self.pairs)
                     }
                     None => {
-                        pair_search(bins, cell, self.kind, i, positions, cut2, &mut self.candidates, &mut self.pairs)
+                        let candidates = &mut self.candidates;
+                        pair_search(bins, cell, self.kind, i, positions, cut2, limits, candidates, &mut self.pairs)
                     }
                 };
-                if self.pairs.len() > MAX_PAIRS || self.examined > MAX_CANDIDATES {
-                    return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
+                if self.pairs.len() > limits.0 || self.examined > limits.1 {
+                    return Err(too_many);
                 }
                 self.first[i + 1] = self.pairs.len();
                 continue;
             }
-            let limit = MAX_PAIRS - self.pairs.len();
-            self.examined += bins.cell_candidates(cell, self.kind, i, search2, limit, &mut self.scratch);
+            let room = limit - self.pairs.len();
+            self.examined += bins.cell_candidates(cell, self.kind, i, search2, room, &mut self.scratch);
             let found = &mut self.scratch.found;
-            if self.pairs.len() + found.len() > MAX_PAIRS {
-                return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
+            if self.pairs.len() + found.len() > limit {
+                return Err(too_many);
             }
             // Canonical order: by neighbour, then shift; sorting 8-byte keys
             // when every candidate has one.

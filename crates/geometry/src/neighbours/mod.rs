@@ -109,9 +109,21 @@ pub enum NeighbourError {
 /// Upper limit on stored pairs (about 1.5 GB of list).
 const MAX_PAIRS: usize = 25_000_000;
 
-/// Upper limit on candidate images tested in one build: far more than a list
-/// within [`MAX_PAIRS`] needs, so a build past it is refused as too many pairs.
-const MAX_CANDIDATES: u64 = 8 * MAX_PAIRS as u64;
+/// Pairs per atom a compact list (a Verlet list's outer level, 8 bytes a
+/// pair) may hold when that is more than [`MAX_PAIRS`].
+const COMPACT_PAIRS_PER_ATOM: usize = 200;
+
+/// The most pairs a list of `n` atoms may hold: [`MAX_PAIRS`], or for a
+/// compact list [`COMPACT_PAIRS_PER_ATOM`] per atom when more, so that
+/// large systems keep their Verlet lists with memory in proportion.
+fn max_pairs(compact: bool, n: usize) -> usize {
+    if compact { MAX_PAIRS.max(COMPACT_PAIRS_PER_ATOM.saturating_mul(n)) } else { MAX_PAIRS }
+}
+
+/// Upper limit on candidate images tested in one build, per pair allowed:
+/// far more than a list within its limit needs, so a build past it is
+/// refused as too many pairs.
+const CANDIDATES_PER_PAIR: u64 = 8;
 
 /// How many cells outside the cell (along a periodic direction) an atom may
 /// lie: lattice shifts then fit `i32` with room for the search's offsets.

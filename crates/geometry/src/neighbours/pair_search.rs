@@ -3,7 +3,7 @@
 
 use super::bins::Bins;
 use super::list::{Candidate, Pairs};
-use super::{ListKind, MAX_CANDIDATES, MAX_CELLS, MAX_PAIRS};
+use super::{ListKind, MAX_CELLS};
 use crate::float::{ceil_i32, floor_i32};
 
 /// The pairs of atom `i`, by testing every other atom's images whose
@@ -19,8 +19,8 @@ use crate::float::{ceil_i32, floor_i32};
 /// computing would chain every candidate to the previous one.
 ///
 /// Candidates are filtered in batches of [`CANDIDATE_BATCH`], and the
-/// search stops once `out` holds more than [`MAX_PAIRS`] pairs or it has
-/// tested more than [`MAX_CANDIDATES`] images (the caller refuses the list),
+/// search stops once `out` holds more pairs than `limits.0` or it has
+/// tested more images than `limits.1` (the caller refuses the list),
 /// so neither memory nor time grows with the number of images a tiny cell
 /// has within the cutoff.
 #[allow(clippy::too_many_arguments)]
@@ -31,6 +31,7 @@ pub(super) fn pair_search(
     i: usize,
     positions: &[[f64; 3]],
     cut2: f64,
+    limits: (usize, u64),
     candidates: &mut Vec<Candidate>,
     out: &mut Pairs,
 ) -> u64 {
@@ -68,7 +69,7 @@ pub(super) fn pair_search(
                             out.keep_within(&candidates[..m], kind, i, cut2);
                             examined += m as u64;
                             m = 0;
-                            if out.len() > MAX_PAIRS || examined > MAX_CANDIDATES {
+                            if out.len() > limits.0 || examined > limits.1 {
                                 return examined;
                             }
                         } else {

@@ -412,29 +412,58 @@ fn positions_beyond_2_to_the_29_cells_are_an_error() {
 }
 
 #[test]
-fn verlet_margin_is_left_out_where_the_outer_list_would_near_the_pair_limit() {
-    // 500 atoms in an 8 Å box: a 20 Å margin would make the outer list
-    // millions of pairs (a quarter of the limit), so the list keeps the skin
-    // alone and rebuilds after a move past it; a 1 Å margin is kept and the
-    // same move is a refresh from the outer list.
+fn verlet_margin_shrinks_to_keep_the_outer_list_within_the_pair_limit() {
+    use super::verlet::margin_within_limit;
+    // LAMMPS's bench/in.lj at 256,000 atoms: 9.14 M pairs within cutoff +
+    // skin (2.75 σ). A 1.5 σ margin would make the outer list 35 M pairs:
+    // it shrinks to fit half the limit of 200 pairs per atom, 25.6 M.
+    let m = margin_within_limit(1.5, 0.25, 2.75, (2.75, 9.14e6), 256_000);
+    let outer = 9.14e6 * ((2.75 + m) / 2.75f64).powi(3);
+    assert!((outer - 25.6e6).abs() < 1.0, "margin {m}: {outer} pairs");
+    // Compact lists (a Verlet list's) may hold that many; full ones 25 M.
+    assert_eq!(max_pairs(true, 256_000), 51_200_000);
+    assert_eq!(max_pairs(false, 256_000), MAX_PAIRS);
+    assert_eq!(max_pairs(true, 1_000), MAX_PAIRS);
+    // At 32,000 atoms (1.14 M pairs) it stays whole, within half the
+    // absolute limit (12.5 M pairs, more than 200 per atom there).
+    assert_eq!(margin_within_limit(1.5, 0.25, 2.75, (2.75, 1.14e6), 32_000), 1.5);
+    let m = margin_within_limit(1.5, 0.25, 2.75, (2.75, 1.14e6), 1_000);
+    assert_eq!(m, 1.5);
+    // Judged from a list at another distance (the bare cutoff after a
+    // fallback): the same margin as from the list at cutoff + skin.
+    let at_cutoff = 9.14e6 * (2.5f64 / 2.75).powi(3);
+    let m2 = margin_within_limit(1.5, 0.25, 2.75, (2.5, at_cutoff), 256_000);
+    assert!((m2 - margin_within_limit(1.5, 0.25, 2.75, (2.75, 9.14e6), 256_000)).abs() < 1e-9);
+    // A list proper near the limit already leaves less than the skin: no margin.
+    assert_eq!(margin_within_limit(1.5, 0.25, 2.75, (2.75, 12e6), 32_000), 0.0);
+    // No estimate (open directions before the first build): the whole margin.
+    assert_eq!(margin_within_limit(1.5, 0.25, 2.75, (2.75, 0.0), 32_000), 1.5);
+}
+
+#[test]
+fn verlet_refresh_from_the_outer_list_stores_exactly_the_pairs_within_the_skin() {
+    // 500 atoms in an 8 Å box, a 1 Å margin: a move of 0.3 Å is a refresh
+    // from the outer list.
     let mut rng = StdRng::seed_from_u64(17);
     let cell = [[8.0, 0.0, 0.0], [0.0, 8.0, 0.0], [0.0, 0.0, 8.0]];
     let pos = random_positions(&mut rng, 500, &cell, 0.0);
     let mut moved = pos.clone();
     moved[0][0] += 0.3;
-    for (margin, builds, refreshes) in [(20.0, 2, 0), (1.0, 1, 1)] {
-        let mut vl = VerletList::new(3.0, 0.1, ListKind::Half).unwrap().with_outer_margin(margin);
-        vl.update(&pos, &cell, [true; 3]).unwrap();
-        vl.update(&moved, &cell, [true; 3]).unwrap();
-        assert_eq!((vl.builds(), vl.refreshes()), (builds, refreshes), "margin {margin}");
-        let mut fresh = NeighbourList::new(3.0, ListKind::Half).unwrap();
-        fresh.build(&moved, &cell, [true; 3]).unwrap();
-        assert!(vl.stored_pairs() >= fresh.len());
-        // Exactly the pairs within cutoff + skin, whether built or refreshed
-        // (the refresh keeps its array at the outer list's length).
-        let mut within_skin = NeighbourList::new(3.1, ListKind::Half).unwrap();
-        within_skin.build(&moved, &cell, [true; 3]).unwrap();
-        assert_eq!(vl.stored_pairs(), within_skin.len(), "margin {margin}");
-        assert_eq!((0..moved.len()).map(|i| vl.centre(i).count()).sum::<usize>(), within_skin.len());
-    }
+    let within = |reach: f64, pos: &[[f64; 3]]| {
+        let mut nl = NeighbourList::new(reach, ListKind::Half).unwrap();
+        nl.build(pos, &cell, [true; 3]).unwrap();
+        nl.len()
+    };
+    let mut vl = VerletList::new(3.0, 0.1, ListKind::Half).unwrap().with_outer_margin(1.0);
+    vl.update(&pos, &cell, [true; 3]).unwrap();
+    assert_eq!(vl.stored_pairs(), within(3.1, &pos));
+    vl.update(&moved, &cell, [true; 3]).unwrap();
+    assert_eq!((vl.builds(), vl.refreshes()), (1, 1));
+    let mut fresh = NeighbourList::new(3.0, ListKind::Half).unwrap();
+    fresh.build(&moved, &cell, [true; 3]).unwrap();
+    assert!(vl.stored_pairs() >= fresh.len());
+    // Exactly the pairs within cutoff + skin, whether built or refreshed
+    // (the refresh keeps its array at the outer list's length).
+    assert_eq!(vl.stored_pairs(), within(3.1, &moved));
+    assert_eq!((0..moved.len()).map(|i| vl.centre(i).count()).sum::<usize>(), within(3.1, &moved));
 }

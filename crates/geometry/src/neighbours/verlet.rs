@@ -2,7 +2,7 @@
 //! level), kept between calls and rebuilt only when atoms moved far enough.
 
 use super::list::NeighbourList;
-use super::{ListKind, MAX_PAIRS, NeighbourError, pair_vector};
+use super::{ListKind, MAX_PAIRS, NeighbourError, max_pairs, pair_vector};
 use crate::cell::volume;
 use crate::vec3::norm2;
 /// A [`NeighbourList`] with a skin, kept between calls: rebuilt only when the
@@ -23,7 +23,9 @@ use crate::vec3::norm2;
 /// the outer build sum to less than the margin. In a liquid the atoms diffuse: the outer
 /// list lasts many times longer than the skin does. The margin is left out
 /// after a large move (an unrelated configuration), where it would only add
-/// pairs, and taken again at the next build.
+/// pairs, and taken again at the next build; it is shrunk where the outer
+/// list would hold more than half the pair limit (25 M pairs, or 200 per
+/// atom when more, so memory stays in proportion to the atoms).
 ///
 /// ```
 /// use autopara_geometry::neighbours::{ListKind, VerletList};
@@ -143,20 +145,18 @@ impl VerletList {
             return Ok(true);
         }
         let small_move = !self.built || largest <= self.skin + self.margin;
-        // The margin only where the outer list stays well within the pair
-        // limit, judged from the list proper (pairs grow as the cube of the
-        // reach) or, before the first build, from the density.
-        let reach = self.cutoff + self.skin + self.margin;
-        let outer_pairs = if self.built {
-            self.stored_pairs() as f64 * (reach / (self.cutoff + self.skin)).powi(3)
+        let at_base = if self.built {
+            self.stored_pairs() as f64
         } else if pbc == [true; 3] && volume(cell) > 0.0 {
-            let per_atom = positions.len() as f64 / volume(cell) * 4.0 / 3.0 * std::f64::consts::PI * reach.powi(3);
-            positions.len() as f64 * per_atom * if self.outer.kind() == ListKind::Half { 0.5 } else { 1.0 }
+            let n = positions.len() as f64;
+            let per_atom = n / volume(cell) * 4.0 / 3.0 * std::f64::consts::PI * (self.cutoff + self.active.0).powi(3);
+            n * per_atom * if self.outer.kind() == ListKind::Half { 0.5 } else { 1.0 }
         } else {
             0.0
         };
-        let fits = outer_pairs <= (MAX_PAIRS / 4) as f64;
-        self.active = (self.skin, if small_move && fits { self.margin } else { 0.0 });
+        let at = (self.cutoff + self.active.0, at_base);
+        let margin = margin_within_limit(self.margin, self.skin, self.cutoff + self.skin, at, positions.len());
+        self.active = (self.skin, if small_move { margin } else { 0.0 });
         self.built = false;
         if u32::try_from(positions.len()).is_err() {
             return Err(NeighbourError::TooManyPairs { cutoff: self.cutoff, limit: MAX_PAIRS });
@@ -272,6 +272,21 @@ impl VerletList {
     pub fn shift_vectors(&self) -> &[[f64; 3]] {
         &self.outer.pairs.shift_table
     }
+}
+
+/// The outer margin beyond `reach` (cutoff + skin) to use for `n` atoms:
+/// `margin`, shrunk so that the outer list stays within half their pair
+/// limit (a limit per atom for large systems), judged from `at = (r,
+/// pairs)`, the pairs within some distance `r` (pairs grow as the cube of
+/// the distance): those of the list proper, or before the first build their
+/// estimate from the density. Zero when that leaves it under the skin,
+/// where the outer list would outlast the list proper by little.
+pub(super) fn margin_within_limit(margin: f64, skin: f64, reach: f64, at: (f64, f64), n: usize) -> f64 {
+    let budget = (max_pairs(true, n) / 2) as f64;
+    let (r, pairs) = at;
+    let fit = if pairs > 0.0 { r * (budget / pairs).cbrt() - reach } else { f64::INFINITY };
+    let margin = margin.min(fit);
+    if margin >= skin { margin } else { 0.0 }
 }
 
 /// The largest displacement between two sets of positions, and the sum of
