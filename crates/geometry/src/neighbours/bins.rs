@@ -250,6 +250,23 @@ impl Bins {
                     if out.len() > limit {
                         return examined;
                     }
+                    // A half list skips the bins at either end of the run
+                    // whose atoms all come before the centre (atoms are in
+                    // index order within a bin): about half of them when
+                    // the atoms are numbered in spatial order, as lattices
+                    // are built.
+                    let before =
+                        |b: usize| self.start[b] == self.start[b + 1] || self.atoms[self.start[b + 1] - 1] < first;
+                    let (mut z_lo, mut z_hi) = (z_lo, z_hi);
+                    while first > 0 && z_lo < z_hi && before(row + z_lo) {
+                        z_lo += 1;
+                    }
+                    while first > 0 && z_lo < z_hi && before(row + z_hi - 1) {
+                        z_hi -= 1;
+                    }
+                    if z_lo == z_hi {
+                        continue;
+                    }
                     let image = shift_vector([sx, sy, sz], cell);
                     let base = [image[0] - wi[0], image[1] - wi[1], image[2] - wi[2]];
                     let (lo, hi) = (self.start[row + z_lo], self.start[row + z_hi]);

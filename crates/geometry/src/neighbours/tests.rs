@@ -152,6 +152,28 @@ fn no_cell_and_open_directions_with_zero_vectors() {
 }
 
 #[test]
+fn lattice_ordered_system_matches_brute_force() {
+    // Atoms numbered in spatial order, as lattices are built: a half list's
+    // linked-cell search skips the bins whose atoms all come before the
+    // centre, in a diagonal cell (rows cut to the radius) and a tilted one.
+    let mut rng = StdRng::seed_from_u64(29);
+    let a = 1.8;
+    let basis = [[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]];
+    let mut pos = Vec::new();
+    for (x, y, z) in (0..4).flat_map(|x| (0..4).flat_map(move |y| (0..4).map(move |z| (x, y, z)))) {
+        for b in &basis {
+            let jitter = |_| rng.random_range(-0.1..0.1);
+            let j: [f64; 3] = std::array::from_fn(jitter);
+            pos.push([(x as f64 + b[0]) * a + j[0], (y as f64 + b[1]) * a + j[1], (z as f64 + b[2]) * a + j[2]]);
+        }
+    }
+    let l = 4.0 * a;
+    for cell in [[[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]], [[l, 0.0, 0.0], [0.3, l, 0.0], [-0.2, 0.4, l]]] {
+        check(&pos, &cell, [true; 3], 2.6);
+    }
+}
+
+#[test]
 fn large_random_system_matches_brute_force() {
     // Enough atoms that the grid has many bins along each axis.
     let mut rng = StdRng::seed_from_u64(11);
