@@ -489,3 +489,40 @@ fn verlet_refresh_from_the_outer_list_stores_exactly_the_pairs_within_the_skin()
     assert_eq!(vl.stored_pairs(), within(3.1, &moved));
     assert_eq!((0..moved.len()).map(|i| vl.centre(i).count()).sum::<usize>(), within(3.1, &moved));
 }
+
+#[test]
+fn two_largest_displacements_by_lanes_equal_a_plain_scan() {
+    use super::verlet::two_largest_displacements;
+    // The two largest of all, wherever they fall among the eight lanes and
+    // the remainder, and infinite for NaN.
+    let plain = |p: &[[f64; 3]], q: &[[f64; 3]]| {
+        let mut d: Vec<f64> = p.iter().zip(q).map(|(p, q)| norm([p[0] - q[0], p[1] - q[1], p[2] - q[2]])).collect();
+        d.iter_mut().filter(|x| x.is_nan()).for_each(|x| *x = f64::INFINITY);
+        d.sort_by(|a, b| b.total_cmp(a));
+        let (a, b) = (d.first().copied().unwrap_or(0.0), d.get(1).copied().unwrap_or(0.0));
+        (a, a + b)
+    };
+    let mut rng = StdRng::seed_from_u64(31);
+    for n in [0, 1, 2, 7, 8, 9, 16, 17, 100, 1001] {
+        for trial in 0..20 {
+            let q: Vec<[f64; 3]> = (0..n).map(|_| std::array::from_fn(|_| rng.random_range(-5.0..5.0))).collect();
+            let mut p: Vec<[f64; 3]> =
+                q.iter().map(|q| std::array::from_fn(|k| q[k] + rng.random_range(-0.1..0.1))).collect();
+            // The two largest in one lane, or one in the remainder.
+            if n > 0 && trial % 4 == 1 {
+                p[n - 1][0] += 3.0;
+                p[(n - 1) % 8][1] += 2.0;
+            }
+            if n > 8 && trial % 4 == 2 {
+                p[0][2] += 1.0;
+                p[8][2] += 1.5;
+            }
+            if n > 2 && trial % 4 == 3 {
+                p[n / 2][0] = f64::NAN;
+            }
+            let (got, want) = (two_largest_displacements(&p, &q), plain(&p, &q));
+            let close = got.1 == want.1 || (got.1 - want.1).abs() <= 1e-15 * want.1;
+            assert!(got.0 == want.0 && close, "n {n}: {got:?} {want:?}");
+        }
+    }
+}

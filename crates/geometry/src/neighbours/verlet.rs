@@ -4,6 +4,7 @@
 use super::list::NeighbourList;
 use super::{ListKind, MAX_PAIRS, NeighbourError, max_pairs, pair_vector};
 use crate::cell::volume;
+use crate::simd::{self, Kernel};
 use crate::vec3::norm2;
 /// A [`NeighbourList`] with a skin, kept between calls: rebuilt only when the
 /// two largest displacements since the last build sum to more than the skin
@@ -291,13 +292,47 @@ pub(super) fn margin_within_limit(margin: f64, skin: f64, reach: f64, at: (f64, 
 
 /// The largest displacement between two sets of positions, and the sum of
 /// the two largest (infinite for NaN).
-fn two_largest_displacements(positions: &[[f64; 3]], reference: &[[f64; 3]]) -> (f64, f64) {
-    // Squared, sorted: first >= second.
-    let (first, second) = positions.iter().zip(reference).fold((0.0f64, 0.0f64), |(a, b), (p, q)| {
-        let d = [p[0] - q[0], p[1] - q[1], p[2] - q[2]];
-        let r2 = norm2(d);
-        let r2 = if r2.is_nan() { f64::INFINITY } else { r2 };
-        if r2 > a { (r2, a) } else { (a, b.max(r2)) }
-    });
-    (first.sqrt(), first.sqrt() + second.sqrt())
+pub(super) fn two_largest_displacements(positions: &[[f64; 3]], reference: &[[f64; 3]]) -> (f64, f64) {
+    simd::run(TwoLargest { positions, reference })
+}
+
+/// [`two_largest_displacements`]: each of eight lanes keeps the two largest
+/// squared displacements of its share without branches (lanes independent,
+/// so the loop vectorises), then the lanes' are merged; the two largest of
+/// all are among them.
+struct TwoLargest<'a> {
+    positions: &'a [[f64; 3]],
+    reference: &'a [[f64; 3]],
+}
+
+impl Kernel for TwoLargest<'_> {
+    type Output = (f64, f64);
+
+    #[inline(always)]
+    fn run(self) -> (f64, f64) {
+        const LANES: usize = 8;
+        let squared = |p: &[f64; 3], q: &[f64; 3]| {
+            let r2 = norm2([p[0] - q[0], p[1] - q[1], p[2] - q[2]]);
+            if r2.is_nan() { f64::INFINITY } else { r2 }
+        };
+        // Squared, per lane: first >= second.
+        let (mut first, mut second) = ([0.0f64; LANES], [0.0f64; LANES]);
+        let (p, q) = (self.positions.chunks_exact(LANES), self.reference.chunks_exact(LANES));
+        let (p_rest, q_rest) = (p.remainder(), q.remainder());
+        for (p, q) in p.zip(q) {
+            for l in 0..LANES {
+                let r2 = squared(&p[l], &q[l]);
+                let low = if r2 > first[l] { first[l] } else { r2 };
+                first[l] = if r2 > first[l] { r2 } else { first[l] };
+                second[l] = if low > second[l] { low } else { second[l] };
+            }
+        }
+        let rest = p_rest.iter().zip(q_rest).map(|(p, q)| squared(p, q));
+        let (a, b) = first
+            .into_iter()
+            .chain(second)
+            .chain(rest)
+            .fold((0.0f64, 0.0f64), |(a, b), r2| if r2 > a { (r2, a) } else { (a, b.max(r2)) });
+        (a.sqrt(), a.sqrt() + b.sqrt())
+    }
 }
