@@ -138,7 +138,7 @@ impl NeighbourList {
         // at most three images per axis: a table of them beats ranges.
         let near = NearImages::new(bins, cell);
         if self.pairs.compact {
-            self.pairs.numbers.start(bins, cell);
+            self.pairs.start_compact(n, bins, cell);
         }
         for i in 0..n {
             if by_pairs {
@@ -246,7 +246,7 @@ impl NeighbourList {
 /// The pairs of a list, as flat arrays: every field (a [`NeighbourList`]),
 /// or compact (the outer level of a [`super::VerletList`]): each pair as
 /// (neighbour, shift number), the numbers indexing a table of the distinct
-/// shifts' vectors, 8 bytes a pair instead of 60.
+/// shifts' vectors, 4 or 8 bytes a pair instead of 60.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Pairs {
     /// Whether the pairs are stored compact (only `indices`, `shift_table`).
@@ -257,7 +257,7 @@ pub(super) struct Pairs {
     vectors: Vec<[f64; 3]>,
     distances: Vec<f64>,
     /// Compact: each pair's neighbour and shift number.
-    pub(super) indices: Vec<(u32, u32)>,
+    pub(super) indices: CompactPairs,
     /// Compact: the Cartesian vector of each shift number.
     pub(super) shift_table: Vec<[f64; 3]>,
     /// Compact: the number given to each shift.
@@ -279,6 +279,12 @@ impl Pairs {
         if self.compact { self.indices.len() } else { self.j.len() }
     }
 
+    /// Starts a compact list's build of `n` atoms over `bins` in cell `rows`.
+    fn start_compact(&mut self, n: usize, bins: &Bins, rows: &[[f64; 3]; 3]) {
+        self.numbers.start(bins, rows);
+        self.indices.start(n, self.numbers.grid.len());
+    }
+
     /// Appends centre `i`'s candidates that are within the cutoff and belong
     /// in a list of this kind, in their order, without branching on each:
     /// every one is written and the count advances only for those kept.
@@ -292,10 +298,10 @@ impl Pairs {
         };
         let mut k = base;
         if self.compact {
-            self.indices.resize(end, (0, 0));
+            self.indices.resize(end);
             for c in candidates {
                 // j fits: a Verlet list checks the atom count before building.
-                self.indices[k] = (c.j as u32, self.numbers.number(c.s, &mut self.shift_table));
+                self.indices.set(k, c.j as u32, self.numbers.number(c.s, &mut self.shift_table));
                 k += kept(c);
             }
             self.indices.truncate(k);
@@ -323,8 +329,98 @@ impl Pairs {
     /// Appends pairs (neighbour, shift) to a compact list as they are.
     fn extend_compact(&mut self, pairs: impl Iterator<Item = (usize, [i32; 3])>) {
         let Pairs { indices, shift_table, numbers, .. } = self;
-        // j fits: a Verlet list checks the atom count before building.
-        indices.extend(pairs.map(|(j, s)| (j as u32, numbers.number(s, shift_table))));
+        for (j, s) in pairs {
+            // j fits: a Verlet list checks the atom count before building.
+            indices.push(j as u32, numbers.number(s, shift_table));
+        }
+    }
+}
+
+/// A compact list's pairs (neighbour, shift number): packed into 32 bits,
+/// the neighbour above the bits of the shift number, when both fit (4 bytes
+/// a pair, so a Verlet list's refresh reads half as much), else as pairs.
+#[derive(Debug, Clone, Default)]
+pub(super) struct CompactPairs {
+    /// The bits of the shift number when packed.
+    bits: Option<u32>,
+    packed: Vec<u32>,
+    wide: Vec<(u32, u32)>,
+}
+
+impl CompactPairs {
+    /// Empties the list for `n` atoms and shift numbers likely under `shifts`
+    /// (a larger one widens the list).
+    fn start(&mut self, n: usize, shifts: usize) {
+        self.packed.clear();
+        self.wide.clear();
+        let bits = usize::BITS - shifts.saturating_sub(1).leading_zeros();
+        self.bits = (shifts > 0 && bits < 32 && n as u64 <= 1u64 << (32 - bits)).then_some(bits);
+    }
+
+    /// Number of pairs.
+    pub(super) fn len(&self) -> usize {
+        if self.bits.is_some() { self.packed.len() } else { self.wide.len() }
+    }
+
+    fn clear(&mut self) {
+        self.packed.clear();
+        self.wide.clear();
+    }
+
+    fn resize(&mut self, len: usize) {
+        if self.bits.is_some() { self.packed.resize(len, 0) } else { self.wide.resize(len, (0, 0)) }
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.packed.truncate(len);
+        self.wide.truncate(len);
+    }
+
+    /// Sets pair `k` (below the length).
+    #[inline]
+    fn set(&mut self, k: usize, j: u32, s: u32) {
+        match self.bits {
+            Some(bits) if s >> bits == 0 => self.packed[k] = (j << bits) | s,
+            Some(_) => {
+                self.widen();
+                self.wide[k] = (j, s);
+            }
+            None => self.wide[k] = (j, s),
+        }
+    }
+
+    /// Appends a pair.
+    #[inline]
+    fn push(&mut self, j: u32, s: u32) {
+        match self.bits {
+            Some(bits) if s >> bits == 0 => self.packed.push((j << bits) | s),
+            Some(_) => {
+                self.widen();
+                self.wide.push((j, s));
+            }
+            None => self.wide.push((j, s)),
+        }
+    }
+
+    /// From packed to pairs (a shift number past the bits).
+    fn widen(&mut self) {
+        if let Some(bits) = self.bits.take() {
+            let mask = (1u32 << bits) - 1;
+            self.wide.clear();
+            self.wide.extend(self.packed.iter().map(|&p| (p >> bits, p & mask)));
+            self.packed.clear();
+        }
+    }
+
+    /// The packed pairs and the bits of their shift numbers, or `None` when
+    /// they are stored as pairs ([`CompactPairs::wide`]).
+    pub(super) fn packed(&self) -> Option<(&[u32], u32)> {
+        self.bits.map(|bits| (&self.packed[..], bits))
+    }
+
+    /// The pairs, when not packed.
+    pub(super) fn wide(&self) -> &[(u32, u32)] {
+        &self.wide
     }
 }
 
@@ -444,4 +540,37 @@ fn order_key(j: usize, s: [i32; 3]) -> u64 {
 fn from_order_key(key: u64) -> (usize, [i32; 3]) {
     let field = |shift: u32| ((key >> shift) & ((1 << BITS) - 1)) as i32 - HALF;
     ((key >> (3 * BITS)) as usize, [field(2 * BITS), field(BITS), field(0)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CompactPairs;
+
+    #[test]
+    fn compact_pairs_pack_while_numbers_fit_then_widen() {
+        let mut c = CompactPairs::default();
+        // Shift numbers under 4 for 1,000 atoms: 2 bits, packed.
+        c.start(1000, 4);
+        c.push(999, 3);
+        c.push(4, 0);
+        c.resize(3);
+        c.set(2, 7, 2);
+        assert_eq!(c.packed(), Some((&[999 << 2 | 3, 4 << 2, 7 << 2 | 2][..], 2)));
+        // A number past the bits widens what is there.
+        c.push(5, 4);
+        assert_eq!(c.packed(), None);
+        assert_eq!(c.wide(), &[(999, 3), (4, 0), (7, 2), (5, 4)]);
+        c.truncate(2);
+        assert_eq!(c.len(), 2);
+        // Atoms past what the other bits hold, or no bound on the numbers: pairs.
+        c.start(1 << 31, 4);
+        assert_eq!(c.packed(), None);
+        c.start(10, 0);
+        c.push(3, 9);
+        assert_eq!((c.packed(), c.wide()), (None, &[(3, 9)][..]));
+        // One shift: no bits, the neighbour alone.
+        c.start(10, 1);
+        c.push(9, 0);
+        assert_eq!(c.packed(), Some((&[9u32][..], 0)));
+    }
 }

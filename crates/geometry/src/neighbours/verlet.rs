@@ -198,20 +198,22 @@ impl VerletList {
         // Kept at least as long as the outer list (the pairs past the last
         // centre's end are stale): resizing from the list proper's length
         // would zero most of it again at every refresh.
-        let (outer_pairs, shifts) = (&self.outer.pairs.indices, &self.outer.pairs.shift_table);
-        if self.pairs.len() < outer_pairs.len() {
-            self.pairs.resize(outer_pairs.len(), (0, 0));
+        let outer = &self.outer;
+        if self.pairs.len() < outer.pairs.indices.len() {
+            self.pairs.resize(outer.pairs.indices.len(), (0, 0));
         }
-        self.first.clear();
-        self.first.push(0);
-        let mut k = 0;
-        for (i, pi) in positions.iter().enumerate() {
-            for &(j, s) in &outer_pairs[self.outer.range(i)] {
-                let d = pair_vector(pi, &positions[j as usize], &shifts[s as usize]);
-                self.pairs[k] = (j, s);
-                k += usize::from(norm2(d) < reach2);
+        let (first, pairs) = (&mut self.first, &mut self.pairs[..]);
+        match outer.pairs.indices.packed() {
+            Some((packed, bits)) => {
+                let mask = (1u32 << bits) - 1;
+                filter(outer, positions, reach2, first, pairs, |i| {
+                    packed[outer.range(i)].iter().map(move |&p| (p >> bits, p & mask))
+                });
             }
-            self.first.push(k);
+            None => {
+                let wide = outer.pairs.indices.wide();
+                filter(outer, positions, reach2, first, pairs, |i| wide[outer.range(i)].iter().copied());
+            }
         }
         self.reference.clear();
         self.reference.extend_from_slice(positions);
@@ -272,6 +274,32 @@ impl VerletList {
     #[inline]
     pub fn shift_vectors(&self) -> &[[f64; 3]] {
         &self.outer.pairs.shift_table
+    }
+}
+
+/// The list proper from the outer pairs `of(i)` of each centre `i`: those
+/// within `reach2` at `positions`, into `pairs` (long enough for all of
+/// them) and `first`, kept in order without a branch on each (written, then
+/// counted or not).
+fn filter<I: Iterator<Item = (u32, u32)>>(
+    outer: &NeighbourList,
+    positions: &[[f64; 3]],
+    reach2: f64,
+    first: &mut Vec<usize>,
+    pairs: &mut [(u32, u32)],
+    of: impl Fn(usize) -> I,
+) {
+    let shifts = &outer.pairs.shift_table;
+    first.clear();
+    first.push(0);
+    let mut k = 0;
+    for (i, pi) in positions.iter().enumerate() {
+        for (j, s) in of(i) {
+            let d = pair_vector(pi, &positions[j as usize], &shifts[s as usize]);
+            pairs[k] = (j, s);
+            k += usize::from(norm2(d) < reach2);
+        }
+        first.push(k);
     }
 }
 
