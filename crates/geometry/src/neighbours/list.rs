@@ -6,7 +6,7 @@ use super::bins::{Bins, CellScratch};
 use super::images::NearImages;
 use super::pair_search::pair_search;
 use super::{CANDIDATES_PER_PAIR, ListKind, MARGIN, NeighbourError, max_pairs, pair_vector};
-use crate::cell::{periodic_rows, shift_vector};
+use crate::cell::{periodic_rows, shift_vector, volume};
 use crate::vec3::norm2;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -120,6 +120,9 @@ impl NeighbourList {
         let visits: f64 = bins.reach.iter().map(|&r| (2 * r + 1) as f64).product();
         let total = bins.count.iter().product::<usize>() as f64;
         if n as f64 * visits * (n as f64 / total).max(1.0) > limits.1 as f64 {
+            return Err(too_many);
+        }
+        if pairs_lower_bound(cell, pbc, n, self.cutoff, self.kind) > limit as f64 {
             return Err(too_many);
         }
         let search2 = (self.cutoff * (1.0 + MARGIN)).powi(2);
@@ -300,9 +303,10 @@ impl Pairs {
         if self.compact {
             self.indices.resize(end);
             for c in candidates {
+                let keep = kept(c);
                 // j fits: a Verlet list checks the atom count before building.
-                self.indices.set(k, c.j as u32, self.numbers.number(c.s, &mut self.shift_table));
-                k += kept(c);
+                self.indices.set(k, c.j as u32, self.numbers.number(c.s, &mut self.shift_table, keep == 1));
+                k += keep;
             }
             self.indices.truncate(k);
             return;
@@ -331,7 +335,7 @@ impl Pairs {
         let Pairs { indices, shift_table, numbers, .. } = self;
         for (j, s) in pairs {
             // j fits: a Verlet list checks the atom count before building.
-            indices.push(j as u32, numbers.number(s, shift_table));
+            indices.push(j as u32, numbers.number(s, shift_table, true));
         }
     }
 }
@@ -430,6 +434,41 @@ impl CompactPairs {
     }
 }
 
+/// A number of pairs within `cutoff` that a list of `kind` of `n` atoms in
+/// the cell `rows` (open rows zeroed) holds whatever the positions: the
+/// images of each atom along one short periodic axis, and with every axis
+/// periodic and the cutoff beyond the cell's longest diagonal `D`, the images
+/// of every atom around every atom, at least V(cutoff − D) / V_cell each (the
+/// cells of the lattice points within the cutoff of any point cover the ball
+/// of radius cutoff − D around it). A cell so small or thin that this passes
+/// the pair limit is refused before the search, which would test images by
+/// the hundred million first.
+pub(super) fn pairs_lower_bound(rows: &[[f64; 3]; 3], pbc: [bool; 3], n: usize, cutoff: f64, kind: ListKind) -> f64 {
+    let n = n as f64;
+    let mut full = 0.0f64;
+    for (k, row) in rows.iter().enumerate() {
+        let len = norm2(*row).sqrt();
+        if pbc[k] && len > 0.0 {
+            // m·len < cutoff for 0 < m < cutoff / len; one fewer against rounding.
+            let m = ((cutoff / len).ceil() - 2.0).max(0.0);
+            full = full.max(n * 2.0 * m);
+        }
+    }
+    let v = volume(rows);
+    if pbc == [true; 3] && v > 0.0 {
+        let [a, b, c] = *rows;
+        let diagonal = |sb: f64, sc: f64| norm2(std::array::from_fn(|k| a[k] + sb * b[k] + sc * c[k])).sqrt();
+        let d = [(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)].map(|(sb, sc)| diagonal(sb, sc));
+        let reach = cutoff - d.iter().fold(0.0f64, |m, &x| m.max(x));
+        if reach > 0.0 {
+            let per_pair = 4.0 / 3.0 * std::f64::consts::PI * reach.powi(3) / v;
+            // Less one per atom: its own image at zero shift.
+            full = full.max(n * n * per_pair - n);
+        }
+    }
+    if kind == ListKind::Half { full / 2.0 } else { full }
+}
+
 /// The numbers of a compact list's shifts, in order of first appearance: a
 /// dense grid over the box of shifts a build can give (a few dozen when the
 /// atoms lie near the cell), or, when that box is large (atoms far outside
@@ -479,13 +518,20 @@ impl ShiftNumbers {
     }
 
     /// The number of shift `s`, appending its vector to `table` when new.
+    /// A shift outside the grid is numbered only when `kept` (else 0, for a
+    /// candidate about to be overwritten): a tiny cell's search tests up to
+    /// hundreds of millions of images, each a distinct shift, and numbering
+    /// them all filled the map and the table for minutes before the pair
+    /// limit stopped it.
     #[inline]
-    fn number(&mut self, s: [i32; 3], table: &mut Vec<[f64; 3]>) -> u32 {
+    fn number(&mut self, s: [i32; 3], table: &mut Vec<[f64; 3]>, kept: bool) -> u32 {
         let at: [usize; 3] = std::array::from_fn(|k| (i64::from(s[k]) - i64::from(self.lo[k])) as usize);
         let slot = if (0..3).all(|k| at[k] < self.span[k]) {
             &mut self.grid[(at[0] * self.span[1] + at[1]) * self.span[2] + at[2]]
-        } else {
+        } else if kept {
             self.map.entry(s).or_insert(u32::MAX)
+        } else {
+            return 0;
         };
         if *slot == u32::MAX {
             *slot = table.len() as u32;

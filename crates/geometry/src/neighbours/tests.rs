@@ -2,7 +2,7 @@
 //! list against fresh lists.
 
 use super::bins::grid_basis;
-use super::list::{Search, keep};
+use super::list::{Search, keep, pairs_lower_bound};
 use super::*;
 use crate::cell::{inverse, shift_vector};
 use crate::vec3::norm;
@@ -524,5 +524,44 @@ fn two_largest_displacements_by_lanes_equal_a_plain_scan() {
             let close = got.1 == want.1 || (got.1 - want.1).abs() <= 1e-15 * want.1;
             assert!(got.0 == want.0 && close, "n {n}: {got:?} {want:?}");
         }
+    }
+}
+
+/// The bound that refuses tiny and thin cells before their search never
+/// exceeds the pairs a list holds, over random cells (cubic, triclinic,
+/// thin along one axis, smaller than the cutoff) and positions.
+#[test]
+fn pairs_lower_bound_never_exceeds_the_list() {
+    let mut rng = StdRng::seed_from_u64(23);
+    let mut binding = 0;
+    for trial in 0..300 {
+        let scale = rng.random_range(0.5..4.0);
+        let mut cell = random_cell(&mut rng, scale);
+        if trial % 3 == 0 {
+            let k = rng.random_range(0..3);
+            let squeeze = rng.random_range(0.02..0.2);
+            cell[k] = cell[k].map(|x| x * squeeze);
+        }
+        let pbc = if trial % 5 == 0 { [true, rng.random_bool(0.5), true] } else { [true; 3] };
+        let n = rng.random_range(1..6);
+        let pos = random_positions(&mut rng, n, &cell, 0.3);
+        let cutoff = rng.random_range(1.0..4.0);
+        for kind in [ListKind::Full, ListKind::Half] {
+            let mut nl = NeighbourList::new(cutoff, kind).unwrap();
+            nl.build(&pos, &cell, pbc).unwrap();
+            let bound = pairs_lower_bound(&crate::cell::periodic_rows(&cell, pbc), pbc, n, cutoff, kind);
+            assert!(bound <= nl.len() as f64, "trial {trial} {kind:?}: bound {bound} > {} pairs", nl.len());
+            binding += usize::from(bound > 0.5 * nl.len() as f64);
+        }
+    }
+    // Not vacuous: the bound is within a factor two of the list in many trials.
+    assert!(binding > 10, "{binding}");
+    // A 0.025 Å cube and a cell 1e-7 Å thin, one atom: refused at once.
+    let tiny = [[0.025, 0.0, 0.0], [0.0, 0.025, 0.0], [0.0, 0.0, 0.025]];
+    let thin = [[3610.0, 0.0, 0.0], [0.0, 1e-7, 0.0], [0.0, 0.0, 3610.0]];
+    for cell in [tiny, thin] {
+        let mut nl = NeighbourList::new(5.9, ListKind::Half).unwrap();
+        assert!(matches!(nl.build(&[[0.0; 3]], &cell, [true; 3]), Err(NeighbourError::TooManyPairs { .. })));
+        assert!(pairs_lower_bound(&cell, [true; 3], 1, 5.9, ListKind::Half) > MAX_PAIRS as f64);
     }
 }
