@@ -35,8 +35,6 @@ RESULT_HEAD = struct.Struct("<IIdd")
 WANT_ENERGY, WANT_FORCES, WANT_STRESS, WANT_ENERGIES = 1, 2, 4, 8
 HAS_ENERGY, HAS_FREE_ENERGY, HAS_FORCES, HAS_STRESS, HAS_ENERGIES = 1, 2, 4, 8, 16
 NAN = float("nan")
-# The arrays besides positions whose changes ASE's check_state reports.
-OTHER_CHECKED = ("numbers", "initial_charges", "initial_magmoms")
 # Seconds a wait for the next request polls before it sleeps (Channel).
 SPIN = 50e-6
 
@@ -224,20 +222,14 @@ class Server:
         self.atoms = None
         self.deferred = None
         # What changed since the last CALC is found as ASE's check_state finds
-        # it, by comparing with what that CALC computed from, but as bytes: a
-        # microsecond where check_state costs hundreds. `last` holds the pbc,
-        # cell and positions bytes of the last CALC, or None when the
-        # calculator is to be told that everything changed (a fresh worker,
-        # after a failure); `last_other` the numbers and the other arrays
-        # check_state compares, and `other` those of the atoms now (None
-        # once NUMS or META changed them, until the next CALC).
+        # it, but by comparing bytes: a microsecond where check_state costs
+        # hundreds. `last` holds the pbc, cell and positions bytes of the last
+        # CALC, or None when the calculator is to be told that everything
+        # changed: a fresh worker, after a failure, and at every new
+        # configuration (NUMS or META), so that its results never depend on
+        # the configurations this worker computed before (autopara's outputs
+        # are the same for any number of workers, ranks or jobs).
         self.last = None
-        self.last_other = None
-        self.other = None
-        # A new configuration is always computed afresh (its info, which
-        # check_state ignores, may hold settings), told what changed as ASE
-        # would tell a calculator attached to each configuration in turn.
-        self.new_item = False
         self.ignored = set(getattr(calc, "ignored_changes", None) or ())
         # A BaseCalculator without its cache is told of all changes every
         # time (its check_state); Calculator, which turns that cache off for
@@ -249,10 +241,11 @@ class Server:
         (n,) = U32.unpack_from(buf, 0)
         numbers = np.frombuffer(buf, "<i4", n, 4)
         self.atoms = Atoms(numbers=numbers, pbc=False)
-        self.other, self.new_item = None, True
+        self.forget()
 
     def set_meta(self, buf):
-        self.other, self.new_item = None, True
+        # New info may hold settings that check_state does not look at.
+        self.forget()
         atoms = self.atoms
         info, off = read_entries(buf, 0)
         arrays, _ = read_entries(buf, off)
@@ -269,28 +262,21 @@ class Server:
     def changes(self, buf, n):
         """What differs from the last CALC, in ASE's system_changes names."""
         now = (bytes(buf[CELL_AT:POSITIONS_AT]), bytes(buf[8:11]), bytes(buf[POSITIONS_AT:POSITIONS_AT + 24 * n]))
-        if self.other is None:
-            arrays = self.atoms.arrays
-            self.other = tuple(arrays[k].tobytes() if k in arrays else None for k in OTHER_CHECKED)
         last, self.last = self.last, now
-        last_other, self.last_other = self.last_other, self.other
         if last is None or self.uncached:
             return list(all_changes)
         changed = [name for name, a, b in zip(("cell", "pbc", "positions"), last, now) if a != b]
-        if last_other is not self.other:
-            changed += [name for name, a, b in zip(OTHER_CHECKED, last_other, self.other) if a != b]
         return [name for name in changed if name not in self.ignored]
 
     def compute(self, atoms, names, changes):
         calc = self.calc
-        new_item, self.new_item = self.new_item, False
         if not self.ase_style:
             atoms.calc = calc
             getters = {"energy": atoms.get_potential_energy, "forces": atoms.get_forces,
                        "stress": atoms.get_stress, "energies": atoms.get_potential_energies}
             return {n: getters[n]() for n in names}
         # As ASE's get_property, with the changes known from the bytes.
-        if changes or new_item:
+        if changes:
             calc.atoms = None
             calc.results = {}
         missing = [n for n in names if n not in calc.results]
