@@ -231,3 +231,55 @@ fn faults_at_every_step_never_leave_partial_or_fabricated_outputs() {
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }
+
+/// `autopara run calculate` (Lennard-Jones) on `in.xyz` into `out.xyz` in
+/// `dir` under strace, tracing `calls`; returns the trace's lines.
+fn traced_calculate(dir: &Path, calls: &str, extra: &[&str]) -> Vec<String> {
+    let trace = dir.join("calculate-trace.txt");
+    let o = Command::new("strace")
+        .args(["-f", "-qq", "-o", trace.to_str().unwrap(), "-e", &format!("trace={calls}"), BIN])
+        .args(["run", "calculate", "-i", "in.xyz", "-o", "out.xyz", "-q", "--workers", "2"])
+        .args(["--args", r#"{"calculator": {"type": "lennard_jones"}}"#])
+        .args(extra)
+        .current_dir(dir)
+        .output()
+        .expect("strace is needed for this test (cargo xtask deps installs it)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = std::fs::read_to_string(&trace).unwrap().lines().map(str::to_owned).collect();
+    std::fs::remove_file(trace).unwrap();
+    lines
+}
+
+/// An output of several MiB has its write-back started as it is written,
+/// one MiB after another from its first byte (so the fsync that completes
+/// the run waits for little); an `--overwrite` run does not read the output
+/// it replaces, while a plain rerun reads it to check it before reusing it.
+#[test]
+fn large_outputs_are_written_back_as_they_grow_and_overwrite_reads_no_old_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let frame =
+        |i: usize| format!("2\nLattice=\"5 0 0 0 5 0 0 0 5\" pbc=\"T T T\" i={i}\nCu 0 0 0\nCu 1.25 1.5 1.75\n");
+    std::fs::write(dir.join("in.xyz"), (0..20_000).map(frame).collect::<String>()).unwrap();
+
+    let calls = traced_calculate(dir, "sync_file_range", &[]);
+    let size = std::fs::metadata(dir.join("out.xyz")).unwrap().len();
+    assert!(size > 5 << 20, "the output should span several MiB, not {size} bytes");
+    // `PID sync_file_range(fd, offset, len, SYNC_FILE_RANGE_WRITE) = 0`
+    let mut next = 0u64;
+    for line in &calls {
+        let args: Vec<&str> = line.split_once('(').unwrap().1.split(',').map(str::trim).collect();
+        let (offset, len): (u64, u64) = (args[1].parse().unwrap(), args[2].parse().unwrap());
+        assert_eq!(offset, next, "write-back ranges should follow each other: {calls:?}");
+        assert!(len >= 1 << 20 && args[3].starts_with("SYNC_FILE_RANGE_WRITE)"), "{line}");
+        next += len;
+    }
+    assert!(next + (1 << 20) + (1 << 16) > size, "write-back started for {next} of {size} bytes: {calls:?}");
+
+    let reads_output = |lines: &[String]| lines.iter().any(|l| l.contains("\"out.xyz\", O_RDONLY"));
+    assert!(reads_output(&traced_calculate(dir, "openat", &[])), "a rerun checks the output before reusing it");
+    assert!(
+        !reads_output(&traced_calculate(dir, "openat", &["--overwrite"])),
+        "--overwrite need not read the old output"
+    );
+}

@@ -77,6 +77,20 @@ pub fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
 }
 
+/// Removes `out` and its autopara record if present, so that a timed run
+/// writes a new output as a first run does (overwriting would add the
+/// unlinking of the old file to the time, which is not the op's).
+pub fn remove_output(out: &Path) -> Result<(), String> {
+    let mut record = out.as_os_str().to_owned();
+    record.push(".autopara.json");
+    for stale in [out.to_path_buf(), PathBuf::from(record)] {
+        if stale.exists() {
+            std::fs::remove_file(&stale).map_err(|e| format!("{}: {e}", stale.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Prints the load average and core count; wall-clock figures only mean
 /// something on an otherwise idle machine.
 pub fn print_load() {

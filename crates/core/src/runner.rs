@@ -232,7 +232,10 @@ impl<'a> PreparedRun<'a> {
         let files = if paths.is_empty() {
             None
         } else {
-            let digest = cache::input_digest(inputs)?;
+            // The pass over the input uses two of the run's threads when it has
+            // them; it counts frames only for a progress bar's total.
+            let pass = cache::DigestPass { threads: settings.workers, count_items: settings.progress };
+            let digest = cache::input_digest(inputs, pass)?;
             let key = RunKey::of(op, settings.seed, &digest, &outputs.tags);
             Some(FileRun { paths, digest, key })
         };

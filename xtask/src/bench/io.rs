@@ -92,9 +92,8 @@ fn peer(res: &serde_json::Value, key: &str) -> Option<Timing> {
 /// `autopara convert` of the file on 1 and 2 workers: best of three, each
 /// into a fresh output (the release binary, as a user runs it). The previous
 /// run's output and record are removed before each run, untimed: converting
-/// over them would add the costs of overwriting (the old output is checked
-/// against its record, then unlinked by the final rename) to two of the three
-/// runs, which are not the conversion's.
+/// over them would add the cost of overwriting (the old output unlinked by
+/// the final rename) to two of the three runs, which is not the conversion's.
 fn convert(dir: &Path, file: &Path) -> Result<[Timing; 2], String> {
     let bin = util::release_autopara(&util::root(), "")?;
     let mut times = [Timing { wall: 0.0, cpu: 0.0 }; 2];
@@ -102,11 +101,7 @@ fn convert(dir: &Path, file: &Path) -> Result<[Timing; 2], String> {
         let out = dir.join(format!("convert-{workers}.xyz"));
         let mut best = Timing { wall: f64::INFINITY, cpu: f64::INFINITY };
         for _ in 0..3 {
-            for stale in [out.clone(), dir.join(format!("convert-{workers}.xyz.autopara.json"))] {
-                if stale.exists() {
-                    std::fs::remove_file(&stale).map_err(|e| format!("{}: {e}", stale.display()))?;
-                }
-            }
+            util::remove_output(&out)?;
             let mut cmd = std::process::Command::new(&bin);
             cmd.arg("convert").arg(file).arg("-o").arg(&out).args(["--workers", workers]);
             cmd.stdout(std::process::Stdio::null());

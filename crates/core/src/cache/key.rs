@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
+use std::path::PathBuf;
 
 /// The version of autopara that wrote an output: part of the key, so an
 /// upgrade never serves results computed by older code.
@@ -116,32 +117,37 @@ impl FrameCounter {
     }
 }
 
+/// How [`input_digest`] passes over input files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestPass {
+    /// Threads for the pass: from 2, one reads the files while another hashes them.
+    pub threads: usize,
+    /// Count the files' frames (for a progress bar's total); without it
+    /// [`InputDigest::items`] is `None` for files.
+    pub count_items: bool,
+}
+
+impl Default for DigestPass {
+    /// One thread, counting frames.
+    fn default() -> DigestPass {
+        DigestPass { threads: 1, count_items: true }
+    }
+}
+
+/// Bytes read from an input file at a time by [`input_digest`].
+const DIGEST_BLOCK: usize = 1 << 20;
+
 /// The digest of the inputs' content: the bytes of every input file (with
 /// its length, so file boundaries count), the JSON of every in-memory item
 /// (with its location), or the counter range. Chunking and workers play no
-/// part. The pass over the files also counts their frames (for progress).
-pub fn input_digest(inputs: &ConfigSet) -> Result<InputDigest> {
+/// part; `pass` says how many threads read and hash the files and whether
+/// their frames are counted (for progress).
+pub fn input_digest(inputs: &ConfigSet, pass: DigestPass) -> Result<InputDigest> {
     let mut h = blake3::Hasher::new();
     let mut items = inputs.len_hint();
     if inputs.is_files() {
         h.update(b"files\0");
-        let mut total = Some(0u64);
-        let mut buf = vec![0u8; 1 << 20];
-        for path in inputs.files() {
-            crate::configset::check_input_file(path)?;
-            let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-            let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-            h.update(&len.to_le_bytes());
-            let mut counter = FrameCounter::default();
-            loop {
-                let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
-                let Some(bytes) = buf.get(..n).filter(|b| !b.is_empty()) else { break };
-                h.update(bytes);
-                counter.feed(bytes);
-            }
-            total = total.zip(counter.finish()).map(|(a, b)| a + b);
-        }
-        items = total;
+        items = digest_files(inputs.files(), pass, &mut h)?;
     } else if inputs.is_counters() {
         h.update(b"counters\0");
         h.update(&inputs.len_hint().unwrap_or(0).to_le_bytes());
@@ -155,6 +161,70 @@ pub fn input_digest(inputs: &ConfigSet) -> Result<InputDigest> {
         }
     }
     Ok(InputDigest { digest: format!("blake3:{}", h.finalize().to_hex()), items })
+}
+
+/// Hashes `files` into `h` (each file's length, then its bytes) and, when
+/// `pass` asks, counts their frames (`None` when not asked or a frame
+/// header is not a plain count).
+fn digest_files(files: &[PathBuf], pass: DigestPass, h: &mut blake3::Hasher) -> Result<Option<u64>> {
+    if pass.threads < 2 {
+        return read_files(files, pass.count_items, |block| {
+            h.update(&block);
+            block
+        });
+    }
+    // This thread reads (and counts) the next block while another hashes the
+    // last; blocks go back and forth, so at most four are ever allocated.
+    let (to_hasher, blocks) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    let (to_reader, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|s| {
+        let hasher = s.spawn(move || {
+            for block in blocks {
+                h.update(&block);
+                // The reader may have stopped on an error: nothing to give back then.
+                let _ = to_reader.send(block);
+            }
+        });
+        let items = read_files(files, pass.count_items, |block| {
+            // A send fails only when the hasher has gone, which its join reports.
+            let _ = to_hasher.send(block);
+            spare.try_recv().unwrap_or_default()
+        });
+        drop(to_hasher);
+        hasher.join().map_err(|_| Error::Other("the input digest's hashing thread panicked".into()))?;
+        items
+    })
+}
+
+/// Reads `files` block by block, handing each file's length and then its
+/// bytes to `feed`, which returns a buffer for the next block; counts the
+/// frames when `count` (see [`digest_files`]).
+fn read_files(files: &[PathBuf], count: bool, mut feed: impl FnMut(Vec<u8>) -> Vec<u8>) -> Result<Option<u64>> {
+    let mut total = Some(0u64);
+    let mut buf = Vec::new();
+    for path in files {
+        crate::configset::check_input_file(path)?;
+        let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+        buf.clear();
+        buf.extend_from_slice(&len.to_le_bytes());
+        buf = feed(buf);
+        let mut counter = FrameCounter::default();
+        loop {
+            buf.resize(DIGEST_BLOCK, 0);
+            let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            if count {
+                counter.feed(&buf);
+            }
+            buf = feed(buf);
+        }
+        total = total.zip(counter.finish()).map(|(a, b)| a + b);
+    }
+    Ok(total.filter(|_| count))
 }
 
 /// `value` with every object's keys sorted, so equal arguments serialize equally.
@@ -294,24 +364,51 @@ mod tests {
     #[test]
     fn input_digest_counts_frames_and_ignores_file_names() {
         use crate::atoms::Atoms;
+        let digest = |inputs: &ConfigSet| input_digest(inputs, DigestPass::default()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let frames: Vec<Atoms> = (1..=4).map(|n| Atoms::new(vec![1; n], vec![[0.0; 3]; n])).collect();
         let (a, b) = (dir.path().join("a.xyz"), dir.path().join("b.xyz"));
         crate::extxyz::write_file(&a, &frames).unwrap();
         crate::extxyz::write_file(&b, &frames[..1]).unwrap();
-        let both = input_digest(&ConfigSet::from_files(vec![a.clone(), b.clone()])).unwrap();
+        let both = digest(&ConfigSet::from_files(vec![a.clone(), b.clone()]));
         assert_eq!(both.items, Some(5));
         let moved = dir.path().join("moved.xyz");
         std::fs::copy(&a, &moved).unwrap();
-        let one = input_digest(&ConfigSet::from_files(vec![a.clone()])).unwrap();
-        assert_eq!(one, input_digest(&ConfigSet::from_files(vec![moved])).unwrap());
+        let one = digest(&ConfigSet::from_files(vec![a.clone()]));
+        assert_eq!(one, digest(&ConfigSet::from_files(vec![moved])));
         assert_ne!(one.digest, both.digest);
         std::fs::write(&b, "not a count\nx\n").unwrap();
-        assert_eq!(input_digest(&ConfigSet::from_files(vec![b])).unwrap().items, None);
-        let mem = input_digest(&ConfigSet::from_atoms(frames.clone())).unwrap();
+        assert_eq!(digest(&ConfigSet::from_files(vec![b])).items, None);
+        let mem = digest(&ConfigSet::from_atoms(frames.clone()));
         assert_eq!(mem.items, Some(4));
-        assert_ne!(mem.digest, input_digest(&ConfigSet::from_atoms(frames[..3].to_vec())).unwrap().digest);
-        assert_eq!(input_digest(&ConfigSet::counters(7)).unwrap().items, Some(7));
+        assert_ne!(mem.digest, digest(&ConfigSet::from_atoms(frames[..3].to_vec())).digest);
+        assert_eq!(digest(&ConfigSet::counters(7)).items, Some(7));
+    }
+
+    #[test]
+    fn input_digest_is_the_same_on_two_threads_and_without_counting() {
+        let dir = tempfile::tempdir().unwrap();
+        let frame = |i: usize| format!("1\nn={i}\nH 0 0 {i}\n");
+        let (big, small) = (dir.path().join("big.xyz"), dir.path().join("small.xyz"));
+        // More than two blocks, ending mid-block; then a file of one frame.
+        std::fs::write(&big, (0..150_000).map(frame).collect::<String>()).unwrap();
+        assert!(std::fs::metadata(&big).unwrap().len() > 2 * DIGEST_BLOCK as u64 + 1000);
+        std::fs::write(&small, frame(7)).unwrap();
+        let inputs = ConfigSet::from_files(vec![big, small]);
+        let one = input_digest(&inputs, DigestPass::default()).unwrap();
+        assert_eq!(one.items, Some(150_001));
+        let two = input_digest(&inputs, DigestPass { threads: 2, count_items: true }).unwrap();
+        assert_eq!(two, one);
+        for threads in [1, 2] {
+            let uncounted = input_digest(&inputs, DigestPass { threads, count_items: false }).unwrap();
+            assert_eq!((uncounted.digest.as_str(), uncounted.items), (one.digest.as_str(), None));
+        }
+        // Unreadable input stops either pass with the file's name.
+        let missing = ConfigSet::from_files(vec![dir.path().join("missing.xyz")]);
+        for threads in [1, 2] {
+            let err = input_digest(&missing, DigestPass { threads, count_items: true }).unwrap_err().to_string();
+            assert!(err.contains("missing.xyz"), "{err}");
+        }
     }
 
     #[test]

@@ -46,7 +46,7 @@ use crate::sidecar::{
     failures_path, journal_path, partial_failures_path, partial_path, read_json, record_path, record_tmp_path,
 };
 use journal::{Journal, JournalState, OutputState, Resumable};
-pub use key::{AUTOPARA_VERSION, InputDigest, RunKey, canonical_json, input_digest};
+pub use key::{AUTOPARA_VERSION, DigestPass, InputDigest, RunKey, canonical_json, input_digest};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -191,9 +191,14 @@ pub fn plan(outputs: &[PathBuf], key: &RunKey, overwrite: bool) -> Result<Plan> 
             Some(record) => {
                 let changes = key.changes_from(&record.key);
                 let size = std::fs::metadata(out).map_err(io_err(out))?.len();
+                // Under overwrite the output is recomputed whatever it holds:
+                // reading all of it for its digest would only change a message.
+                let modified = || -> Result<bool> {
+                    Ok(size != record.bytes || (!overwrite && file_digest(out)? != record.digest))
+                };
                 if !changes.is_empty() {
                     Some(format!("{} holds results of a different run: {}", out.display(), changes.join("; ")))
-                } else if size != record.bytes || file_digest(out)? != record.digest {
+                } else if modified()? {
                     Some(format!(
                         "{} was modified after autopara wrote it (its digest differs from the record)",
                         out.display()
@@ -315,18 +320,35 @@ pub fn remove_leftovers(outputs: &[PathBuf]) -> Result<()> {
 
 /// A writer that counts and hashes the bytes through it. It sits under the
 /// output's buffer, so that it hashes large blocks (blake3 is fastest on
-/// many 1 KiB chunks at once).
-struct Counting<W> {
-    inner: W,
+/// many 1 KiB chunks at once). Every [`WRITEBACK_EVERY`] bytes it asks the
+/// kernel to start writing them to disk, so that the `fsync` completing the
+/// run finds most of the file written instead of all of it to write.
+struct Counting {
+    inner: File,
     bytes: u64,
     hash: blake3::Hasher,
+    /// The bytes before this offset have been handed to the kernel's write-back.
+    queued: u64,
 }
 
-impl<W: Write> Write for Counting<W> {
+/// How many bytes of a partial file accumulate before their write-back is started.
+const WRITEBACK_EVERY: u64 = 1 << 20;
+
+impl Counting {
+    fn new(inner: File, bytes: u64, hash: blake3::Hasher) -> Counting {
+        Counting { inner, bytes, hash, queued: bytes }
+    }
+}
+
+impl Write for Counting {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hash.update(buf.get(..n).unwrap_or_default());
         self.bytes += n as u64;
+        if self.bytes - self.queued >= WRITEBACK_EVERY {
+            start_writeback(&self.inner, self.queued, self.bytes - self.queued);
+            self.queued = self.bytes;
+        }
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -334,8 +356,26 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
+/// Asks the kernel to start writing `len` bytes of `file` from `offset` to
+/// disk, without waiting for it (Linux's `sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`; elsewhere nothing). It is advice: durability
+/// still comes from the `fsync` in [`FileSink::finish`], which reports any
+/// error, so an error here is ignored.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
+    // SAFETY: sync_file_range takes integers only and touches no memory of
+    // ours; the descriptor stays open while `file` is borrowed.
+    #[allow(unsafe_code)]
+    let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
 /// A partial file being written: buffered, then counted and hashed.
-type Hashed = BufWriter<Counting<File>>;
+type Hashed = BufWriter<Counting>;
 
 /// Bytes written to `w` so far, buffered ones included.
 fn written(w: &Hashed) -> u64 {
@@ -403,7 +443,7 @@ fn open_at(path: &Path, len: u64, digest: &str) -> Result<Hashed> {
     cut_to(path, len)?;
     let hash = verified_prefix(path, len, digest)?.map_err(|why| Error::Cache(format!("{why}; rerun to recompute")))?;
     let file = OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
-    Ok(BufWriter::with_capacity(1 << 16, Counting { inner: file, bytes: len, hash }))
+    Ok(BufWriter::with_capacity(1 << 16, Counting::new(file, len, hash)))
 }
 
 /// Writes `text` to `path` durably: into `tmp`, synced, renamed.
