@@ -118,6 +118,10 @@ impl Pool for CancelPool<'_> {
     fn spare_items(&mut self) -> Option<Vec<Item>> {
         self.inner.spare_items()
     }
+
+    fn parses_frames(&self) -> bool {
+        self.inner.parses_frames()
+    }
 }
 
 impl Backend for Cancellable {
