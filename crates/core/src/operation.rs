@@ -103,10 +103,20 @@ impl Item {
     /// Parses the item's configuration if it is still a [`Payload::Frame`];
     /// the error is the one reading its file gives.
     pub fn parse_frame(&mut self) -> crate::error::Result<()> {
-        if let Payload::Frame(raw) = &self.payload {
-            self.payload = Payload::Atoms(raw.parse()?);
-        }
-        Ok(())
+        self.parse_frame_keeping_text().map(drop)
+    }
+
+    /// [`parse_frame`](Self::parse_frame), handing back the text the
+    /// configuration was parsed from (`None` when there was none), so that
+    /// the thread that read it can free it: a worker freeing the reader's
+    /// buffers would wait on the reader's allocator lock.
+    pub fn parse_frame_keeping_text(&mut self) -> crate::error::Result<Option<RawFrame>> {
+        let Payload::Frame(raw) = &self.payload else { return Ok(None) };
+        let atoms = Payload::Atoms(raw.parse()?);
+        Ok(match std::mem::replace(&mut self.payload, atoms) {
+            Payload::Frame(raw) => Some(raw),
+            _ => None,
+        })
     }
 }
 

@@ -122,6 +122,10 @@ impl Pool for CancelPool<'_> {
     fn parses_frames(&self) -> bool {
         self.inner.parses_frames()
     }
+
+    fn recycle_bytes(&mut self, bytes: Vec<u8>) {
+        self.inner.recycle_bytes(bytes);
+    }
 }
 
 impl Backend for Cancellable {

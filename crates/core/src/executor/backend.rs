@@ -9,6 +9,7 @@
 
 use super::{ChunkOutcome, ChunkTask, Encoder, Initializer, JobSpec, run_items};
 use crate::error::{Error, Result};
+use crate::extxyz::RawFrame;
 use crate::operation::{Item, Operation, WorkerContext};
 use std::collections::VecDeque;
 use std::fmt;
@@ -64,6 +65,15 @@ pub trait Pool {
     fn parses_frames(&self) -> bool {
         false
     }
+    /// Takes back the buffer of a written chunk's encoded bytes
+    /// ([`ChunkOutcome::encoded`](super::ChunkOutcome::encoded)), for a worker
+    /// to encode a later chunk into. In-process pools reuse it: encoding then
+    /// grows no new buffer per chunk, and the buffer is not freed by another
+    /// thread than the one that made it (which, with glibc's allocator, makes
+    /// threads wait on each other's arena locks). The default drops it.
+    fn recycle_bytes(&mut self, bytes: Vec<u8>) {
+        drop(bytes);
+    }
 }
 
 /// Where chunks run.
@@ -87,6 +97,8 @@ struct SerialPool<'a> {
     done: Option<ChunkOutcome>,
     /// The item buffer of the last chunk, emptied, for reuse.
     spare: Option<Vec<Item>>,
+    /// The encoded-bytes buffer of the last chunk written, for reuse.
+    spare_bytes: Option<Vec<u8>>,
 }
 
 impl Pool for SerialPool<'_> {
@@ -96,7 +108,9 @@ impl Pool for SerialPool<'_> {
 
     fn submit(&mut self, task: ChunkTask) -> Result<()> {
         let ChunkTask { chunk, mut items } = task;
-        let outcome = run_items(self.job.op, self.job.encoder, &mut self.ctx, chunk, &mut items);
+        let bytes = self.spare_bytes.take().unwrap_or_default();
+        let mut texts = Vec::new();
+        let outcome = run_items(self.job.op, self.job.encoder, &mut self.ctx, chunk, &mut items, bytes, &mut texts);
         if self.done.replace(outcome).is_some() {
             return Err(Error::Other("serial backend: a chunk was submitted before the last was received".into()));
         }
@@ -111,6 +125,10 @@ impl Pool for SerialPool<'_> {
 
     fn spare_items(&mut self) -> Option<Vec<Item>> {
         self.spare.take()
+    }
+
+    fn recycle_bytes(&mut self, bytes: Vec<u8>) {
+        self.spare_bytes = Some(bytes);
     }
 
     fn parses_frames(&self) -> bool {
@@ -129,7 +147,7 @@ impl Backend for SerialBackend {
 
     fn run(&self, job: &Job<'_>, driver: &mut dyn FnMut(&mut dyn Pool) -> Result<()>) -> Result<()> {
         let ctx = job.worker_context(0)?;
-        let mut pool = SerialPool { job, ctx, done: None, spare: None };
+        let mut pool = SerialPool { job, ctx, done: None, spare: None, spare_bytes: None };
         driver(&mut pool)
     }
 }
@@ -166,6 +184,8 @@ struct Done {
     took: Duration,
     /// The chunks' item buffers, emptied, for reuse.
     spare: Vec<Vec<Item>>,
+    /// The texts of the frames parsed, for the driver, which read them, to free.
+    texts: Vec<RawFrame>,
 }
 
 /// A worker's reply, or why it could not start.
@@ -183,6 +203,9 @@ struct ThreadPool {
     ready: VecDeque<ChunkOutcome>,
     /// Emptied item buffers returned by workers.
     spare: Vec<Vec<Item>>,
+    /// Written chunks' encoded-bytes buffers, for workers to take (at most
+    /// one per outstanding chunk).
+    spare_bytes: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl ThreadPool {
@@ -214,11 +237,12 @@ impl Pool for ThreadPool {
                 return Ok(outcome);
             }
             self.send_batch()?;
-            let Done { outcomes, took, spare } = self
+            let Done { outcomes, took, spare, texts } = self
                 .outcomes
                 .recv()
                 .map_err(|_| Error::Other("threads backend: every worker has stopped".into()))??;
             self.spare.extend(spare);
+            drop(texts);
             let per_chunk = took / outcomes.len().max(1) as u32;
             self.per_message = if per_chunk.is_zero() {
                 MAX_CHUNKS_PER_MESSAGE
@@ -231,6 +255,12 @@ impl Pool for ThreadPool {
 
     fn spare_items(&mut self) -> Option<Vec<Item>> {
         self.spare.pop()
+    }
+
+    fn recycle_bytes(&mut self, bytes: Vec<u8>) {
+        if let Ok(mut spare) = self.spare_bytes.lock() {
+            spare.push(bytes);
+        }
     }
 
     fn parses_frames(&self) -> bool {
@@ -251,12 +281,14 @@ impl Backend for ThreadsBackend {
         let (task_tx, task_rx) = mpsc::channel::<Vec<ChunkTask>>();
         let task_rx = Arc::new(Mutex::new(task_rx));
         let (out_tx, out_rx) = mpsc::channel::<Reply>();
+        let spare_bytes: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
         // Set when the driver stops early, so workers drop queued chunks.
         let cancelled = AtomicBool::new(false);
         std::thread::scope(|scope| {
             for worker in 0..self.workers {
                 let task_rx = Arc::clone(&task_rx);
                 let out_tx = out_tx.clone();
+                let spare_bytes = Arc::clone(&spare_bytes);
                 let cancelled = &cancelled;
                 let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
                     let mut ctx = match job.worker_context(worker) {
@@ -279,12 +311,22 @@ impl Backend for ThreadsBackend {
                         let start = Instant::now();
                         let mut outcomes = Vec::with_capacity(tasks.len());
                         let mut spare = Vec::with_capacity(tasks.len());
+                        let mut texts = Vec::new();
                         for ChunkTask { chunk, mut items } in tasks {
-                            outcomes.push(run_items(job.op, job.encoder, &mut ctx, chunk, &mut items));
+                            let bytes = spare_bytes.lock().ok().and_then(|mut b| b.pop()).unwrap_or_default();
+                            outcomes.push(run_items(
+                                job.op,
+                                job.encoder,
+                                &mut ctx,
+                                chunk,
+                                &mut items,
+                                bytes,
+                                &mut texts,
+                            ));
                             items.clear();
                             spare.push(items);
                         }
-                        if out_tx.send(Ok(Done { outcomes, took: start.elapsed(), spare })).is_err() {
+                        if out_tx.send(Ok(Done { outcomes, took: start.elapsed(), spare, texts })).is_err() {
                             return;
                         }
                     }
@@ -308,6 +350,7 @@ impl Backend for ThreadsBackend {
                 per_message: 1,
                 ready: VecDeque::new(),
                 spare: Vec::new(),
+                spare_bytes,
             };
             let result = driver(&mut pool);
             if result.is_err() {

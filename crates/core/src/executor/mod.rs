@@ -39,6 +39,7 @@ mod settings;
 
 use crate::atoms::{Atoms, Value};
 use crate::error::{Error, Result};
+use crate::extxyz::RawFrame;
 use crate::operation::{Item, ItemFailure, ItemResult, Location, Operation, WorkerContext};
 use backend::Job;
 use indexmap::IndexMap;
@@ -196,14 +197,19 @@ pub struct EncodedChunk {
     pub items: Vec<Option<(usize, u64)>>,
 }
 
-/// Encodes the successful results of a chunk with `encoder`, leaving them empty.
-fn encode_results(encoder: &Encoder, results: &mut [ItemResult]) -> EncodedChunk {
-    let mut chunk = EncodedChunk { bytes: Vec::new(), items: Vec::with_capacity(results.len()) };
+/// Encodes the successful results of a chunk with `encoder` into `bytes`
+/// (emptied first: a buffer of an earlier chunk, so that its room is reused),
+/// leaving the results empty.
+fn encode_results(encoder: &Encoder, results: &mut [ItemResult], mut bytes: Vec<u8>) -> EncodedChunk {
+    bytes.clear();
+    let mut chunk = EncodedChunk { bytes, items: Vec::with_capacity(results.len()) };
     for result in results {
         let encoded = match result {
             Ok(frames) => encoder.encode(frames, &mut chunk.bytes).then(|| {
                 let n = frames.len() as u64;
-                frames.clear();
+                // Freed here, by the thread that made them: the driver freeing
+                // them would wait on this thread's allocator lock.
+                *frames = Vec::new();
                 (chunk.bytes.len(), n)
             }),
             Err(_) => None,
@@ -320,25 +326,32 @@ fn call_op(
 /// Runs one chunk in a worker, isolating failures per item: the function every
 /// backend's workers call. Unparsed frames are parsed first.
 pub fn execute_chunk(op: &dyn Operation, ctx: &mut WorkerContext, mut task: ChunkTask) -> ChunkOutcome {
-    run_items(op, None, ctx, task.chunk, &mut task.items)
+    run_items(op, None, ctx, task.chunk, &mut task.items, Vec::new(), &mut Vec::new())
 }
 
 /// [`execute_chunk`] on a reused item buffer (in-process backends), encoding
-/// the results with `encoder` when there is one.
+/// the results with `encoder` when there is one, into `bytes` (a spent
+/// buffer handed back by [`Pool::recycle_bytes`], or a new one). The texts
+/// of parsed frames go to `texts`, for the thread that read them to free.
 fn run_items(
     op: &dyn Operation,
     encoder: Option<&Encoder>,
     ctx: &mut WorkerContext,
     chunk: u64,
     items: &mut [Item],
+    bytes: Vec<u8>,
+    texts: &mut Vec<RawFrame>,
 ) -> ChunkOutcome {
     for item in items.iter_mut() {
-        if let Err(e) = item.parse_frame() {
-            return ChunkOutcome { bad_frame: Some(frame_error(e, item)), ..ChunkOutcome::new(chunk, Vec::new()) };
+        match item.parse_frame_keeping_text() {
+            Ok(text) => texts.extend(text),
+            Err(e) => {
+                return ChunkOutcome { bad_frame: Some(frame_error(e, item)), ..ChunkOutcome::new(chunk, Vec::new()) };
+            }
         }
     }
     let mut results = execute_items(op, ctx, items);
-    let encoded = encoder.map(|e| encode_results(e, &mut results));
+    let encoded = encoder.map(|e| encode_results(e, &mut results, bytes));
     ChunkOutcome { chunk, results, encoded, bad_frame: None }
 }
 
@@ -482,7 +495,10 @@ pub fn execute(
                         done.results.len()
                     )));
                 }
-                write_chunk(op, &meta, &mut location, done, sink, settings.skip_failed, &mut stats)?;
+                let spent = write_chunk(op, &meta, &mut location, done, sink, settings.skip_failed, &mut stats)?;
+                if let Some(bytes) = spent {
+                    pool.recycle_bytes(bytes);
+                }
                 progress.advance(n);
                 next_write += 1;
                 meta.clear();
@@ -535,6 +551,7 @@ impl ChunkMeta {
 }
 
 /// Passes one chunk's results to the sink in order, then checkpoints.
+/// Returns the buffer of the chunk's encoded bytes, if it had one, for reuse.
 fn write_chunk(
     op: &dyn Operation,
     meta: &ChunkMeta,
@@ -543,9 +560,10 @@ fn write_chunk(
     sink: &mut dyn ResultSink,
     skip_failed: bool,
     stats: &mut RunStats,
-) -> Result<()> {
+) -> Result<Option<Vec<u8>>> {
     let ChunkOutcome { results, encoded, .. } = outcome;
     let mut next_index = None;
+    let had_bytes = encoded.is_some();
     let (bytes, encoded) = encoded.map(|e| (e.bytes, e.items)).unwrap_or_default();
     let mut start = 0;
     for (k, result) in results.into_iter().enumerate() {
@@ -602,10 +620,10 @@ fn write_chunk(
         stats.items += 1;
         next_index = Some(index + 1);
     }
-    match next_index {
-        Some(i) => sink.checkpoint(i, false),
-        None => Ok(()),
+    if let Some(i) = next_index {
+        sink.checkpoint(i, false)?;
     }
+    Ok(had_bytes.then_some(bytes))
 }
 
 #[cfg(test)]

@@ -404,3 +404,23 @@ fn outcomes_that_do_not_match_their_chunk_are_errors() {
         }
     }
 }
+
+#[test]
+fn parsed_frames_hand_their_text_back_for_the_reader_to_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.xyz");
+    std::fs::write(&path, "1\nenergy=-1.5\nCu 0 0 0\n2\n\nH 0 0 0\nH 0 0 0.74\n").unwrap();
+    let inputs = crate::configset::ConfigSet::from_files(vec![path.clone()]);
+    let mut items: Vec<Item> = inputs.unparsed_items().unwrap().map(|i| i.unwrap()).collect();
+    let expected = crate::extxyz::read_file(&path).unwrap();
+    let mut texts = Vec::new();
+    for (item, want) in items.iter_mut().zip(&expected) {
+        let Payload::Frame(raw) = &item.payload else { panic!("unparsed_items should give frames") };
+        let raw = raw.clone();
+        texts.extend(item.parse_frame_keeping_text().unwrap());
+        assert_eq!(texts.last(), Some(&raw), "the text handed back is the frame's");
+        assert_eq!(item.atoms().unwrap(), want);
+        assert_eq!(item.parse_frame_keeping_text().unwrap(), None, "a parsed item has no text left");
+    }
+    assert_eq!(texts.len(), 2);
+}
