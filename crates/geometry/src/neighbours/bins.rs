@@ -178,15 +178,6 @@ impl Bins {
     /// `reach` of its own, unsorted; returns how many distances were
     /// evaluated. `cell` has the rows of open directions zeroed. Stops early
     /// once it holds more than `limit` candidates (the caller refuses the list).
-    ///
-    /// The bins along the last axis that are adjacent in the grid and share
-    /// an image are adjacent in the sorted atoms too, so each is scanned as
-    /// one run (one image vector each, a few runs per centre rather than a
-    /// visit per bin). In a cell with only diagonal entries each row of bins
-    /// is cut to the bins its column has within the radius of the centre
-    /// (rows entirely beyond it are skipped). A run's squared distances are
-    /// computed in one vectorised loop, and the atoms within reach picked
-    /// out without branching on them (about one in eight, at random).
     pub(super) fn cell_candidates(
         &self,
         cell: &[[f64; 3]; 3],
@@ -196,16 +187,137 @@ impl Bins {
         limit: usize,
         scratch: &mut CellScratch,
     ) -> u64 {
-        let [_, nby, nbz] = self.count;
-        let CellScratch { found: out, r2: r2_scratch, near: near_scratch } = scratch;
+        let CellScratch { found: out, run, .. } = scratch;
         out.clear();
+        let ki = self.wraps[i];
+        // This visit never gives up.
+        self.scan(cell, kind, i, search2, limit, run, |[sx, sy, sz], lo, near| {
+            for &k in near {
+                let t = lo + k as usize;
+                let (j, kj) = (self.atoms[t], self.sorted_wraps[t]);
+                let s = [sx - kj[0] + ki[0], sy - kj[1] + ki[1], sz - kj[2] + ki[2]];
+                // `j != i` is almost always true (predictable); the self-image test is rare.
+                if j != i || keep(kind, i, j, s) {
+                    out.push((j, s));
+                }
+            }
+            Some(out.len())
+        })
+        .unwrap_or(0)
+    }
+
+    /// The candidates of [`Bins::cell_candidates`] as sort keys into
+    /// `scratch.keys`: the neighbour above 32 bits, below them the index of
+    /// the shift in `grid` (lexicographic in the shift, so the keys sort as
+    /// the pairs `(j, shift)` do), computed per run of bins less a number per
+    /// neighbour ([`Bins::wrap_offsets`] in `scratch`) instead of per pair.
+    /// Returns how many distances were evaluated, or `None` when some shift
+    /// falls outside the grid (then the caller takes the candidates as pairs).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn cell_keys(
+        &self,
+        cell: &[[f64; 3]; 3],
+        kind: ListKind,
+        i: usize,
+        search2: f64,
+        limit: usize,
+        grid: &ShiftGrid,
+        scratch: &mut CellScratch,
+    ) -> Option<u64> {
+        let CellScratch { keys, run, offsets, .. } = scratch;
+        keys.clear();
+        let ki = self.wraps[i];
+        self.scan(cell, kind, i, search2, limit, run, |image, lo, near| {
+            // A pair's shift is image − (its wrap) + (the centre's): within
+            // the grid along each axis for every wrap between the lowest and
+            // the highest. The grid spans every image the search visits, so
+            // this holds; it is checked per run all the same, since a wrong
+            // index would silently number a wrong shift.
+            let mut base = 0i64;
+            for k in 0..3 {
+                let at = i64::from(image[k]) + i64::from(ki[k]) - i64::from(grid.lo[k]);
+                let (first, last) = (at - i64::from(grid.wraps.1[k]), at - i64::from(grid.wraps.0[k]));
+                if first < 0 || last >= grid.span[k] as i64 {
+                    return None;
+                }
+                base += at * grid.stride[k];
+            }
+            for &k in near {
+                let t = lo + k as usize;
+                let j = self.atoms[t];
+                // In range: 0 <= base - offset < the grid's cells, which fit 32 bits.
+                let key = ((j as u64) << 32) | (base - offsets[t]) as u64;
+                // `j != i` is almost always true (predictable); the self-image test is rare.
+                if j != i || {
+                    let kj = self.sorted_wraps[t];
+                    keep(kind, i, j, std::array::from_fn(|a| image[a] - kj[a] + ki[a]))
+                } {
+                    keys.push(key);
+                }
+            }
+            Some(keys.len())
+        })
+    }
+
+    /// Each atom's wrap (in bin order) as an offset into `grid`: subtracted
+    /// from a run's base in [`Bins::cell_keys`].
+    pub(super) fn wrap_offsets(&self, grid: &ShiftGrid, scratch: &mut CellScratch) {
+        scratch.offsets.clear();
+        scratch
+            .offsets
+            .extend(self.sorted_wraps.iter().map(|w| (0..3).map(|k| i64::from(w[k]) * grid.stride[k]).sum::<i64>()));
+    }
+
+    /// Visits the candidates of centre `i` within `sqrt(search2)`: for each
+    /// run of bins, `visit(image shift, first atom of the run in bin order,
+    /// offsets of the atoms within reach)`, which returns how many candidates
+    /// are held (then the scan stops once past `limit`), or `None` to give
+    /// up (then so does the scan). Returns how many distances were evaluated.
+    ///
+    /// The bins along the last axis that are adjacent in the grid and share
+    /// an image are adjacent in the sorted atoms too, so each is scanned as
+    /// one run (one image vector each, a few runs per centre rather than a
+    /// visit per bin). In a cell with only diagonal entries each row of bins
+    /// is cut to the bins its column has within the radius of the centre
+    /// (rows entirely beyond it are skipped). A run's squared distances are
+    /// computed in one vectorised loop, and the atoms within reach picked
+    /// out without branching on them (about one in eight, at random).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn scan(
+        &self,
+        cell: &[[f64; 3]; 3],
+        kind: ListKind,
+        i: usize,
+        search2: f64,
+        limit: usize,
+        scratch: &mut RunScratch,
+        mut visit: impl FnMut([i32; 3], usize, &[u32]) -> Option<usize>,
+    ) -> Option<u64> {
+        let [_, nby, nbz] = self.count;
         let [rx, ry, rz] = self.reach;
         // Half lists keep j >= i (j == i only for a positive image shift).
         let first = if kind == ListKind::Half { i } else { 0 };
         let bi = self.atom_bin[i];
-        let ki = self.wraps[i];
         let wi = self.wrapped[i];
+        let RunScratch { r2: r2_scratch, near: near_scratch, gaps } = scratch;
+        // In a diagonal cell, the squared gaps in Å from the centre to each
+        // slab of bins within reach along each axis, a hair short against
+        // rounding.
+        if let Some(w) = self.diagonal {
+            let u = self.grid[i];
+            for (k, gaps) in gaps.iter_mut().enumerate() {
+                let r = self.reach[k];
+                gaps.clear();
+                gaps.extend((-r..=r).map(|o| {
+                    let b = (bi[k] as i64 + o) as f64;
+                    let gap = (b - u[k]).max(u[k] - (b + 1.0)).max(0.0) * w[k] * (1.0 - MARGIN);
+                    gap * gap
+                }));
+            }
+        }
         let mut examined = 0;
+        let mut held = 0;
         for ox in -rx..=rx {
             let Some((wx, sx)) = self.neighbour_bin(0, bi[0], ox) else { continue };
             for oy in -ry..=ry {
@@ -213,26 +325,20 @@ impl Bins {
                 let row = (wx * nby + wy) * nbz;
                 // The offsets along the last axis that can hold a neighbour:
                 // all within reach, or for a diagonal cell those of the bins
-                // this row's column has within the radius.
+                // this row's column has within the radius: the middle ones,
+                // since the gaps grow away from the centre's bin (its
+                // coordinate lies within it, or a rounding's hair outside).
                 let (z_first, z_last) = match self.diagonal {
-                    Some(w) if w[2] > 0.0 => {
-                        let u = self.grid[i];
-                        // Gaps in Å from the centre to the column, a hair short against rounding.
-                        let gap = |k: usize, o: i64| {
-                            let b = (bi[k] as i64 + o) as f64;
-                            (b - u[k]).max(u[k] - (b + 1.0)).max(0.0) * w[k] * (1.0 - MARGIN)
-                        };
-                        let (gx, gy) = (gap(0, ox), gap(1, oy));
-                        let h2 = search2 - gx * gx - gy * gy;
+                    Some(_) => {
+                        let h2 = search2 - gaps[0][(ox + rx) as usize] - gaps[1][(oy + ry) as usize];
                         if h2 < 0.0 {
                             continue;
                         }
-                        let h = h2.sqrt() / w[2] * (1.0 + MARGIN) + MARGIN;
-                        let first = (u[2] - h).floor() as i64 - bi[2] as i64;
-                        let last = (u[2] + h).floor() as i64 - bi[2] as i64;
-                        (first.max(-rz), last.min(rz))
+                        let (below, above) = gaps[2].split_at(rz as usize);
+                        let far = |g: &[f64]| g.iter().map(|&g| i64::from(g > h2)).sum::<i64>();
+                        (-rz + far(below), rz - far(&above[1..]))
                     }
-                    _ => (-rz, rz),
+                    None => (-rz, rz),
                 };
                 let mut oz = z_first;
                 while oz <= z_last {
@@ -247,8 +353,8 @@ impl Bins {
                         z_hi += 1;
                         oz += 1;
                     }
-                    if out.len() > limit {
-                        return examined;
+                    if held > limit {
+                        return Some(examined);
                     }
                     // A half list skips the bins at either end of the run
                     // whose atoms all come before the centre (atoms are in
@@ -290,19 +396,11 @@ impl Bins {
                         near[n_near] = k as u32;
                         n_near += usize::from((r2 < search2) & (j >= first));
                     }
-                    for &k in &near[..n_near] {
-                        let t = lo + k as usize;
-                        let (j, kj) = (self.atoms[t], self.sorted_wraps[t]);
-                        let s = [sx - kj[0] + ki[0], sy - kj[1] + ki[1], sz - kj[2] + ki[2]];
-                        // `j != i` is almost always true (predictable); the self-image test is rare.
-                        if j != i || keep(kind, i, j, s) {
-                            out.push((j, s));
-                        }
-                    }
+                    held = visit([sx, sy, sz], lo, &near[..n_near])?;
                 }
             }
         }
-        examined
+        Some(examined)
     }
 
     /// The bin `offset` away from bin `b` along `axis`, and the lattice shift
@@ -332,15 +430,44 @@ impl Bins {
     }
 }
 
-/// Buffers of [`Bins::cell_candidates`], reused between centres.
+/// Buffers of [`Bins::cell_candidates`] and [`Bins::cell_keys`], reused
+/// between centres.
 #[derive(Debug, Clone, Default)]
 pub(super) struct CellScratch {
     /// The candidates found: (neighbour, shift).
     pub(super) found: Vec<(usize, [i32; 3])>,
+    /// Or their sort keys.
+    pub(super) keys: Vec<u64>,
+    /// Each atom's wrap as an offset into the shift grid, in bin order.
+    offsets: Vec<i64>,
+    /// The scan's.
+    run: RunScratch,
+}
+
+/// Buffers of [`Bins::scan`].
+#[derive(Debug, Clone, Default)]
+struct RunScratch {
     /// Squared distances of one run of bins.
     r2: Vec<f64>,
     /// Which atoms of the run are within reach (offsets into it).
     near: Vec<u32>,
+    /// Per axis, the squared gaps from the centre to the slabs of bins
+    /// within reach (diagonal cells).
+    gaps: [Vec<f64>; 3],
+}
+
+/// A box of lattice shifts, each numbered by its index in the box
+/// (lexicographic in the shift): the grid of a compact list's shift numbers.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ShiftGrid {
+    /// The lowest shift.
+    pub(super) lo: [i32; 3],
+    /// Shifts along each axis (0: no grid).
+    pub(super) span: [usize; 3],
+    /// Index steps along each axis.
+    pub(super) stride: [i64; 3],
+    /// The lowest and highest of the atoms' wraps.
+    pub(super) wraps: ([i32; 3], [i32; 3]),
 }
 
 /// Number of bins of at least `width` across `span` (at least 1).

@@ -2,7 +2,7 @@
 //! arithmetic every search shares (the exact pair vector, which pairs a list
 //! keeps, the order key).
 
-use super::bins::{Bins, CellScratch};
+use super::bins::{Bins, CellScratch, ShiftGrid};
 use super::images::NearImages;
 use super::pair_search::pair_search;
 use super::{CANDIDATES_PER_PAIR, ListKind, MARGIN, NeighbourError, max_pairs, pair_vector};
@@ -20,10 +20,9 @@ pub struct NeighbourList {
     first: Vec<usize>,
     pub(super) pairs: Pairs,
     bins: Bins,
-    /// One centre's candidates before sorting, in `scratch.found`.
+    /// One centre's candidates before sorting, in `scratch.found` (or
+    /// their order keys in `scratch.keys`).
     scratch: CellScratch,
-    /// Their order keys.
-    keys: Vec<u64>,
     /// One centre's candidates in the pair search.
     candidates: Vec<Candidate>,
     /// Candidate pairs whose distance the last build evaluated.
@@ -54,7 +53,6 @@ impl NeighbourList {
             pairs: Pairs::default(),
             bins: Bins::default(),
             scratch: CellScratch::default(),
-            keys: Vec::new(),
             candidates: Vec::new(),
             examined: 0,
             search: None,
@@ -140,9 +138,20 @@ impl NeighbourList {
         // Within one cell width along every periodic axis, each neighbour has
         // at most three images per axis: a table of them beats ranges.
         let near = NearImages::new(bins, cell);
-        if self.pairs.compact {
+        // A compact list with a grid of shift numbers takes each centre's
+        // candidates as sort keys holding the shift's place in the grid.
+        let keyed = if self.pairs.compact {
             self.pairs.start_compact(n, bins, cell);
-        }
+            let grid = self.pairs.numbers.shape;
+            // Grid indices within the 32 bits of a key.
+            let cells = grid.span.iter().product::<usize>();
+            (cells > 0 && u32::try_from(cells).is_ok()).then(|| {
+                bins.wrap_offsets(&grid, &mut self.scratch);
+                grid
+            })
+        } else {
+            None
+        };
         for i in 0..n {
             if by_pairs {
                 // Candidates come in canonical order: no sorting.
@@ -162,6 +171,19 @@ impl NeighbourList {
                 continue;
             }
             let room = limit - self.pairs.len();
+            let by_grid =
+                keyed.and_then(|grid| bins.cell_keys(cell, self.kind, i, search2, room, &grid, &mut self.scratch));
+            if let Some(examined) = by_grid {
+                self.examined += examined;
+                let keys = &mut self.scratch.keys;
+                if self.pairs.len() + keys.len() > limit {
+                    return Err(too_many);
+                }
+                keys.sort_unstable();
+                self.pairs.extend_keyed(keys);
+                self.first[i + 1] = self.pairs.len();
+                continue;
+            }
             self.examined += bins.cell_candidates(cell, self.kind, i, search2, room, &mut self.scratch);
             let found = &mut self.scratch.found;
             if self.pairs.len() + found.len() > limit {
@@ -169,15 +191,16 @@ impl NeighbourList {
             }
             // Canonical order: by neighbour, then shift; sorting 8-byte keys
             // when every candidate has one.
-            self.keys.clear();
-            self.keys.extend(found.iter().map(|&(j, s)| order_key(j, s)));
-            let by_keys = self.keys.iter().all(|&k| k != u64::MAX);
+            let keys = &mut self.scratch.keys;
+            keys.clear();
+            keys.extend(found.iter().map(|&(j, s)| order_key(j, s)));
+            let by_keys = keys.iter().all(|&k| k != u64::MAX);
             if by_keys {
-                self.keys.sort_unstable();
+                keys.sort_unstable();
             } else {
                 found.sort_unstable();
             }
-            let keys = &self.keys;
+            let keys = &*keys;
             let in_order = |t: usize| if by_keys { from_order_key(keys[t]) } else { found[t] };
             if self.pairs.compact {
                 // Kept as found, within the search radius (a hair beyond
@@ -330,6 +353,16 @@ impl Pairs {
         self.distances.truncate(k);
     }
 
+    /// Appends pairs to a compact list from keys of [`Bins::cell_keys`], as
+    /// they are: the neighbour above 32 bits, the shift's index in the grid
+    /// of shift numbers below.
+    fn extend_keyed(&mut self, keys: &[u64]) {
+        let Pairs { indices, shift_table, numbers, .. } = self;
+        for &key in keys {
+            indices.push((key >> 32) as u32, numbers.number_at(key as u32 as usize, shift_table));
+        }
+    }
+
     /// Appends pairs (neighbour, shift) to a compact list as they are.
     fn extend_compact(&mut self, pairs: impl Iterator<Item = (usize, [i32; 3])>) {
         let Pairs { indices, shift_table, numbers, .. } = self;
@@ -400,7 +433,7 @@ impl CompactPairs {
     }
 
     /// Appends a pair.
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, j: u32, s: u32) {
         match self.bits {
             Some(bits) if s >> bits == 0 => self.packed.push((j << bits) | s),
@@ -413,6 +446,8 @@ impl CompactPairs {
     }
 
     /// From packed to pairs (a shift number past the bits).
+    #[cold]
+    #[inline(never)]
     fn widen(&mut self) {
         if let Some(bits) = self.bits.take() {
             let mask = (1u32 << bits) - 1;
@@ -479,9 +514,8 @@ pub(super) fn pairs_lower_bound(rows: &[[f64; 3]; 3], pbc: [bool; 3], n: usize, 
 struct ShiftNumbers {
     /// The cell, open rows zeroed.
     rows: [[f64; 3]; 3],
-    /// The grid's lowest corner and size.
-    lo: [i32; 3],
-    span: [usize; 3],
+    /// The grid's box of shifts (its slot for a shift is its index in it).
+    shape: ShiftGrid,
     grid: Vec<u32>,
     map: HashMap<[i32; 3], u32>,
 }
@@ -501,20 +535,23 @@ impl ShiftNumbers {
                 hi[k] = hi[k].max(w[k]);
             }
         }
+        let shape = &mut self.shape;
+        shape.wraps = (lo, hi);
         let span: [u64; 3] = std::array::from_fn(|k| {
             let image = if bins.periodic[k] {
                 (bins.extent[k].min(1e6).ceil() as i64).max(bins.reach[k] / bins.count[k].max(1) as i64) + 1
             } else {
                 0
             };
-            self.lo[k] = (-image - i64::from(hi[k]) + i64::from(lo[k])).clamp(i64::from(i32::MIN), 0) as i32;
+            shape.lo[k] = (-image - i64::from(hi[k]) + i64::from(lo[k])).clamp(i64::from(i32::MIN), 0) as i32;
             (2 * (image + i64::from(hi[k]) - i64::from(lo[k])) + 1) as u64
         });
         let cells =
             span.iter().try_fold(1u64, |a, &s| a.checked_mul(s)).filter(|&c| c <= 4096 + 8 * bins.wraps.len() as u64);
-        self.span = if cells.is_some() { span.map(|s| s as usize) } else { [0; 3] };
+        shape.span = if cells.is_some() { span.map(|s| s as usize) } else { [0; 3] };
+        shape.stride = [(shape.span[1] * shape.span[2]) as i64, shape.span[2] as i64, 1];
         self.grid.clear();
-        self.grid.resize(self.span.iter().product(), u32::MAX);
+        self.grid.resize(shape.span.iter().product(), u32::MAX);
     }
 
     /// The number of shift `s`, appending its vector to `table` when new.
@@ -525,9 +562,10 @@ impl ShiftNumbers {
     /// limit stopped it.
     #[inline]
     fn number(&mut self, s: [i32; 3], table: &mut Vec<[f64; 3]>, kept: bool) -> u32 {
-        let at: [usize; 3] = std::array::from_fn(|k| (i64::from(s[k]) - i64::from(self.lo[k])) as usize);
-        let slot = if (0..3).all(|k| at[k] < self.span[k]) {
-            &mut self.grid[(at[0] * self.span[1] + at[1]) * self.span[2] + at[2]]
+        let (lo, span) = (self.shape.lo, self.shape.span);
+        let at: [usize; 3] = std::array::from_fn(|k| (i64::from(s[k]) - i64::from(lo[k])) as usize);
+        let slot = if (0..3).all(|k| at[k] < span[k]) {
+            &mut self.grid[(at[0] * span[1] + at[1]) * span[2] + at[2]]
         } else if kept {
             self.map.entry(s).or_insert(u32::MAX)
         } else {
@@ -535,6 +573,21 @@ impl ShiftNumbers {
         };
         if *slot == u32::MAX {
             *slot = table.len() as u32;
+            table.push(shift_vector(s, &self.rows));
+        }
+        *slot
+    }
+
+    /// The number of the shift at `index` in the grid (below its size),
+    /// appending its vector to `table` when new.
+    #[inline]
+    fn number_at(&mut self, index: usize, table: &mut Vec<[f64; 3]>) -> u32 {
+        let slot = &mut self.grid[index];
+        if *slot == u32::MAX {
+            *slot = table.len() as u32;
+            let (lo, span) = (self.shape.lo, self.shape.span);
+            let at = [index / (span[1] * span[2]), index / span[2] % span[1], index % span[2]];
+            let s: [i32; 3] = std::array::from_fn(|k| lo[k] + at[k] as i32);
             table.push(shift_vector(s, &self.rows));
         }
         *slot

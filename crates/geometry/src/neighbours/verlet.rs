@@ -195,14 +195,8 @@ impl VerletList {
     /// a branch on each (written, then counted or not).
     fn refresh(&mut self, positions: &[[f64; 3]]) {
         let reach2 = (self.cutoff + self.active.0).powi(2);
-        // Kept at least as long as the outer list (the pairs past the last
-        // centre's end are stale): resizing from the list proper's length
-        // would zero most of it again at every refresh.
         let outer = &self.outer;
-        if self.pairs.len() < outer.pairs.indices.len() {
-            self.pairs.resize(outer.pairs.indices.len(), (0, 0));
-        }
-        let (first, pairs) = (&mut self.first, &mut self.pairs[..]);
+        let (first, pairs) = (&mut self.first, &mut self.pairs);
         match outer.pairs.indices.packed() {
             Some((packed, bits)) => {
                 let mask = (1u32 << bits) - 1;
@@ -278,15 +272,19 @@ impl VerletList {
 }
 
 /// The list proper from the outer pairs `of(i)` of each centre `i`: those
-/// within `reach2` at `positions`, into `pairs` (long enough for all of
-/// them) and `first`, kept in order without a branch on each (written, then
-/// counted or not).
-fn filter<I: Iterator<Item = (u32, u32)>>(
+/// within `reach2` at `positions`, into `pairs` and `first`, kept in order
+/// without a branch on each (written, then counted or not). `pairs` grows
+/// centre by centre to hold every outer pair of the centre at hand (the
+/// pairs past the last centre's end are stale) and is never shrunk: sized
+/// from the list proper rather than the outer list, 2.8 times as long at
+/// 256,000 atoms, it is written (and its memory faulted in) once instead of
+/// zero-filled whole, and not zeroed again at each refresh.
+fn filter<I: ExactSizeIterator<Item = (u32, u32)>>(
     outer: &NeighbourList,
     positions: &[[f64; 3]],
     reach2: f64,
     first: &mut Vec<usize>,
-    pairs: &mut [(u32, u32)],
+    pairs: &mut Vec<(u32, u32)>,
     of: impl Fn(usize) -> I,
 ) {
     let shifts = &outer.pairs.shift_table;
@@ -294,7 +292,11 @@ fn filter<I: Iterator<Item = (u32, u32)>>(
     first.push(0);
     let mut k = 0;
     for (i, pi) in positions.iter().enumerate() {
-        for (j, s) in of(i) {
+        let centre = of(i);
+        if pairs.len() < k + centre.len() {
+            pairs.resize(k + centre.len(), (0, 0));
+        }
+        for (j, s) in centre {
             let d = pair_vector(pi, &positions[j as usize], &shifts[s as usize]);
             pairs[k] = (j, s);
             k += usize::from(norm2(d) < reach2);
