@@ -86,22 +86,30 @@ impl State {
     /// `p += h F`.
     fn kick(&mut self, h: f64) {
         for (p, f) in self.momenta.iter_mut().zip(&self.results.forces) {
-            for k in 0..3 {
-                p[k] += h * f[k];
-            }
+            kick_atom(p, f, h);
         }
     }
 
     /// `x += (dt p) / m`, failing when a position becomes non-finite.
     fn drift(&mut self, dt: f64) -> Result<(), StepError> {
-        let mut sum = 0.0;
-        for ((x, p), m) in self.atoms.positions.iter_mut().zip(&self.momenta).zip(&self.masses) {
-            for k in 0..3 {
-                x[k] += dt * p[k] / m;
-                sum += x[k];
-            }
+        let mut finite = true;
+        for ((x, p), &m) in self.atoms.positions.iter_mut().zip(&self.momenta).zip(&self.masses) {
+            finite &= drift_atom(x, p, m, dt);
         }
-        if sum.is_finite() { Ok(()) } else { Err(StepError::NonFinite("positions")) }
+        if finite { Ok(()) } else { Err(StepError::NonFinite("positions")) }
+    }
+
+    /// [`State::kick`] by `h` then [`State::drift`] by `dt`, atom by atom in
+    /// one pass (velocity Verlet's first half; the same arithmetic as the
+    /// two passes, with the momenta read once).
+    fn kick_drift(&mut self, h: f64, dt: f64) -> Result<(), StepError> {
+        let mut finite = true;
+        let atoms = self.atoms.positions.iter_mut().zip(&mut self.momenta);
+        for ((x, p), (&m, f)) in atoms.zip(self.masses.iter().zip(&self.results.forces)) {
+            kick_atom(p, f, h);
+            finite &= drift_atom(x, p, m, dt);
+        }
+        if finite { Ok(()) } else { Err(StepError::NonFinite("positions")) }
     }
 
     /// Subtracts the plain mean momentum (ASE's Berendsen `fixcm`, not mass-weighted).
@@ -180,6 +188,24 @@ impl State {
             }
         }
     }
+}
+
+/// One atom's `p += h F`.
+#[inline(always)]
+fn kick_atom(p: &mut [f64; 3], f: &[f64; 3], h: f64) {
+    for k in 0..3 {
+        p[k] += h * f[k];
+    }
+}
+
+/// One atom's `x += (dt p) / m`; whether the position is still finite
+/// (tested per coordinate, without a sum whose additions would chain).
+#[inline(always)]
+fn drift_atom(x: &mut [f64; 3], p: &[f64; 3], m: f64, dt: f64) -> bool {
+    for k in 0..3 {
+        x[k] += dt * p[k] / m;
+    }
+    x[0].is_finite() & x[1].is_finite() & x[2].is_finite()
 }
 
 /// Langevin coefficients (ASE's `Langevin.updatevars`); `c3`, `c5` per atom.
@@ -268,8 +294,7 @@ impl Propagator {
     ) -> Result<(), StepError> {
         match self {
             Propagator::VelocityVerlet => {
-                state.kick(0.5 * dt);
-                state.drift(dt)?;
+                state.kick_drift(0.5 * dt, dt)?;
                 state.compute(calc, request)?;
                 state.kick(0.5 * dt);
             }
