@@ -331,7 +331,7 @@ pub fn execute_chunk(op: &dyn Operation, ctx: &mut WorkerContext, mut task: Chun
 
 /// [`execute_chunk`] on a reused item buffer (in-process backends), encoding
 /// the results with `encoder` when there is one, into `bytes` (a spent
-/// buffer handed back by [`Pool::recycle_bytes`], or a new one). The texts
+/// buffer handed back by [`Pool::recycle_bytes`](backend::Pool::recycle_bytes), or a new one). The texts
 /// of parsed frames go to `texts`, for the thread that read them to free.
 fn run_items(
     op: &dyn Operation,
